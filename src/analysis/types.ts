@@ -1,0 +1,82 @@
+/**
+ * The analysis contract: what the graph says about each initializer, and the sites the passes rewrite.
+ * Produced by `analyzeModel` (src/analysis/index.ts), consumed by the planner and passes.
+ */
+
+/** Parameter roles (DESIGN.md "Semantics"). */
+export type Role =
+  | 'embedding'
+  | 'position_embedding'
+  | 'hidden'
+  | 'readout'
+  | 'bias'
+  | 'norm_scale'
+  | 'norm_bias'
+  /** Not a trained parameter: causal-mask buffers, rotary tables, shape constants, integer tensors. */
+  | 'buffer'
+  | 'unknown';
+
+export const ROLES: readonly Role[] = [
+  'embedding', 'position_embedding', 'hidden', 'readout', 'bias', 'norm_scale', 'norm_bias', 'buffer', 'unknown',
+];
+
+export interface ParamInfo {
+  /** Initializer name in the main graph. */
+  name: string;
+  role: Role;
+  /** One line: why this role (e.g. "data input of Gather node /wte/Gather feeding the residual stream"). */
+  reason: string;
+  shape: number[];
+  dataType: number;
+  elements: number;
+  /** For weights: number of inputs each output unit sums over, and number of output units. */
+  fanIn?: number;
+  fanOut?: number;
+  /** Axis of the stored tensor that runs over inputs (fan-in) and over outputs; used by per-row and N:M masks. */
+  inputAxis?: number;
+  outputAxis?: number;
+  /** Transformer layer index when known (from names or graph position). */
+  layer?: number;
+  /** A hidden weight whose output is added into the residual stream (attention out-proj, MLP down-proj). */
+  residualOutput?: boolean;
+  /** Tie: this tensor is the same as / a transposed copy of another parameter. */
+  tiedWith?: string;
+  tie?: 'identity' | 'value' | 'value-transposed';
+  /** Nodes (name or op#index) that consume it, for the report. */
+  consumers: string[];
+}
+
+/** Where the attention-logit scale 1/√d_head is applied. */
+export interface AttentionSite {
+  kind: 'div-after-qk' | 'mul-after-qk' | 'split-qk' | 'scale-attribute' | 'runtime-sqrt';
+  /** Nodes whose constant or attribute carries the scale. */
+  nodes: string[];
+  /** Constant inputs (initializer or Constant output) holding the scale, when there is one. */
+  constants: string[];
+  /** The scale the site applies now (e.g. 0.125 for 1/√64), as a multiplier on QKᵀ. */
+  currentScale: number;
+  dHead: number;
+  layer?: number;
+  reason: string;
+}
+
+export interface BlockOutput {
+  /** Value name of the block's output (what coord-check records). */
+  value: string;
+  kind: 'embedding' | 'attention' | 'mlp' | 'attention_logits' | 'output_logits';
+  layer?: number;
+}
+
+export interface Analysis {
+  params: ParamInfo[];
+  attention: AttentionSite[];
+  /** The graph output carrying the logits, and the readout weight producing them. */
+  logits?: { output: string; node: string; readout?: string };
+  /** Values right after each embedding lookup (where α_input multiplies). */
+  embeddingOutputs: { param: string; value: string }[];
+  blocks: BlockOutput[];
+  dModel?: number;
+  dHead?: number;
+  nLayers?: number;
+  warnings: string[];
+}

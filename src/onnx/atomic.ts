@@ -1,0 +1,85 @@
+/**
+ * Atomic file output: write to a temp file in the target folder, fsync, rename over the target.
+ * Temp files still open when the process is interrupted are removed by the exit handler.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ExitCode, UserInputError } from '../errors.js';
+
+const pendingTemps = new Set<string>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', removePendingTemps);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      removePendingTemps();
+      process.exit(ExitCode.interrupted);
+    });
+  }
+}
+
+function removePendingTemps(): void {
+  for (const t of pendingTemps) {
+    try {
+      fs.rmSync(t, { force: true });
+    } catch {
+      /* best effort on exit */
+    }
+  }
+  pendingTemps.clear();
+}
+
+/** A temp path beside `target`, registered for removal on interrupt. */
+export function tempPathFor(target: string): string {
+  installHandlers();
+  const t = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
+  pendingTemps.add(t);
+  return t;
+}
+
+/** Moves a finished temp file into place. */
+export function commitTemp(temp: string, target: string): void {
+  fs.renameSync(temp, target);
+  pendingTemps.delete(temp);
+}
+
+export function discardTemp(temp: string): void {
+  fs.rmSync(temp, { force: true });
+  pendingTemps.delete(temp);
+}
+
+/** Writes chunks (each < 2 GiB) to `target` atomically. */
+export function writeFileAtomic(target: string, ...chunks: Uint8Array[]): void {
+  const temp = tempPathFor(target);
+  let fd: number;
+  try {
+    fd = fs.openSync(temp, 'w');
+  } catch (e) {
+    pendingTemps.delete(temp);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserInputError(`${target}: cannot write (${code}); check that the folder exists and is writable`, ExitCode.io);
+  }
+  try {
+    for (const c of chunks) writeAll(fd, c);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    discardTemp(temp);
+    throw new UserInputError(`${target}: write failed (${(e as Error).message})`, ExitCode.io);
+  }
+  fs.closeSync(fd);
+  commitTemp(temp, target);
+}
+
+/** Writes a whole buffer in ≤ 1 GiB pieces (a single write is capped at 2^31−1 bytes). */
+export function writeAll(fd: number, data: Uint8Array, position?: number): void {
+  const step = 1 << 30;
+  let off = 0;
+  while (off < data.byteLength) {
+    const n = fs.writeSync(fd, data, off, Math.min(step, data.byteLength - off), position === undefined ? null : position + off);
+    off += n;
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Lossless ModelProto reader/writer on onnx-buf (ONNX 1.20 schema, @bufbuild/protobuf runtime).
+ * Unknown fields are kept on read and re-emitted on write, so fields newer than the schema survive.
+ * Byte fields decode as views into the file buffer: copy before reinterpreting (see tensor.ts).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { ModelProtoSchema, type ModelProto } from 'onnx-buf';
+import { ExitCode, UserInputError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
+import { externalizeForWrite, type ExternalDataMode } from './external.js';
+
+/** Highest IR version onnxruntime-node 1.30 loads (measured, shared/notes/deps.md). */
+export const MAX_IR_VERSION = 13;
+/** Highest ai.onnx opset onnxruntime-node 1.30 loads. */
+export const MAX_AI_ONNX_OPSET = 26;
+/** A single protobuf message cannot exceed 2 GiB; stay under it with margin. */
+export const DEFAULT_EXTERNAL_THRESHOLD = 1.8 * 1024 ** 3;
+
+export interface LoadedModel {
+  model: ModelProto;
+  /** Absolute path of the model file. */
+  path: string;
+  /** Folder that external-data locations resolve against. */
+  baseDir: string;
+  fileBytes: number;
+}
+
+/** Decodes and validates ModelProto bytes; `label` names the source in errors. */
+export function decodeModel(bytes: Uint8Array, label: string): ModelProto {
+  if (bytes.byteLength === 0) {
+    throw new UserInputError(`${label}: file is empty; expected an ONNX model (.onnx protobuf)`);
+  }
+  const head = bytes[0];
+  if (head === 0x7b || head === 0x5b) {
+    throw new UserInputError(`${label}: looks like JSON, not an ONNX protobuf; pass the .onnx file itself`);
+  }
+  let model: ModelProto;
+  try {
+    model = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true });
+  } catch (e) {
+    throw new UserInputError(
+      `${label}: not a valid ONNX protobuf (${(e as Error).message}); the file may be truncated or not an ONNX model`,
+    );
+  }
+  validateModel(model, label);
+  return model;
+}
+
+function validateModel(model: ModelProto, label: string): void {
+  if (!model.graph) {
+    throw new UserInputError(`${label}: no graph in the file; it is not an ONNX model (truncated, or another format)`);
+  }
+  const ir = Number(model.irVersion);
+  if (ir <= 0) throw new UserInputError(`${label}: ir_version is missing; re-export the model with a current exporter`);
+  if (ir > MAX_IR_VERSION) {
+    throw new UserInputError(
+      `${label}: IR version ${ir} is newer than the supported ${MAX_IR_VERSION}; re-export with an older IR version`,
+      ExitCode.unsupported,
+    );
+  }
+  if (model.opsetImport.length === 0) {
+    throw new UserInputError(`${label}: opset_import is empty; the model does not say which operator set it uses`);
+  }
+}
+
+/** Reads and validates a model file. Never modifies it. */
+export function readModel(file: string): LoadedModel {
+  const abs = path.resolve(file);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const what = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot stat (${code})`;
+    throw new UserInputError(`${file}: ${what}; check the path`, ExitCode.io);
+  }
+  if (stat.isDirectory()) throw new UserInputError(`${file}: is a directory; pass the .onnx file inside it`);
+  if (stat.size >= 2 ** 31) {
+    throw new UserInputError(`${file}: ${stat.size} bytes exceeds the 2 GiB protobuf limit; use external data`, ExitCode.unsupported);
+  }
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserInputError(`${file}: cannot read (${code ?? (e as Error).message}); check permissions`, ExitCode.io);
+  }
+  // Decode from a plain Uint8Array view so that byte-field `.slice()` copies instead of aliasing a Buffer pool.
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  const model = decodeModel(bytes, file);
+  return { model, path: abs, baseDir: path.dirname(abs), fileBytes: stat.size };
+}
+
+export function encodeModel(model: ModelProto): Uint8Array {
+  return toBinary(ModelProtoSchema, model, { writeUnknownFields: true });
+}
+
+export interface WriteOptions {
+  /** `auto` (default): external data when the model would exceed `externalThreshold` bytes. */
+  externalData?: ExternalDataMode;
+  externalThreshold?: number;
+  /** Data file name, relative to the model's folder (default `<model file>.data`). */
+  dataFile?: string;
+  /** Folder the model's existing external data resolves against (the source model's folder). */
+  sourceBaseDir?: string;
+}
+
+export interface WrittenFiles {
+  model: string;
+  data?: string;
+  bytes: number;
+}
+
+/**
+ * Writes `model` to `file` atomically (temp file + rename). Tensors stored externally in the source are
+ * re-homed: inlined, or copied into the new data file beside the output. The input object is not mutated.
+ */
+export function writeModel(model: ModelProto, file: string, opts: WriteOptions = {}): WrittenFiles {
+  const abs = path.resolve(file);
+  const dir = path.dirname(abs);
+  const plan = externalizeForWrite(model, {
+    mode: opts.externalData ?? 'auto',
+    threshold: opts.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD,
+    dataFile: opts.dataFile ?? `${path.basename(abs)}.data`,
+    outDir: dir,
+    sourceBaseDir: opts.sourceBaseDir ?? dir,
+  });
+  try {
+    const bytes = encodeModel(plan.model);
+    if (bytes.byteLength >= 2 ** 31) {
+      throw new UserInputError(`${file}: encoded model is over 2 GiB; write with --external-data`, ExitCode.unsupported);
+    }
+    writeFileAtomic(abs, bytes);
+    if (plan.commitData) plan.commitData();
+    return { model: abs, data: plan.dataPath, bytes: bytes.byteLength };
+  } finally {
+    plan.cleanup();
+  }
+}
