@@ -1,0 +1,177 @@
+/**
+ * Coordinate check (microsoft/mup `coord_check.py`; SµPar paper §3.4, Fig. 5): for each rule set and
+ * density, train a few steps on a fixed batch with the same seed and record, per block (attention and MLP
+ * block outputs, attention logits, output logits), the mean |activation| of the forward pass of every
+ * step t (t = 0 is at init). Under SµPar the curves are flat across density; under SP and µP the hidden
+ * activations shrink as density falls. Verdict per block: the max/min ratio across densities, taken at
+ * the worst step.
+ */
+import type { BlockOutput } from '../analysis/types.js';
+import type { FigureSpec, Series } from './plot.js';
+import type { Progress, TrainRun } from './run-types.js';
+import { fmtDensity } from './sweep.js';
+
+export interface CoordCheckOptions {
+  rules: string[];
+  densities: number[];
+  steps: number;
+  lr: number;
+  seed: number;
+  /** A block passes when its max/min ratio across densities stays ≤ this at every step. */
+  threshold: number;
+}
+
+export interface CoordRecord {
+  rules: string;
+  density: number;
+  step: number;
+  /** Block output value name. */
+  block: string;
+  kind: BlockOutput['kind'];
+  layer: number | null;
+  meanAbs: number;
+}
+
+export interface CoordVerdict {
+  rules: string;
+  block: string;
+  kind: BlockOutput['kind'];
+  layer: number | null;
+  /** max over steps of (max over densities / min over densities) of mean |activation|; Infinity if any value is 0 or non-finite. */
+  maxRatio: number;
+  worstStep: number;
+  pass: boolean;
+}
+
+export interface CoordCheckResult {
+  format: 'supar-coord-check/1';
+  options: CoordCheckOptions;
+  records: CoordRecord[];
+  verdicts: CoordVerdict[];
+  /** Training losses per (rules, density), for reference. */
+  losses: { rules: string; density: number; losses: number[] }[];
+}
+
+/** The kinds mup's coord check plots (embedding outputs are recorded by the analysis but not judged). */
+export const COORD_KINDS: BlockOutput['kind'][] = ['attention', 'mlp', 'attention_logits', 'output_logits'];
+
+/** Runs every (rule set, density) with the same seed and LR and collects the per-step block statistics. */
+export async function runCoordCheck(opts: CoordCheckOptions, train: TrainRun, progress: Progress = () => {}): Promise<CoordCheckResult> {
+  const records: CoordRecord[] = [];
+  const losses: CoordCheckResult['losses'] = [];
+  for (const rules of opts.rules) {
+    for (const density of opts.densities) {
+      const run = await train({ rules, density, lr: opts.lr, steps: opts.steps, seed: opts.seed, recordActivations: true });
+      losses.push({ rules, density, losses: run.losses });
+      const blocks = run.blocks.filter((b) => COORD_KINDS.includes(b.kind));
+      run.activations.forEach((perBlock, step) => {
+        for (const b of blocks) {
+          const v = perBlock[b.value];
+          if (v !== undefined) records.push({ rules, density, step, block: b.value, kind: b.kind, layer: b.layer ?? null, meanAbs: v });
+        }
+      });
+      const last = run.losses[run.losses.length - 1];
+      progress(`coord-check ${rules} density ${fmtDensity(density)}: ${run.activations.length} steps, ${blocks.length} blocks, last loss ${last?.toFixed(4)}`);
+    }
+  }
+  return { format: 'supar-coord-check/1', options: opts, records, verdicts: coordVerdicts(records, opts.threshold), losses };
+}
+
+/** Ratio max/min of positive finite values; Infinity when a value is 0 or non-finite. */
+export function spreadRatio(values: number[]): number {
+  if (values.some((v) => !Number.isFinite(v) || v <= 0)) return Infinity;
+  return Math.max(...values) / Math.min(...values);
+}
+
+/** Per (rule set, block): the worst step's max/min ratio of mean |activation| across densities. */
+export function coordVerdicts(records: CoordRecord[], threshold: number): CoordVerdict[] {
+  const groups = new Map<string, CoordRecord[]>();
+  for (const r of records) {
+    const key = `${r.rules}\u0000${r.block}`;
+    const g = groups.get(key);
+    if (g) g.push(r); else groups.set(key, [r]);
+  }
+  const out: CoordVerdict[] = [];
+  for (const recs of groups.values()) {
+    const steps = [...new Set(recs.map((r) => r.step))].sort((a, b) => a - b);
+    let maxRatio = 1;
+    let worstStep = steps[0] ?? 0;
+    for (const t of steps) {
+      const ratio = spreadRatio(recs.filter((r) => r.step === t).map((r) => r.meanAbs));
+      if (ratio > maxRatio || !Number.isFinite(ratio)) { maxRatio = ratio; worstStep = t; }
+      if (!Number.isFinite(ratio)) break;
+    }
+    const r0 = recs[0];
+    out.push({ rules: r0.rules, block: r0.block, kind: r0.kind, layer: r0.layer, maxRatio, worstStep, pass: maxRatio <= threshold });
+  }
+  return out;
+}
+
+export function coordCsv(res: CoordCheckResult): string {
+  const rows = res.records.map((r) => [r.rules, r.density, r.step, csvField(r.block), r.kind, r.layer ?? '', r.meanAbs].join(','));
+  return ['rules,density,step,block,kind,layer,mean_abs', ...rows, ''].join('\n');
+}
+
+function csvField(s: string): string {
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+const KIND_TITLE: Record<string, string> = {
+  attention: 'attention block output', mlp: 'MLP block output', attention_logits: 'attention logits', output_logits: 'output logits',
+};
+
+/**
+ * One figure per rule set (paper Fig. 5): a panel per block kind, x = density (log2), y = mean |activation|
+ * (log10) averaged over the layers of that kind, one line per step.
+ */
+export function coordFigure(res: CoordCheckResult, rules: string): FigureSpec {
+  const recs = res.records.filter((r) => r.rules === rules);
+  const kinds = COORD_KINDS.filter((k) => recs.some((r) => r.kind === k));
+  const steps = [...new Set(recs.map((r) => r.step))].sort((a, b) => a - b);
+  const panels = kinds.map((kind) => ({
+    title: KIND_TITLE[kind] ?? kind,
+    x: { label: 'density', scale: 'log2' as const },
+    y: { label: 'mean |activation|', scale: 'log10' as const, ...minimumLogSpan(recs.filter((r) => r.kind === kind).map((r) => r.meanAbs), 8) },
+    series: steps.map((t): Series => ({
+      name: `step ${t}`,
+      color: stepColor(t, steps.length),
+      points: res.options.densities.map((d) => {
+        const vals = recs.filter((r) => r.kind === kind && r.step === t && r.density === d).map((r) => r.meanAbs);
+        return { x: d, y: vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN };
+      }),
+    })),
+  }));
+  return { title: `Coordinate check: ${rules} (mean |activation| per step vs density)`, panels, columns: Math.min(2, kinds.length) };
+}
+
+/**
+ * A y range spanning at least a factor `span` around the data's geometric centre, so that flat curves
+ * look flat (a tightly zoomed log axis would make a ±5 % wobble look like drift).
+ */
+export function minimumLogSpan(values: number[], span: number): { min?: number; max?: number } {
+  const ok = values.filter((v) => Number.isFinite(v) && v > 0);
+  if (!ok.length) return {};
+  const lo = Math.min(...ok);
+  const hi = Math.max(...ok);
+  if (hi / lo >= span) return {};
+  const centre = Math.sqrt(lo * hi);
+  return { min: centre / Math.sqrt(span), max: centre * Math.sqrt(span) };
+}
+
+/** Steps coloured along a sequential ramp (early = light, late = dark), as in the paper's Fig. 5. */
+function stepColor(t: number, n: number): string {
+  const f = n <= 1 ? 1 : t / (n - 1);
+  const c = (a: number, b: number): number => Math.round(a + (b - a) * f);
+  return `rgb(${c(158, 8)},${c(202, 48)},${c(225, 107)})`;
+}
+
+/** Human verdict lines: one per (rule set, block), e.g. "supar  layer 0 attention  max/min 1.12 (step 3)  ok". */
+export function verdictLines(res: CoordCheckResult): string[] {
+  const lines: string[] = [];
+  for (const v of res.verdicts) {
+    const ratio = Number.isFinite(v.maxRatio) ? v.maxRatio.toFixed(3) : 'inf';
+    const layer = v.layer === null ? '' : `layer ${v.layer} `;
+    lines.push(`${v.rules.padEnd(6)} ${(layer + v.kind).padEnd(28)} max/min across densities ${ratio.padStart(7)} (worst at step ${v.worstStep})  ${v.pass ? 'flat' : 'DRIFTS'}  [${v.block}]`);
+  }
+  return lines;
+}

@@ -1,0 +1,39 @@
+/**
+ * What the experiment orchestration (coord check, LR sweep) needs from training: one run of `steps`
+ * optimizer steps of a transformed model on a fixed data stream. The real implementation is
+ * `makeOnnxTrainRun` (train-run.ts: transform → train-step graph → onnxruntime); tests pass fakes.
+ */
+import type { BlockOutput } from '../analysis/types.js';
+
+export interface RunConfig {
+  /** Rule set id or path (sp, mup, supar, ...). */
+  rules: string;
+  density: number;
+  /** Base learning rate η (group multipliers from the rules apply on top). */
+  lr: number;
+  steps: number;
+  seed: number;
+  /** Record the block outputs' mean |activation| at every step (coord check). */
+  recordActivations: boolean;
+}
+
+export interface RunResult {
+  /** Training loss of each step (forward pass before that step's update); NaN/±Inf kept as they came. */
+  losses: number[];
+  /** Per step: block output value name → mean |activation| in that step's forward pass (step 0 = at init). */
+  activations: Record<string, number>[];
+  /** The blocks the activations refer to (from the analysis of the transformed model). */
+  blocks: BlockOutput[];
+}
+
+export type TrainRun = (cfg: RunConfig) => Promise<RunResult>;
+
+/** Progress lines go to a sink the caller chooses (stderr in the CLI, nothing in tests). */
+export type Progress = (line: string) => void;
+
+/** Mean of |x| over a tensor's elements (mup's `l1` coordinate statistic). */
+export function meanAbs(data: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < data.length; i++) s += Math.abs(data[i]);
+  return data.length ? s / data.length : NaN;
+}

@@ -1,0 +1,212 @@
+/**
+ * LR sweep across densities (paper Fig. 1 / Fig. 6): train every (rule set, density, base LR), take the
+ * final loss (mean of the last k steps), find the loss-optimal LR per density, and show how far the
+ * optimum moves across densities in grid steps. Under SµPar it should stay put (≤ 1 step of ×2);
+ * under SP it drifts. Diverged runs (a non-finite loss) are recorded as such, never dropped.
+ */
+import { UsageError } from '../errors.js';
+import type { FigureSpec, Series } from './plot.js';
+import { PALETTE } from './plot.js';
+import type { Progress, TrainRun } from './run-types.js';
+
+export interface SweepOptions {
+  rules: string[];
+  densities: number[];
+  lrs: number[];
+  steps: number;
+  seed: number;
+  /** Final loss = mean of the last k steps' losses. */
+  lastK: number;
+}
+
+export interface SweepPoint {
+  rules: string;
+  density: number;
+  lr: number;
+  log2Lr: number;
+  status: 'ok' | 'diverged';
+  /** Mean of the last k losses; null when diverged. */
+  finalLoss: number | null;
+  /** First step whose loss was not finite (diverged runs). */
+  divergedAtStep: number | null;
+  losses: number[];
+}
+
+export interface SweepOptimum {
+  rules: string;
+  density: number;
+  /** null when every LR diverged at this density. */
+  lr: number | null;
+  log2Lr: number | null;
+  finalLoss: number | null;
+  /** Whether the optimum sits on the grid's edge (the true optimum may lie outside the grid). */
+  atEdge: boolean;
+}
+
+export interface SweepResult {
+  format: 'supar-sweep/1';
+  options: SweepOptions;
+  points: SweepPoint[];
+  optima: SweepOptimum[];
+  /** Per rule set: max − min of log2(optimal LR) across densities (in units of ×2), null if undefined. */
+  optimumSpreadLog2: Record<string, number | null>;
+}
+
+const POW2 = /^2\^(-?\d+(?:\.\d+)?)$/;
+
+/** A number written as `2^-5`, `0.001` or `1e-3`. */
+export function parseLrValue(text: string, flag = '--lrs'): number {
+  const t = text.trim();
+  const m = POW2.exec(t);
+  const v = m ? 2 ** Number(m[1]) : Number(t);
+  if (!Number.isFinite(v) || v <= 0 || t === '') throw new UsageError(`${flag}: '${text}' is not a positive number (write e.g. 2^-7, 0.004 or 1e-3)`);
+  return v;
+}
+
+/**
+ * LR grid: `2^-12:2^-4` (every power of two between, log2 step 1), `2^-12:2^-4:0.5` (log2 step 0.5),
+ * or a comma list `1e-3,2^-8,0.01`. Returned ascending, duplicates removed.
+ */
+export function parseLrGrid(spec: string): number[] {
+  if (spec.includes(':')) {
+    const parts = spec.split(':');
+    if (parts.length < 2 || parts.length > 3) throw new UsageError(`--lrs: '${spec}' is not a range; write LO:HI or LO:HI:LOG2STEP, e.g. 2^-12:2^-4`);
+    const lo = Math.log2(parseLrValue(parts[0]));
+    const hi = Math.log2(parseLrValue(parts[1]));
+    const step = parts.length === 3 ? Number(parts[2]) : 1;
+    if (!(step > 0) || hi < lo) throw new UsageError(`--lrs: '${spec}' needs LO ≤ HI and a positive log2 step`);
+    const n = Math.floor((hi - lo) / step + 1e-9);
+    if (n > 200) throw new UsageError(`--lrs: '${spec}' makes ${n + 1} learning rates; use at most 200`);
+    return Array.from({ length: n + 1 }, (_, i) => 2 ** (lo + i * step));
+  }
+  const values = spec.split(',').map((s) => parseLrValue(s));
+  return [...new Set(values)].sort((a, b) => a - b);
+}
+
+/** Densities: a comma list of numbers in (0, 1], or fractions like 1/16. Order kept, duplicates removed. */
+export function parseDensities(spec: string): number[] {
+  const out: number[] = [];
+  for (const raw of spec.split(',')) {
+    const t = raw.trim();
+    const frac = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(t);
+    const v = frac ? Number(frac[1]) / Number(frac[2]) : Number(t);
+    if (t === '' || !Number.isFinite(v) || v <= 0 || v > 1) throw new UsageError(`--densities: '${raw}' is not a density in (0, 1]; write e.g. 1,0.5,0.25 or 1/16`);
+    if (!out.includes(v)) out.push(v);
+  }
+  return out;
+}
+
+/** Final loss of one run: the mean of its last k losses; a run with any non-finite loss is diverged. */
+export function summarizeLosses(losses: number[], lastK: number): Pick<SweepPoint, 'status' | 'finalLoss' | 'divergedAtStep'> {
+  const bad = losses.findIndex((l) => !Number.isFinite(l));
+  if (bad >= 0 || losses.length === 0) return { status: 'diverged', finalLoss: null, divergedAtStep: bad >= 0 ? bad : null };
+  const tail = losses.slice(-Math.max(1, lastK));
+  return { status: 'ok', finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length, divergedAtStep: null };
+}
+
+/** Loss-optimal LR per (rule set, density) among the runs that did not diverge. */
+export function findOptima(points: SweepPoint[], rules: string[], densities: number[]): SweepOptimum[] {
+  const out: SweepOptimum[] = [];
+  for (const r of rules) {
+    for (const d of densities) {
+      const runs = points.filter((p) => p.rules === r && p.density === d);
+      const lrs = runs.map((p) => p.lr);
+      let best: SweepPoint | undefined;
+      for (const p of runs) if (p.finalLoss !== null && (!best || p.finalLoss < (best.finalLoss as number))) best = p;
+      out.push({
+        rules: r,
+        density: d,
+        lr: best?.lr ?? null,
+        log2Lr: best ? best.log2Lr : null,
+        finalLoss: best?.finalLoss ?? null,
+        atEdge: best !== undefined && (best.lr === Math.min(...lrs) || best.lr === Math.max(...lrs)),
+      });
+    }
+  }
+  return out;
+}
+
+/** max − min of log2(optimal LR) across densities per rule set (in grid steps of ×2). */
+export function optimumSpread(optima: SweepOptimum[], rules: string[]): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const r of rules) {
+    const xs = optima.filter((o) => o.rules === r && o.log2Lr !== null).map((o) => o.log2Lr as number);
+    out[r] = xs.length ? Math.max(...xs) - Math.min(...xs) : null;
+  }
+  return out;
+}
+
+/** Runs the whole grid, in a fixed order (rules, density, LR), with one progress line per run. */
+export async function runSweep(opts: SweepOptions, train: TrainRun, progress: Progress = () => {}): Promise<SweepResult> {
+  const points: SweepPoint[] = [];
+  const total = opts.rules.length * opts.densities.length * opts.lrs.length;
+  for (const rules of opts.rules) {
+    for (const density of opts.densities) {
+      for (const lr of opts.lrs) {
+        const run = await train({ rules, density, lr, steps: opts.steps, seed: opts.seed, recordActivations: false });
+        const point: SweepPoint = { rules, density, lr, log2Lr: Math.log2(lr), ...summarizeLosses(run.losses, opts.lastK), losses: run.losses };
+        points.push(point);
+        const what = point.status === 'ok' ? `final loss ${(point.finalLoss as number).toFixed(4)}` : `DIVERGED at step ${point.divergedAtStep}`;
+        progress(`[${points.length}/${total}] ${rules} density ${fmtDensity(density)} lr 2^${fmtLog2(point.log2Lr)}: ${what}`);
+      }
+    }
+  }
+  const optima = findOptima(points, opts.rules, opts.densities);
+  return { format: 'supar-sweep/1', options: opts, points, optima, optimumSpreadLog2: optimumSpread(optima, opts.rules) };
+}
+
+export function fmtDensity(d: number): string {
+  const inv = 1 / d;
+  return d === 1 ? '1' : Number.isInteger(inv) ? `1/${inv}` : String(Number(d.toPrecision(4)));
+}
+
+export function fmtLog2(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(2);
+}
+
+/** One row per run: rules, density, lr, log2_lr, status, final_loss, diverged_at_step, then loss per step. */
+export function sweepCsv(res: SweepResult): string {
+  const n = Math.max(0, ...res.points.map((p) => p.losses.length));
+  const head = ['rules', 'density', 'lr', 'log2_lr', 'status', 'final_loss', 'diverged_at_step', ...Array.from({ length: n }, (_, i) => `loss_${i}`)];
+  const rows = res.points.map((p) => [p.rules, p.density, p.lr, p.log2Lr, p.status, p.finalLoss ?? '', p.divergedAtStep ?? '', ...p.losses].join(','));
+  return [head.join(','), ...rows, ''].join('\n');
+}
+
+/** Markdown table: optimal LR per density, one column per rule set, and the spread in grid steps. */
+export function optimaMarkdown(res: SweepResult): string {
+  const { rules, densities } = res.options;
+  const cell = (o: SweepOptimum | undefined): string =>
+    !o || o.lr === null ? 'all diverged' : `2^${fmtLog2(o.log2Lr as number)} (loss ${(o.finalLoss as number).toFixed(3)})${o.atEdge ? ' edge' : ''}`;
+  const lines = [`| density | ${rules.map((r) => `${r}: optimal LR`).join(' | ')} |`, `|---|${rules.map(() => '---|').join('')}`];
+  for (const d of densities) lines.push(`| ${fmtDensity(d)} | ${rules.map((r) => cell(res.optima.find((o) => o.rules === r && o.density === d))).join(' | ')} |`);
+  const spread = rules.map((r) => { const s = res.optimumSpreadLog2[r]; return s === null ? 'n/a' : `${fmtLog2(s)} step${s === 1 ? '' : 's'} (×${fmtLog2(2 ** s)})`; });
+  lines.push(`| optimum moves by | ${spread.join(' | ')} |`);
+  return lines.join('\n') + '\n';
+}
+
+/** Plot of final loss against log2 LR: a panel per rule set, a curve per density, optima ringed, diverged runs as crosses. */
+export function sweepFigure(res: SweepResult, title = 'Final training loss vs learning rate'): FigureSpec {
+  const { rules, densities } = res.options;
+  const finals = res.points.filter((p) => p.finalLoss !== null).map((p) => p.finalLoss as number);
+  const firsts = res.points.map((p) => p.losses[0]).filter(Number.isFinite).sort((a, b) => a - b);
+  // Runs that blow up without a NaN would squash the interesting range: cap the axis at 1.25× the initial loss.
+  const cap = firsts.length ? firsts[Math.floor(firsts.length / 2)] * 1.25 : undefined;
+  const yMax = cap !== undefined && finals.some((f) => f > cap) ? cap : undefined;
+  const panels = rules.map((r) => ({
+    title: `${r}`,
+    x: { label: 'base learning rate (log2)', scale: 'log2' as const },
+    y: { label: `final train loss (mean of last ${res.options.lastK} steps)`, scale: 'linear' as const, max: yMax },
+    series: densities.map((d, i): Series => {
+      const pts = res.points.filter((p) => p.rules === r && p.density === d);
+      const opt = res.optima.find((o) => o.rules === r && o.density === d);
+      return {
+        name: `density ${fmtDensity(d)}`,
+        color: PALETTE[i % PALETTE.length],
+        points: pts.map((p) => ({ x: p.lr, y: p.finalLoss ?? NaN })),
+        marks: opt && opt.lr !== null ? [{ x: opt.lr, y: opt.finalLoss as number }] : [],
+        diverged: pts.filter((p) => p.status === 'diverged').map((p) => p.lr),
+      };
+    }),
+  }));
+  return { title, panels, notes: ['ringed dot: optimum', '× at top: diverged'] };
+}
