@@ -32,7 +32,7 @@ export function decodeModel(bytes: Uint8Array, label: string): ModelProto {
   if (bytes.byteLength === 0) {
     throw new UserInputError(`${label}: file is empty; expected an ONNX model (.onnx protobuf)`);
   }
-  const head = bytes[0];
+  const head = bytes[firstNonSpace(bytes)];
   if (head === 0x7b || head === 0x5b) {
     throw new UserInputError(`${label}: looks like JSON, not an ONNX protobuf; pass the .onnx file itself`);
   }
@@ -40,12 +40,34 @@ export function decodeModel(bytes: Uint8Array, label: string): ModelProto {
   try {
     model = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true });
   } catch (e) {
-    throw new UserInputError(
-      `${label}: not a valid ONNX protobuf (${(e as Error).message}); the file may be truncated or not an ONNX model`,
-    );
+    if (looksLikeText(bytes)) throw notOnnxText(label);
+    const why = (e as Error).message.split('\n')[0];
+    throw new UserInputError(`${label}: not a valid ONNX protobuf (${why}); the file may be truncated or not an ONNX model`);
   }
+  if (!model.graph && looksLikeText(bytes)) throw notOnnxText(label);
   validateModel(model, label);
   return model;
+}
+
+function notOnnxText(label: string): UserInputError {
+  return new UserInputError(`${label}: is a text file, not an ONNX protobuf; pass the binary .onnx model`);
+}
+
+function firstNonSpace(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.byteLength && i < 64 && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0xef || bytes[i] === 0xbb || bytes[i] === 0xbf)) i++;
+  return Math.min(i, bytes.byteLength - 1);
+}
+
+/** Printable ASCII/UTF-8 (and tab, newline, CR) in the first 512 bytes. A ModelProto starts with a control byte (tag 0x08). */
+function looksLikeText(bytes: Uint8Array): boolean {
+  const n = Math.min(bytes.byteLength, 512);
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i]!;
+    if (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return false;
+    if (b === 0x7f) return false;
+  }
+  return true;
 }
 
 function validateModel(model: ModelProto, label: string): void {
@@ -73,10 +95,13 @@ export function readModel(file: string): LoadedModel {
     stat = fs.statSync(abs);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const what = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot stat (${code})`;
+    const what = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied'
+      : code === 'ENOTDIR' ? 'a folder in the path is a file' : `cannot stat (${code})`;
     throw new UserInputError(`${file}: ${what}; check the path`, ExitCode.io);
   }
-  if (stat.isDirectory()) throw new UserInputError(`${file}: is a directory; pass the .onnx file inside it`);
+  if (stat.isDirectory()) throw new UserInputError(`${file}: is a directory; pass the .onnx file inside it`, ExitCode.io);
+  // A FIFO or device would block or stream forever: only regular files are models.
+  if (!stat.isFile()) throw new UserInputError(`${file}: is not a regular file; pass an .onnx file`, ExitCode.io);
   if (stat.size >= 2 ** 31) {
     throw new UserInputError(`${file}: ${stat.size} bytes exceeds the 2 GiB protobuf limit; use external data`, ExitCode.unsupported);
   }

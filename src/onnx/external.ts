@@ -32,9 +32,17 @@ export function externalInfo(t: TensorProto): ExternalInfo {
   const kv = new Map(t.externalData.map((e) => [e.key, e.value]));
   const location = kv.get('location');
   if (!location) throw new UserInputError(`tensor '${t.name}': external data has no location; the model is damaged`);
-  const offset = Number(kv.get('offset') ?? 0);
+  const offset = parseByteCount(t, 'offset', kv.get('offset') ?? '0');
   const len = kv.get('length');
-  return { location, offset, length: len === undefined ? undefined : Number(len) };
+  return { location, offset, length: len === undefined ? undefined : parseByteCount(t, 'length', len) };
+}
+
+function parseByteCount(t: TensorProto, key: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
+    throw new UserInputError(`tensor '${t.name}': external data ${key} '${text}' is not a byte count; the model is damaged`);
+  }
+  return n;
 }
 
 /** Resolves an external location inside `baseDir`, refusing absolute paths and `..` escapes. */
@@ -45,7 +53,7 @@ export function resolveExternalPath(t: TensorProto, baseDir: string): string {
   }
   const full = path.resolve(baseDir, location);
   const rel = path.relative(baseDir, full);
-  if (rel.startsWith('..')) {
+  if (rel === '..' || rel.startsWith(`..${path.sep}`)) {
     throw new UserInputError(`tensor '${t.name}': external data location '${location}' escapes the model's folder`);
   }
   return full;
@@ -59,11 +67,7 @@ export function readExternalBytes(t: TensorProto, baseDir: string): Uint8Array {
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserInputError(
-      `tensor '${t.name}': external data file '${path.relative(baseDir, file)}' ${code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`}; keep it beside the model`,
-      code === 'ENOENT' ? ExitCode.badInput : ExitCode.io,
-    );
+    throw unreadableDataError(t, file, baseDir, (e as NodeJS.ErrnoException).code);
   }
   try {
     const out = new Uint8Array(want);
@@ -80,6 +84,42 @@ export function readExternalBytes(t: TensorProto, baseDir: string): Uint8Array {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function unreadableDataError(t: TensorProto, file: string, baseDir: string, code: string | undefined): UserInputError {
+  const what = code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`;
+  return new UserInputError(
+    `tensor '${t.name}': external data file '${path.relative(baseDir, file)}' ${what} in ${baseDir}; keep the data file beside the model`,
+    ExitCode.io,
+  );
+}
+
+/**
+ * Checks every external reference without reading the data: the location stays inside `baseDir`, the
+ * file exists and holds offset+length bytes. Throws the first problem as a one-line UserInputError.
+ */
+export function checkExternalData(model: ModelProto, baseDir: string): void {
+  const sizes = new Map<string, number>();
+  forEachTensor(model, (t) => {
+    if (!isExternal(t)) return;
+    const file = resolveExternalPath(t, baseDir);
+    let size = sizes.get(file);
+    if (size === undefined) {
+      try {
+        const st = fs.statSync(file);
+        if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+        size = st.size;
+      } catch (e) {
+        throw unreadableDataError(t, file, baseDir, (e as NodeJS.ErrnoException).code);
+      }
+      sizes.set(file, size);
+    }
+    const { offset, length } = externalInfo(t);
+    const end = offset + (length ?? tensorDataBytes(t));
+    if (end > size) {
+      throw new UserInputError(`tensor '${t.name}': external data file '${path.relative(baseDir, file)}' has ${size} bytes but the tensor ends at ${end}; it is truncated`);
+    }
+  });
 }
 
 interface Swap {
