@@ -85,3 +85,12 @@ test('a density where every LR diverged has no optimum and says so', async () =>
   fs.writeFileSync(file, figureSvg(sweepFigure(res)));
   assert.equal(findAll(parseXml(fs.readFileSync(file, 'utf8')), byClass('diverged')).length, 2);
 });
+
+test('warmup-decay LR: linear warm-up over 10 % of steps, then linear decay to lr/10 at the last step', async () => {
+  const { lrAt } = await import('../src/experiments/run-types.js');
+  const lrs = Array.from({ length: 20 }, (_, t) => lrAt('warmup-decay', 1, t, 20));
+  assert.deepEqual(lrs.slice(0, 4), [0.5, 1, 1, 1 - 0.9 / 17]);
+  assert.ok(Math.abs(lrs[19] - 0.1) < 1e-12);
+  for (let t = 3; t < 20; t++) assert.ok(lrs[t] < lrs[t - 1]);
+  assert.equal(lrAt('constant', 0.3, 7, 20), 0.3);
+});

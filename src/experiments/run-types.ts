@@ -37,3 +37,18 @@ export function meanAbs(data: ArrayLike<number>): number {
   for (let i = 0; i < data.length; i++) s += Math.abs(data[i]);
   return data.length ? s / data.length : NaN;
 }
+
+export type LrSchedule = 'constant' | 'warmup-decay';
+
+/**
+ * Base LR at step t of n. 'warmup-decay' follows the paper's LR-sweep runs (App. E, Table 4: linear
+ * warm-up, then "10× linear decay"): linear warm-up over the first 10 % of steps (at least one), then a
+ * linear decay to lr/10 at the last step.
+ */
+export function lrAt(schedule: LrSchedule, lr: number, t: number, n: number): number {
+  if (schedule === 'constant') return lr;
+  const warm = Math.max(1, Math.round(n / 10));
+  if (t < warm) return (lr * (t + 1)) / warm;
+  const span = Math.max(1, n - 1 - warm);
+  return lr * (1 - (0.9 * (t - warm)) / span);
+}

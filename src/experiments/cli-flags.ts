@@ -1,0 +1,46 @@
+/** Flags shared by the experiment commands (coord-check, sweep) and their parsing into checked values. */
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+
+export interface CommonTrainFlags {
+  rules: string;
+  densities: string;
+  steps: string;
+  seed: string;
+  batch: string;
+  seq?: string;
+  data?: string;
+  widthMult?: string;
+  out: string;
+}
+
+export function commonTrainOptions(cmd: Command, defaults: { steps: string; out: string }): Command {
+  return cmd
+    .option('--rules <list>', 'rule sets to compare (built-in ids or rule files), comma-separated', 'sp,supar')
+    .option('--densities <list>', 'densities, comma-separated (fractions like 1/16 allowed)', '1,0.5,0.25,0.125,0.0625')
+    .option('--steps <n>', 'optimizer steps per run', defaults.steps)
+    .option('--seed <n>', 'seed for masks, init and data (the same for every run)', '0')
+    .option('--batch <n>', 'sequences per batch', '4')
+    .option('--seq <n>', 'sequence length (default: the model\'s fixed length, else 32)')
+    .option('--data <file>', 'a text file, tokenized as bytes (default: random tokens)')
+    .option('--width-mult <m>', 'width multiplier m_d passed to the transform (default 1)')
+    .option('--out <dir>', 'folder for JSON, CSV and SVG results', defaults.out);
+}
+
+export function positiveInt(text: string, flag: string, allowZero = false): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < (allowZero ? 0 : 1)) throw new UsageError(`${flag}: '${text}' is not a ${allowZero ? 'non-negative' : 'positive'} integer`);
+  return v;
+}
+
+export function positiveNumber(text: string, flag: string): number {
+  const v = Number(text);
+  if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${flag}: '${text}' is not a positive number`);
+  return v;
+}
+
+export function parseRulesList(text: string): string[] {
+  const list = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!list.length) throw new UsageError(`--rules: '${text}' names no rule set; write e.g. sp,supar`);
+  return [...new Set(list)];
+}
