@@ -1,0 +1,157 @@
+/**
+ * `supar-transform train model.supar.onnx`: builds the train-step graph (autodiff + AdamW/SGD with the
+ * model's LR groups) and runs it with onnxruntime-node; logs the loss, saves the trained model.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import type { CliContext } from './main.js';
+import { ExitCode, UsageError, UserInputError } from '../errors.js';
+import { readModel } from '../onnx/codec.js';
+import { openBatchSource } from '../train/data.js';
+import { findValueShape } from '../train/graph-util.js';
+import { formatKernelReport } from '../train/kernels.js';
+import { createTrainer, feedsForBatch, findTokenInput, type EpChoice } from '../train/runner.js';
+import { buildTrainStep, type TrainIO } from '../train/train-step.js';
+import { LR_GROUPS_FORMAT, type LrGroupsFile } from '../train/types.js';
+import type { ModelProto } from 'onnx-buf';
+
+interface TrainFlags {
+  steps: string; lr: string; batch: string; seq?: string; data: string; optimizer: string; ep: string; seed: string;
+  log?: string; save?: string; lrGroups?: string; loss: string; logits?: string; threads?: string;
+  beta1: string; beta2: string; eps: string; weightDecay: string; momentum: string;
+}
+
+export function register(program: Command, _ctx: CliContext): void {
+  program
+    .command('train <model>')
+    .description('train a transformed model with its LR groups on onnxruntime (CPU or CUDA)')
+    .option('--steps <n>', 'optimizer steps', '100')
+    .option('--lr <x>', 'base learning rate (each group multiplies it)', '1e-3')
+    .option('--batch <n>', 'sequences per batch', '8')
+    .option('--seq <n>', 'tokens per sequence (default: the model input\'s fixed length, else 64)')
+    .option('--data <spec>', 'token file (.json, .u16/.bin, .i32), a text file (byte tokens), or synthetic:count|repeat|const', 'synthetic:count')
+    .option('--optimizer <kind>', 'adamw or sgd', 'adamw')
+    .option('--beta1 <x>', 'AdamW β1', '0.9')
+    .option('--beta2 <x>', 'AdamW β2', '0.999')
+    .option('--eps <x>', 'AdamW ε', '1e-8')
+    .option('--weight-decay <x>', 'weight decay (times each group\'s multiplier; decoupled for AdamW)', '0')
+    .option('--momentum <x>', 'SGD momentum', '0')
+    .option('--loss <kind>', 'cross_entropy (token targets) or mse', 'cross_entropy')
+    .option('--logits <name>', 'model output the loss reads (default: detected)')
+    .option('--lr-groups <file>', 'LR groups JSON (default: the model\'s supar.lr_groups metadata)')
+    .option('--ep <ep>', 'execution provider: cpu, cuda or auto', 'cpu')
+    .option('--threads <n>', 'onnxruntime intra-op threads')
+    .option('--seed <n>', 'data seed', '0')
+    .option('--log <file>', 'write the loss per step (.csv or .json)')
+    .option('--save <file>', 'write the trained model (the input model with trained weights, masks intact)')
+    .action(async (file: string, flags: TrainFlags) => runTrain(file, flags));
+}
+
+async function runTrain(file: string, flags: TrainFlags): Promise<void> {
+  const steps = intFlag('--steps', flags.steps, 1);
+  const lr = numFlag('--lr', flags.lr);
+  const optimizerKind = choice('--optimizer', flags.optimizer, ['adamw', 'sgd'] as const);
+  const ep = choice('--ep', flags.ep, ['cpu', 'cuda', 'auto'] as const) as EpChoice;
+  const loss = choice('--loss', flags.loss, ['cross_entropy', 'mse'] as const);
+  if (loss !== 'cross_entropy') throw new UsageError('--loss mse: the train command feeds token batches; MSE training is available through the library (buildTrainStep)');
+  const loaded = readModel(file);
+  const groups = flags.lrGroups ? readLrGroupsFile(flags.lrGroups) : lrGroupsFromMetadata(loaded.model, file);
+  const ts = buildTrainStep(loaded.model, loaded.baseDir, groups, {
+    loss, logits: flags.logits, optimizer: {
+      kind: optimizerKind, beta1: numFlag('--beta1', flags.beta1), beta2: numFlag('--beta2', flags.beta2), eps: numFlag('--eps', flags.eps),
+      weightDecay: numFlag('--weight-decay', flags.weightDecay), momentum: numFlag('--momentum', flags.momentum),
+    },
+  });
+  if (ep !== 'cpu' && ts.kernelReport.train.fallbacks.length > 0) process.stderr.write(`warning: ${formatKernelReport(ts.kernelReport.train)}\n`);
+  const { batch, seq } = batchShape(ts.io, flags);
+  const source = openBatchSource(flags.data, { batch, seq, seed: intFlag('--seed', flags.seed, 0), vocab: vocabOf(loaded.model, ts.io.output) });
+  const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: loaded, ep, threads: flags.threads ? intFlag('--threads', flags.threads, 1) : undefined });
+  const losses: number[] = [];
+  const started = process.hrtime.bigint();
+  const tty = process.stderr.isTTY;
+  try {
+    for (let t = 0; t < steps; t++) {
+      const r = await trainer.step(feedsForBatch(ts.io, source.next()), lr);
+      losses.push(r.loss);
+      if (tty) process.stderr.write(`\rstep ${t + 1}/${steps}  loss ${r.loss.toFixed(4)}   `);
+      if (!Number.isFinite(r.loss)) {
+        if (tty) process.stderr.write('\n');
+        throw new UserInputError(`loss is ${r.loss} at step ${t + 1}: training diverged; lower --lr (now ${lr})`, ExitCode.runtime);
+      }
+    }
+    if (tty) process.stderr.write('\n');
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (flags.log) writeLossLog(flags.log, losses);
+    const saved = flags.save ? trainer.save(flags.save).model : undefined;
+    const tail = losses.slice(-Math.min(10, losses.length));
+    process.stdout.write(`trained ${steps} steps on ${trainer.ep} (${source.description}, batch ${batch}×${seq}, ${optimizerKind} lr ${lr}): ` +
+      `loss ${losses[0]!.toFixed(4)} → ${losses.at(-1)!.toFixed(4)} (last ${tail.length} mean ${(tail.reduce((a, b) => a + b, 0) / tail.length).toFixed(4)}), ` +
+      `${(steps / seconds).toFixed(2)} steps/s${saved ? `; saved ${path.relative(process.cwd(), saved) || saved}` : ''}\n`);
+  } finally {
+    await trainer.release();
+  }
+}
+
+/** The LR groups stored by the transform in metadata_props `supar.lr_groups`. */
+export function lrGroupsFromMetadata(model: ModelProto, file: string): LrGroupsFile {
+  const entry = model.metadataProps.find((p) => p.key === 'supar.lr_groups');
+  if (!entry) throw new UserInputError(`${file}: has no supar.lr_groups metadata; transform it first (supar-transform ${file}) or pass --lr-groups FILE`);
+  return parseLrGroups(entry.value, `${file} (supar.lr_groups)`);
+}
+
+export function readLrGroupsFile(file: string): LrGroupsFile {
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch (e) {
+    throw new UserInputError(`--lr-groups ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, ExitCode.io);
+  }
+  return parseLrGroups(text, file);
+}
+
+function parseLrGroups(text: string, label: string): LrGroupsFile {
+  let v: LrGroupsFile;
+  try { v = JSON.parse(text) as LrGroupsFile; } catch (e) {
+    throw new UserInputError(`${label}: not valid JSON (${(e as Error).message})`);
+  }
+  if (v?.format !== LR_GROUPS_FORMAT || !Array.isArray(v.groups)) throw new UserInputError(`${label}: not an LR groups file (expected format '${LR_GROUPS_FORMAT}' with a groups array)`);
+  return v;
+}
+
+function batchShape(io: TrainIO, flags: TrainFlags): { batch: number; seq: number } {
+  const [b, s] = findTokenInput(io).shape;
+  const batch = intFlag('--batch', flags.batch, 1);
+  const seq = flags.seq ? intFlag('--seq', flags.seq, 1) : typeof s === 'number' ? s : 64;
+  if (typeof b === 'number' && b !== batch) throw new UsageError(`--batch ${batch}: the model's token input has a fixed batch of ${b}; pass --batch ${b}`);
+  if (typeof s === 'number' && s !== seq) throw new UsageError(`--seq ${seq}: the model's token input has a fixed length of ${s}; pass --seq ${s}`);
+  return { batch, seq };
+}
+
+function vocabOf(model: ModelProto, output: string): number {
+  const v = findValueShape(model.graph!, output)?.at(-1);
+  if (typeof v !== 'number') throw new UserInputError(`output '${output}' has no fixed last dimension; cannot tell the vocabulary size for token data`);
+  return v;
+}
+
+function writeLossLog(file: string, losses: number[]): void {
+  const text = file.toLowerCase().endsWith('.json')
+    ? `${JSON.stringify({ step: losses.map((_, i) => i + 1), loss: losses })}\n`
+    : `step,loss\n${losses.map((l, i) => `${i + 1},${l}`).join('\n')}\n`;
+  fs.writeFileSync(file, text);
+}
+
+function numFlag(flag: string, v: string): number {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${flag} ${v}: not a number`);
+  return x;
+}
+
+function intFlag(flag: string, v: string, min: number): number {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < min) throw new UsageError(`${flag} ${v}: expected a whole number ≥ ${min}`);
+  return x;
+}
+
+function choice<T extends string>(flag: string, v: string, options: readonly T[]): T {
+  if (!(options as readonly string[]).includes(v)) throw new UsageError(`${flag} ${v}: expected one of ${options.join(', ')}`);
+  return v as T;
+}

@@ -1,0 +1,234 @@
+/**
+ * Runs a train-step graph with onnxruntime-node: parameters and optimizer state live as ORT tensors between
+ * steps (each step's `P.new` outputs are the next step's `P` inputs), and `save` writes the trained
+ * weights back into the original forward model (masks and every other field untouched).
+ *
+ * Execution provider: 'cpu'; 'cuda' needs onnxruntime-node's CUDA provider libraries, which the npm
+ * package downloads only on request (shared/notes/deps.md §1): asking for CUDA without them is an error
+ * naming the install command; 'auto' uses CUDA when it loads and falls back to CPU with a warning.
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { ModelProto, TensorProto } from 'onnx-buf';
+import { ExitCode, InvariantError, UserInputError } from '../errors.js';
+import { encodeModel, writeModel, type WrittenFiles } from '../onnx/codec.js';
+import { isExternal } from '../onnx/external.js';
+import { setTensorFloats, tensorRawBytes, tensorToFloat32 } from '../onnx/tensor.js';
+import { DataType } from '../onnx/dtype.js';
+import type { TokenBatch } from './data.js';
+import type { Dim } from './graph-util.js';
+import type { TrainIO } from './train-step.js';
+
+export type EpChoice = 'cpu' | 'cuda' | 'auto';
+
+export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (needs CUDA 12 and cuDNN 9)';
+
+export interface TrainerInit {
+  /** The train-step graph (as built by buildTrainStep). */
+  train: ModelProto;
+  io: TrainIO;
+  /** The forward (transformed) model: initial parameter values, and the target of `save`. */
+  forward: { model: ModelProto; baseDir: string };
+  ep?: EpChoice;
+  /** Intra-op threads (default: onnxruntime's choice). */
+  threads?: number;
+  /** Receives one-line warnings (default: stderr). */
+  warn?: (message: string) => void;
+}
+
+export interface StepResult {
+  loss: number;
+  /** The `extraOutputs` values of this step (forward values before the update). */
+  extras: Record<string, ort.Tensor>;
+  /** Gradients, when the graph exposes them. */
+  grads: Record<string, Float32Array>;
+}
+
+/** One batch: a tensor per model input (by name) plus the targets. */
+export type Feeds = Record<string, ort.Tensor>;
+
+export interface Trainer {
+  readonly ep: 'cpu' | 'cuda';
+  /** Steps taken so far. */
+  readonly steps: number;
+  step(feeds: Feeds, lr: number): Promise<StepResult>;
+  /** Current value of a parameter. */
+  param(name: string): Float32Array;
+  /** Writes the forward model with the current weights. */
+  save(file: string): WrittenFiles;
+  release(): Promise<void>;
+}
+
+export async function createTrainer(init: TrainerInit): Promise<Trainer> {
+  const { io } = init;
+  const bytes = encodeModel(withInlinedExternalData(init.train, init.forward.baseDir));
+  const { session, ep } = await openSession(bytes, init.ep ?? 'cpu', init.threads, init.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`)));
+  const state = new Map<string, ort.Tensor>();
+  const initializers = new Map(init.forward.model.graph?.initializer.map((t) => [t.name, t]) ?? []);
+  for (const p of io.params) {
+    const t = initializers.get(p.name);
+    if (!t) throw new UserInputError(`parameter '${p.name}' is not an initializer of the forward model; pass the model the train graph was built from`);
+    state.set(p.name, new ort.Tensor('float32', tensorToFloat32(t, init.forward.baseDir), p.shape));
+  }
+  for (const s of io.state) {
+    const shape = io.params.find((p) => p.name === s.param)!.shape;
+    state.set(s.input, new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
+  }
+  const fetches = [io.loss, ...io.params.map((p) => p.updated), ...io.state.map((s) => s.output), ...io.extras,
+    ...io.params.flatMap((p) => (p.grad ? [p.grad] : []))];
+  let steps = 0;
+
+  return {
+    ep,
+    get steps() { return steps; },
+    async step(feeds: Feeds, lr: number): Promise<StepResult> {
+      const all: Feeds = { ...feeds, [io.lr]: new ort.Tensor('float32', Float32Array.of(lr), []) };
+      if (io.step) all[io.step] = new ort.Tensor('int64', BigInt64Array.of(BigInt(steps + 1)), []);
+      for (const [name, t] of state) all[name] = t;
+      const out = await session.run(all, fetches);
+      const loss = (out[io.loss]!.data as Float32Array)[0]!;
+      for (const p of io.params) state.set(p.name, out[p.updated]!);
+      for (const s of io.state) state.set(s.input, out[s.output]!);
+      steps++;
+      const extras: Record<string, ort.Tensor> = {};
+      for (const x of io.extras) extras[x] = out[x]!;
+      const grads: Record<string, Float32Array> = {};
+      for (const p of io.params) if (p.grad) grads[p.name] = out[p.grad]!.data as Float32Array;
+      return { loss, extras, grads };
+    },
+    param(name: string): Float32Array {
+      const t = state.get(name);
+      if (!t || !io.params.some((p) => p.name === name)) throw new InvariantError(`no trained parameter named '${name}'`);
+      return t.data as Float32Array;
+    },
+    save(file: string): WrittenFiles {
+      const values = new Map(io.params.map((p) => [p.name, state.get(p.name)!.data as Float32Array]));
+      return writeModel(withWeights(init.forward.model, values), file, { sourceBaseDir: init.forward.baseDir });
+    },
+    release: () => session.release(),
+  };
+}
+
+/** A copy of `model` whose named initializers hold `values` (other tensors shared, not copied). */
+export function withWeights(model: ModelProto, values: Map<string, Float32Array>): ModelProto {
+  const g = model.graph;
+  if (!g) throw new InvariantError('model has no graph');
+  const initializer = g.initializer.map((t) => {
+    const v = values.get(t.name);
+    if (!v) return t;
+    const copy: TensorProto = { ...t };
+    setTensorFloats(copy, v);
+    return copy;
+  });
+  return { ...model, graph: { ...g, initializer } };
+}
+
+/** Session bytes carry no folder, so tensors stored in external files are inlined first. */
+function withInlinedExternalData(model: ModelProto, baseDir: string): ModelProto {
+  const g = model.graph;
+  if (!g || !g.initializer.some(isExternal)) return model;
+  const initializer = g.initializer.map((t) => (isExternal(t) ? { ...t, rawData: tensorRawBytes(t, baseDir) as Uint8Array<ArrayBuffer>, externalData: [], dataLocation: 0 } : t));
+  return { ...model, graph: { ...g, initializer } };
+}
+
+async function openSession(bytes: Uint8Array, ep: EpChoice, threads: number | undefined, warn: (m: string) => void): Promise<{ session: ort.InferenceSession; ep: 'cpu' | 'cuda' }> {
+  const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
+  if (ep !== 'cpu') {
+    const missing = missingCudaLibraries();
+    if (missing && ep === 'cuda') throw new UserInputError(`--ep cuda: onnxruntime-node's CUDA provider is not installed (${missing}); install it with ${CUDA_INSTALL_HINT}, or use --ep cpu`, ExitCode.runtime);
+    if (missing) warn(`CUDA provider not installed (${missing}); training on CPU (install: ${CUDA_INSTALL_HINT})`);
+    else {
+      try {
+        return { session: await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda', 'cpu'] }), ep: 'cuda' };
+      } catch (e) {
+        const why = firstLine((e as Error).message);
+        if (ep === 'cuda') throw new UserInputError(`--ep cuda: onnxruntime could not load the CUDA provider (${why}); check CUDA 12 and cuDNN 9 are on the library path (install: ${CUDA_INSTALL_HINT}), or use --ep cpu`, ExitCode.runtime);
+        warn(`CUDA provider failed to load (${why}); training on CPU`);
+      }
+    }
+  }
+  try {
+    return { session: await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
+  } catch (e) {
+    throw new UserInputError(`onnxruntime rejected the train-step graph: ${firstLine((e as Error).message)}`, ExitCode.runtime);
+  }
+}
+
+/** Undefined when the CUDA provider .so files are present, else which file is missing. */
+export function missingCudaLibraries(): string | undefined {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return `no CUDA build of onnxruntime-node for ${process.platform}/${process.arch}`;
+  let dir: string;
+  try {
+    const req = createRequire(import.meta.url);
+    dir = path.join(path.dirname(req.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', 'linux', 'x64');
+  } catch {
+    return 'onnxruntime-node not found';
+  }
+  for (const lib of ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']) {
+    if (!fs.existsSync(path.join(dir, lib))) return `no ${lib} in ${dir}`;
+  }
+  return undefined;
+}
+
+function firstLine(s: string): string {
+  return (s.split('\n').find((l) => l.trim()) ?? s).trim().slice(0, 300);
+}
+
+
+/**
+ * Feeds for one token batch: the model's integer token input gets `batch.input`, the targets
+ * `batch.target` (or the input ids in next-token mode). Other model inputs are filled the way an LM export
+ * expects them at training time: integer `*position*` inputs with 0..seq−1 per row, `*mask*` inputs with
+ * ones, any other input with zeros; symbolic dims take the batch/seq sizes of the token input, and other
+ * symbolic dims (e.g. past_seq_len) are 0.
+ */
+export function feedsForBatch(io: TrainIO, batch: TokenBatch): Feeds {
+  const tokenInput = findTokenInput(io);
+  const [bDim, sDim] = tokenInput.shape;
+  const resolve = (d: Dim, i: number): number => {
+    if (typeof d === 'number') return d;
+    if (d === bDim) return batch.batch;
+    if (d === sDim) return batch.seq;
+    return i === 0 ? batch.batch : 0;
+  };
+  const feeds: Feeds = {};
+  for (const v of io.modelInputs) {
+    if (v === tokenInput) {
+      feeds[v.name] = intTensor(v.elemType, batch.input, [batch.batch, batch.seq]);
+      continue;
+    }
+    const dims = v.shape.map(resolve);
+    const n = dims.reduce((a, b) => a * b, 1);
+    const values = new Float64Array(n);
+    if (/mask/i.test(v.name)) values.fill(1);
+    else if (/position/i.test(v.name) && v.elemType !== DataType.FLOAT) for (let i = 0; i < n; i++) values[i] = i % batch.seq;
+    feeds[v.name] = numericTensor(v.elemType, values, dims);
+  }
+  const targets = io.nextToken ? batch.input : batch.target;
+  feeds[io.targets.name] = intTensor(io.targets.elemType, targets, [batch.batch, batch.seq]);
+  return feeds;
+}
+
+/** The model input that takes token ids: the first integer input. */
+export function findTokenInput(io: TrainIO): TrainIO['modelInputs'][number] {
+  const v = io.modelInputs.find((x) => x.elemType === DataType.INT64 || x.elemType === DataType.INT32);
+  if (!v) throw new UserInputError(`the model has no integer token input (inputs: ${io.modelInputs.map((x) => x.name).join(', ')}); token data needs one`);
+  return v;
+}
+
+function intTensor(elemType: number, values: BigInt64Array, dims: number[]): ort.Tensor {
+  if (elemType === DataType.INT32) return new ort.Tensor('int32', Int32Array.from(values, Number), dims);
+  return new ort.Tensor('int64', values, dims);
+}
+
+function numericTensor(elemType: number, values: Float64Array, dims: number[]): ort.Tensor {
+  switch (elemType) {
+    case DataType.INT64: return new ort.Tensor('int64', BigInt64Array.from(values, (x) => BigInt(x)), dims);
+    case DataType.INT32: return new ort.Tensor('int32', Int32Array.from(values), dims);
+    case DataType.BOOL: return new ort.Tensor('bool', Uint8Array.from(values), dims);
+    case DataType.FLOAT: return new ort.Tensor('float32', Float32Array.from(values), dims);
+    default: throw new UserInputError(`model input of element type ${elemType} cannot be filled for training; only float32, int32, int64 and bool inputs are supported`);
+  }
+}

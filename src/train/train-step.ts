@@ -1,0 +1,241 @@
+/**
+ * The train-step graph: forward + loss + backward + optimizer update as ONE ai.onnx graph that a plain
+ * onnxruntime inference session runs (shared/notes/autodiff.md §0, §4; DESIGN.md "Training-ready").
+ *
+ *   inputs:  model inputs, `targets`, every trainable parameter (the LR groups; no longer initializers),
+ *            optimizer state (`P.m`, `P.v` for AdamW; `P.momentum` for SGD with momentum),
+ *            `step` (int64 scalar t ≥ 1, AdamW only), `lr` (float scalar base LR)
+ *   outputs: `loss`, `P.new` per parameter, `P.m.new`/`P.v.new` (or `P.momentum.new`), extra forward values
+ *
+ * Masks stay initializers. The eval graph is forward + loss (inputs: model inputs, targets, parameters).
+ */
+import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
+import { UserInputError } from '../errors.js';
+import { tensorValueInfo } from '../onnx/build.js';
+import { DataType } from '../onnx/dtype.js';
+import { NameAuthority, opsetVersion } from '../onnx/ir.js';
+import { buildBackward } from './autodiff.js';
+import { Emitter } from './emit.js';
+import { ensureOpset, findValueShape, pruneToOutputs, valueInfoElemType, type Dim } from './graph-util.js';
+import { inferElemTypes } from './infer-types.js';
+import { checkCudaKernels, type KernelReport } from './kernels.js';
+import { emitLoss, type LossKind } from './loss.js';
+import { DEFAULT_OPTIMIZER, emitOptimizer, type OptimizerConfig, type ParamToUpdate, type StateSlot } from './optimizer.js';
+import type { LrGroup, LrGroupsFile } from './types.js';
+
+/** Opset the loss and optimizer subgraphs need at least (ScatterElements/GatherElements-11, Slice inputs-10). */
+const MIN_TRAIN_OPSET = 11;
+
+export interface TrainStepOptions {
+  loss: LossKind;
+  /** Model output the loss reads; detected when omitted (see `detectOutput`). */
+  logits?: string;
+  /** Cross-entropy target value to skip (default −100, as PyTorch). */
+  ignoreIndex?: number;
+  /** LM: targets are the input ids, shifted in the graph (see LossSpec.nextToken). Default false. */
+  nextToken?: boolean;
+  optimizer: Partial<OptimizerConfig> & { kind: OptimizerConfig['kind'] };
+  /** Forward values to expose as outputs of the train graph (e.g. block activations). */
+  extraOutputs?: string[];
+  /** Also output each parameter's gradient as `P.grad` (tests, debugging). */
+  exposeGradients?: boolean;
+}
+
+export interface TrainParamIO {
+  name: string;
+  shape: number[];
+  /** Graph output holding the updated value. */
+  updated: string;
+  /** Graph output holding the gradient (only with exposeGradients). */
+  grad?: string;
+  mask: string | null;
+  group: LrGroup;
+}
+
+export interface TrainIO {
+  /** The original model's inputs the caller feeds (token ids, …), with element type and shape. */
+  modelInputs: { name: string; elemType: number; shape: Dim[] }[];
+  targets: { name: string; elemType: number; shape: Dim[] };
+  params: TrainParamIO[];
+  state: StateSlot[];
+  step?: string;
+  lr: string;
+  loss: string;
+  extras: string[];
+  /** Model output the loss reads. */
+  output: string;
+  lossKind: LossKind;
+  nextToken: boolean;
+  optimizer: OptimizerConfig;
+}
+
+export interface TrainStep {
+  train: ModelProto;
+  eval: ModelProto;
+  io: TrainIO;
+  kernelReport: { train: KernelReport; eval: KernelReport };
+}
+
+export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGroupsFile, opts: TrainStepOptions): TrainStep {
+  void baseDir; // parameters become inputs; masks and constants keep their storage (the runner inlines external data)
+  const graph = model.graph;
+  if (!graph) throw new UserInputError('model has no graph');
+  const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
+  const train: ModelProto = { ...model, opsetImport: model.opsetImport.map((o) => ({ ...o })) };
+  const opset = ensureOpset(train, Math.max(MIN_TRAIN_OPSET, opsetVersion(model) ?? 0));
+  const names = new NameAuthority(model);
+  const e = new Emitter(names, opset, 'train');
+
+  const params = resolveParams(graph, groups);
+  const paramNames = new Set(params.map((p) => p.group.name));
+  const modelInputs = graph.input.filter((v) => !paramNames.has(v.name) && !graph.initializer.some((t) => t.name === v.name));
+  const output = opts.logits ?? detectOutput(graph, opts.loss);
+  const outShape = findValueShape(graph, output);
+  const targets = targetsInput(graph, names, opts, output, outShape, modelInputs);
+  const lossVals = emitLoss(e, {
+    kind: opts.loss, output, outputRank: outShape?.length ?? targets.shape.length + 1, targets: targets.name,
+    targetsInt32: targets.elemType === DataType.INT32, ignoreIndex: opts.ignoreIndex ?? -100, nextToken: opts.nextToken ?? false,
+  });
+  const lossNodeCount = e.nodes.length;
+  const backward = buildBackwardFromSeed(graph, output, lossVals.dOutput, [...paramNames], names, opset);
+
+  const lr = names.fresh('lr');
+  const step = optimizer.kind === 'adamw' ? names.fresh('step') : undefined;
+  const toUpdate: ParamToUpdate[] = params.map((p) => ({
+    name: p.group.name, grad: backward.grads.get(p.group.name) ?? zeroGrad(e, p.group.name), group: p.group,
+    maskBool: p.group.mask ? maskAsBool(e, graph, p.group.mask) : undefined,
+  }));
+  const upd = emitOptimizer(e, toUpdate, optimizer, lr, step);
+
+  const extras = opts.extraOutputs ?? [];
+  const types = inferElemTypes(graph);
+  const paramIO: TrainParamIO[] = params.map((p, i) => ({
+    name: p.group.name, shape: p.shape, updated: upd.newParams.get(p.group.name)!, mask: p.group.mask, group: p.group,
+    grad: opts.exposeGradients ? toUpdate[i]!.grad : undefined,
+  }));
+  const floatVI = (name: string, dims: Dim[]) => tensorValueInfo(name, DataType.FLOAT, dims);
+  const paramInputs = params.map((p) => floatVI(p.group.name, p.shape));
+  const stateInputs = upd.state.map((s) => floatVI(s.input, params.find((p) => p.group.name === s.param)!.shape));
+  const trainInputs = [...modelInputs, targetsVI(targets), ...paramInputs, ...stateInputs,
+    ...(step ? [tensorValueInfo(step, DataType.INT64, [])] : []), tensorValueInfo(lr, DataType.FLOAT, [])];
+  const trainOutputs = [
+    tensorValueInfo(lossVals.loss, DataType.FLOAT, []),
+    ...paramIO.map((p) => floatVI(p.updated, p.shape)),
+    ...upd.state.map((s) => floatVI(s.output, params.find((p) => p.group.name === s.param)!.shape)),
+    ...extras.map((x) => valueOrTyped(graph, x, types)),
+    ...paramIO.filter((p) => p.grad).map((p) => floatVI(p.grad!, p.shape)),
+  ];
+  const allNodes = [...graph.node, ...e.nodes.slice(0, lossNodeCount), ...backward.nodes, ...e.nodes.slice(lossNodeCount)];
+  const allInits = [...graph.initializer.filter((t) => !paramNames.has(t.name)), ...backward.initializers, ...e.initializers];
+  train.graph = assembleGraph(graph, allNodes, allInits, trainInputs, trainOutputs, `${graph.name || 'model'}_train_step`);
+
+  const evalModel: ModelProto = { ...train, opsetImport: train.opsetImport.map((o) => ({ ...o })) };
+  const evalOutputs = [tensorValueInfo(lossVals.loss, DataType.FLOAT, []), ...extras.map((x) => valueOrTyped(graph, x, types))];
+  evalModel.graph = assembleGraph(graph, [...graph.node, ...e.nodes.slice(0, lossNodeCount)], allInits,
+    [...modelInputs, targetsVI(targets), ...paramInputs], evalOutputs, `${graph.name || 'model'}_eval`);
+
+  const io: TrainIO = {
+    modelInputs: modelInputs.map((v) => ({ name: v.name, elemType: valueInfoElemType(v) ?? DataType.FLOAT, shape: findValueShape(graph, v.name) ?? [] })),
+    targets, params: paramIO, state: upd.state, step, lr, loss: lossVals.loss, extras, output,
+    lossKind: opts.loss, nextToken: opts.nextToken ?? false, optimizer,
+  };
+  return { train, eval: evalModel, io, kernelReport: { train: checkCudaKernels(train), eval: checkCudaKernels(evalModel) } };
+}
+
+interface ResolvedParam {
+  group: LrGroup;
+  shape: number[];
+}
+
+function resolveParams(graph: GraphProto, groups: LrGroupsFile): ResolvedParam[] {
+  return groups.groups.map((group) => {
+    const t = graph.initializer.find((x) => x.name === group.name);
+    if (!t) throw new UserInputError(`LR group '${group.name}' names no initializer of the model; regenerate the LR groups for this model`);
+    if (t.dataType !== DataType.FLOAT) {
+      throw new UserInputError(`parameter '${group.name}' is ${t.dataType === DataType.FLOAT16 ? 'float16' : `type ${t.dataType}`}; training needs float32 parameters (convert the model to fp32)`);
+    }
+    if (group.mask && !graph.initializer.some((x) => x.name === group.mask)) {
+      throw new UserInputError(`LR group '${group.name}' names mask '${group.mask}', which is not an initializer of the model`);
+    }
+    return { group, shape: t.dims.map(Number) };
+  });
+}
+
+/**
+ * The output the loss reads: the single float output, else the float output named `logits`, else the float
+ * output whose last dimension is largest (cross-entropy: the class axis).
+ */
+export function detectOutput(graph: GraphProto, loss: LossKind): string {
+  const floats = graph.output.filter((v) => valueInfoElemType(v) === DataType.FLOAT);
+  if (floats.length === 1) return floats[0]!.name;
+  const named = floats.find((v) => /(^|[./_])logits$/.test(v.name));
+  if (named) return named.name;
+  const lastDim = (v: ValueInfoProto) => { const s = findValueShape(graph, v.name); const d = s?.[s.length - 1]; return typeof d === 'number' ? d : 0; };
+  const best = loss === 'cross_entropy' ? [...floats].sort((a, b) => lastDim(b) - lastDim(a))[0] : undefined;
+  if (best && lastDim(best) > 0) return best.name;
+  throw new UserInputError(`cannot tell which output is the ${loss === 'mse' ? 'prediction' : 'logits'} (float outputs: ${floats.map((v) => v.name).join(', ') || 'none'}); pass --logits NAME`);
+}
+
+function targetsInput(graph: GraphProto, names: NameAuthority, opts: TrainStepOptions, output: string, outShape: Dim[] | undefined, modelInputs: ValueInfoProto[]): TrainIO['targets'] {
+  const name = names.fresh('targets');
+  if (opts.loss === 'mse') return { name, elemType: DataType.FLOAT, shape: outShape ?? [] };
+  if (opts.nextToken) {
+    const ids = modelInputs.find((v) => valueInfoElemType(v) === DataType.INT64 || valueInfoElemType(v) === DataType.INT32);
+    if (!ids) throw new UserInputError(`--next-token needs an integer token input; the model's inputs are ${modelInputs.map((v) => v.name).join(', ')}`);
+    return { name, elemType: DataType.INT64, shape: findValueShape(graph, ids.name) ?? [] };
+  }
+  if (!outShape) throw new UserInputError(`output '${output}' has no recorded shape; cannot shape the targets (re-export with shapes, or use a model with value_info)`);
+  return { name, elemType: DataType.INT64, shape: outShape.slice(0, -1) };
+}
+
+function targetsVI(t: TrainIO['targets']): ValueInfoProto {
+  return tensorValueInfo(t.name, t.elemType, t.shape);
+}
+
+function valueOrTyped(graph: GraphProto, name: string, types: Map<string, number>): ValueInfoProto {
+  if (!types.has(name)) throw new UserInputError(`extra output '${name}' is not a value of the model`);
+  return tensorValueInfo(name, types.get(name)!, findValueShape(graph, name));
+}
+
+function maskAsBool(e: Emitter, graph: GraphProto, mask: string): string {
+  const t = graph.initializer.find((x) => x.name === mask)!;
+  return t.dataType === DataType.BOOL ? mask : e.op('Cast', [mask], `${mask}.bool`, { to: DataType.BOOL });
+}
+
+/** A parameter the loss does not depend on gets a zero gradient (its update is then decay only). */
+function zeroGrad(e: Emitter, param: string): string {
+  return e.op('Mul', [param, e.scalar(0)], `${param}.grad_zero`);
+}
+
+/**
+ * Reverse-mode pass seeded with ∂loss/∂output = `seed` (a vector-Jacobian product). The autodiff takes a
+ * scalar loss, so the forward graph gets the surrogate s = ReduceSum(output ⊙ S) with S a free input:
+ * ∂s/∂θ = Sᵀ·∂output/∂θ. After the pass, S is renamed to the real seed value.
+ */
+function buildBackwardFromSeed(graph: GraphProto, output: string, seed: string, wrt: string[], names: NameAuthority, opset: number): { nodes: NodeProto[]; initializers: TensorProto[]; grads: Map<string, string> } {
+  const seedIn = names.fresh('train/seed');
+  const prod = names.fresh('train/seed_prod');
+  const surrogate = names.fresh('train/surrogate');
+  const e = new Emitter(names, opset, 'train/surrogate');
+  e.opTo('Mul', [output, seedIn], [prod]);
+  const s = e.reduceSum(prod, undefined, false, surrogate);
+  const outShape = findValueShape(graph, output);
+  const g: GraphProto = {
+    ...graph, node: [...graph.node, ...e.nodes], initializer: [...graph.initializer, ...e.initializers],
+    input: [...graph.input, tensorValueInfo(seedIn, DataType.FLOAT, outShape)],
+    valueInfo: [...graph.valueInfo, tensorValueInfo(s, DataType.FLOAT, [])],
+  };
+  const back = buildBackward(g, { loss: s, wrt, names, opset });
+  // The surrogate's values are only read for their shape (Shape(prod) = Shape(output)); anything else keeps
+  // the surrogate nodes in the graph.
+  const readers = (v: string) => back.nodes.filter((n) => n.input.includes(v));
+  const shapeOnly = readers(prod).every((n) => n.opType === 'Shape') && readers(s).length === 0;
+  for (const n of back.nodes) n.input = n.input.map((x) => (x === seedIn ? seed : shapeOnly && x === prod ? output : x));
+  const nodes = shapeOnly ? back.nodes : [...e.nodes, ...back.nodes].map((n) => ({ ...n, input: n.input.map((x) => (x === seedIn ? seed : x)) }));
+  return { nodes, initializers: [...back.initializers, ...e.initializers], grads: back.grads };
+}
+
+function assembleGraph(graph: GraphProto, nodes: NodeProto[], inits: TensorProto[], inputs: ValueInfoProto[], outputs: ValueInfoProto[], name: string): GraphProto {
+  const pruned = pruneToOutputs(nodes, inits, outputs.map((v) => v.name));
+  return { ...graph, name, node: pruned.nodes, initializer: pruned.initializers, input: inputs, output: outputs, valueInfo: [] };
+}
