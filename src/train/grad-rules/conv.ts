@@ -1,0 +1,2 @@
+import type { GradRule } from './types.js';
+export const convRules: GradRule[] = [];

@@ -1,0 +1,78 @@
+/**
+ * Softmax family and normalization layers, as ai.onnx subgraphs replacing ORT's training-only
+ * SoftmaxGrad_13 / LogSoftmaxGrad_13 / LayerNormalizationGrad (shared/notes/autodiff.md §3).
+ * LayerNorm statistics are recomputed in the input's type (the forward node is left untouched).
+ */
+import { attrFloat, attrInt } from '../../onnx/build.js';
+import type { GradContext, GradRule, InputGrads } from './types.js';
+
+function gradY(ctx: GradContext): string {
+  return ctx.gradOut(0) ?? ctx.fail('output 0 has no gradient');
+}
+
+/** Softmax (opset ≥ 13, one axis): dX = Y ⊙ (dY − ReduceSum(dY ⊙ Y, axis, keepdims)). */
+function softmaxGrad(ctx: GradContext): InputGrads {
+  if (!ctx.needsGrad(0)) return [];
+  const e = ctx.e, y = ctx.output(0), dY = gradY(ctx);
+  const axis = attrInt(ctx.node, 'axis', -1);
+  const dot = e.reduce('ReduceSum', e.op('Mul', [dY, y]), [axis], true);
+  return [e.op('Mul', [y, e.op('Sub', [dY, dot])])];
+}
+
+/** LogSoftmax: dX = dY − Exp(Y) ⊙ ReduceSum(dY, axis, keepdims). */
+function logSoftmaxGrad(ctx: GradContext): InputGrads {
+  if (!ctx.needsGrad(0)) return [];
+  const e = ctx.e, y = ctx.output(0), dY = gradY(ctx);
+  const axis = attrInt(ctx.node, 'axis', -1);
+  const total = e.reduce('ReduceSum', dY, [axis], true);
+  return [e.op('Sub', [dY, e.op('Mul', [e.op('Exp', [y]), total])])];
+}
+
+/** The normalized axes [axis, rank): negative form when the axis is negative (no rank needed). */
+function normalizedAxes(ctx: GradContext): number[] {
+  const axis = attrInt(ctx.node, 'axis', -1);
+  if (axis < 0) return Array.from({ length: -axis }, (_, i) => axis + i);
+  const rank = ctx.getRank(ctx.input(0));
+  return Array.from({ length: rank - axis }, (_, i) => axis + i);
+}
+
+function reduceMean(ctx: GradContext, x: string, axes: number[]): string {
+  return ctx.e.reduce('ReduceMean', x, axes, true);
+}
+
+/**
+ * LayerNormalization: x̂ = (X − μ)·r, r = 1/√(σ² + ε), Y = x̂·scale + bias.
+ * g = dY·scale; dX = r·(g − mean(g) − x̂·mean(g·x̂)); dScale = Σ dY·x̂, dBias = Σ dY over the other axes.
+ * RMS variant (center = false): x̂ = X·r, r = 1/√(mean(X²) + ε); dX = r·(g − x̂·mean(g·x̂)).
+ */
+function normGrad(center: boolean) {
+  return (ctx: GradContext): InputGrads => {
+    for (let i = 1; i < ctx.node.output.length; i++) if (ctx.gradOut(i)) ctx.fail(`a gradient through output ${i} (statistics) is not supported`);
+    const e = ctx.e, x = ctx.input(0), scale = ctx.input(1), dY = gradY(ctx);
+    const axes = normalizedAxes(ctx);
+    const eps = e.constFloat(attrFloat(ctx.node, 'epsilon', 1e-5), ctx.elemType(x));
+    const xc = center ? e.op('Sub', [x, reduceMean(ctx, x, axes)]) : x;
+    const variance = reduceMean(ctx, e.op('Mul', [xc, xc]), axes);
+    const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, eps])])]);
+    const xhat = e.op('Mul', [xc, r]);
+    const yShape = ctx.shape(ctx.output(0));
+    const out: InputGrads = [];
+    if (ctx.needsGrad(0)) {
+      const g = e.op('Mul', [dY, scale]);
+      const proj = e.op('Mul', [xhat, reduceMean(ctx, e.op('Mul', [g, xhat]), axes)]);
+      const centered = center ? e.op('Sub', [e.op('Sub', [g, reduceMean(ctx, g, axes)]), proj]) : e.op('Sub', [g, proj]);
+      out[0] = e.op('Mul', [r, centered]);
+    }
+    if (ctx.needsGrad(1)) out[1] = e.unbroadcast(e.op('Mul', [dY, xhat]), yShape, scale, ctx.shape(scale));
+    if (center && ctx.needsGrad(2)) out[2] = e.unbroadcast(dY, yShape, ctx.input(2), ctx.shape(ctx.input(2)));
+    return out;
+  };
+}
+
+export const normalizationRules: GradRule[] = [
+  { op: 'Softmax', inputs: [0], doc: 'dX = Y·(dY − ReduceSum(dY·Y, axis))', build: softmaxGrad },
+  { op: 'LogSoftmax', inputs: [0], doc: 'dX = dY − Exp(Y)·ReduceSum(dY, axis)', build: logSoftmaxGrad },
+  { op: 'LayerNormalization', inputs: [0, 1, 2], doc: 'recomputed x̂; dX = r·(g − mean g − x̂·mean(g·x̂)), g = dY·scale; dScale = Σ dY·x̂; dBias = Σ dY', build: normGrad(true) },
+  { op: 'SimplifiedLayerNormalization', inputs: [0, 1], doc: 'RMSNorm: dX = r·(g − x̂·mean(g·x̂)); dScale = Σ dY·x̂', build: normGrad(false) },
+  { op: 'RMSNormalization', inputs: [0, 1], doc: 'RMSNorm (opset 23): dX = r·(g − x̂·mean(g·x̂)); dScale = Σ dY·x̂', build: normGrad(false) },
+];

@@ -1,0 +1,444 @@
+/**
+ * A light shape and element-type inference for the autodiff: enough to pick static reduction axes and
+ * ranks (MatMul transposes, LayerNorm axes, Conv layouts). Sources, in order: the graph's value_info /
+ * inputs / outputs, initializers and Constant nodes, then forward propagation over the ops below.
+ * Unknown stays unknown (`undefined` shape, `null` dim); rules fall back to runtime Shape-based subgraphs.
+ * Small int64 vectors (Shape → Gather → Concat chains) are tracked symbolically so Reshape targets resolve.
+ */
+import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
+import { attrInt, attrInts, getAttr } from '../onnx/build.js';
+import { DataType, isFloatType } from '../onnx/dtype.js';
+import { dimsOf, elementCount, tensorToNumbers } from '../onnx/tensor.js';
+
+/** A dimension: a number, a symbolic name, or unknown (null). */
+export type Dim = number | string | null;
+export type Shape = Dim[];
+
+export interface ValueFacts {
+  elemType?: number;
+  shape?: Shape;
+  /** Values of a small integer tensor (≤ 64 elements), when known (entries may be symbolic). */
+  ints?: Dim[];
+  /** Values of a small float or bool constant (≤ 64 elements), when known. */
+  floats?: number[];
+}
+
+const MAX_TRACKED_INTS = 64;
+
+function valueInfoFacts(v: ValueInfoProto): ValueFacts {
+  if (v.type?.value.case !== 'tensorType') return {};
+  const tt = v.type.value.value;
+  const facts: ValueFacts = {};
+  if (tt.elemType) facts.elemType = tt.elemType;
+  if (tt.shape) {
+    facts.shape = tt.shape.dim.map((d) => d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' && d.value.value ? d.value.value : null);
+  }
+  return facts;
+}
+
+function tensorFacts(t: TensorProto): ValueFacts {
+  const shape = dimsOf(t);
+  const facts: ValueFacts = { elemType: t.dataType, shape };
+  const isInt = t.dataType === DataType.INT64 || t.dataType === DataType.INT32;
+  const small = elementCount(shape) <= MAX_TRACKED_INTS && t.externalData.length === 0;
+  if (isInt && small) facts.ints = tensorToNumbers(t, '.');
+  const isFloatOrBool = isFloatType(t.dataType) || t.dataType === DataType.BOOL;
+  if (isFloatOrBool && small) facts.floats = tensorToNumbers(t, '.');
+  return facts;
+}
+
+export function sameDim(a: Dim, b: Dim): boolean {
+  return a !== null && b !== null && a === b;
+}
+
+/** Numpy broadcasting of known shapes; a dim is null where it cannot be decided. */
+export function broadcastShapes(shapes: (Shape | undefined)[]): Shape | undefined {
+  if (shapes.some((s) => s === undefined)) return undefined;
+  const all = shapes as Shape[];
+  const rank = Math.max(...all.map((s) => s.length));
+  const out: Shape = [];
+  for (let i = 0; i < rank; i++) {
+    let d: Dim = 1;
+    for (const s of all) {
+      const sd = s[i - (rank - s.length)];
+      if (sd === undefined || sd === 1) continue;
+      if (d === 1) d = sd;
+      else if (!sameDim(d, sd)) d = typeof d === 'number' && typeof sd === 'number' ? Math.max(d, sd) : typeof d === 'number' ? d : typeof sd === 'number' ? sd : null;
+    }
+    out.push(d);
+  }
+  return out;
+}
+
+export function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+export class ShapeTable {
+  private readonly facts = new Map<string, ValueFacts>();
+
+  get(name: string): ValueFacts {
+    return this.facts.get(name) ?? {};
+  }
+  shape(name: string): Shape | undefined {
+    return this.facts.get(name)?.shape;
+  }
+  rank(name: string): number | undefined {
+    return this.facts.get(name)?.shape?.length;
+  }
+  elemType(name: string): number | undefined {
+    return this.facts.get(name)?.elemType;
+  }
+  ints(name: string): Dim[] | undefined {
+    return this.facts.get(name)?.ints;
+  }
+  /** Merges facts; known information already recorded (e.g. from value_info) wins over inferred. */
+  merge(name: string, f: ValueFacts): void {
+    const old = this.facts.get(name) ?? {};
+    const shape = old.shape && f.shape && old.shape.length === f.shape.length
+      ? old.shape.map((d, i) => (d === null ? f.shape![i]! : d))
+      : old.shape ?? f.shape;
+    this.facts.set(name, { elemType: old.elemType ?? f.elemType, shape, ints: old.ints ?? f.ints, floats: old.floats ?? f.floats });
+  }
+}
+
+export function inferShapes(graph: GraphProto): ShapeTable {
+  const table = new ShapeTable();
+  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) table.merge(v.name, valueInfoFacts(v));
+  for (const t of graph.initializer) table.merge(t.name, tensorFacts(t));
+  for (const n of graph.node) {
+    let outs: ValueFacts[] = [];
+    try {
+      outs = inferNode(n, table);
+    } catch {
+      outs = [];
+    }
+    n.output.forEach((o, i) => { if (o && outs[i]) table.merge(o, outs[i]!); });
+  }
+  return table;
+}
+
+const SAME_AS_INPUT = new Set([
+  'Relu', 'Tanh', 'Sigmoid', 'Exp', 'Log', 'Neg', 'Sqrt', 'Reciprocal', 'Erf', 'Gelu', 'Abs', 'Identity',
+  'Dropout', 'Softmax', 'LogSoftmax', 'LeakyRelu', 'Floor', 'Ceil', 'Round', 'Sign', 'Clip', 'Softplus',
+  'HardSigmoid', 'Elu', 'Selu', 'FastGelu', 'BiasGelu', 'CumSum', 'Not', 'Sin', 'Cos', 'LayerNormalization',
+  'SimplifiedLayerNormalization', 'RMSNormalization', 'QuickGelu', 'Mish', 'HardSwish', 'Trilu',
+]);
+const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu', 'Mod', 'BitShift']);
+const COMPARE = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
+
+function inferNode(n: NodeProto, t: ShapeTable): ValueFacts[] {
+  const inp = (i: number): ValueFacts => (n.input[i] ? t.get(n.input[i]!) : {});
+  const x = inp(0);
+  const op = n.opType;
+  if (SAME_AS_INPUT.has(op)) {
+    const outs: ValueFacts[] = [{ elemType: x.elemType, shape: x.shape }];
+    if (op === 'Dropout') outs.push({ elemType: DataType.BOOL, shape: x.shape });
+    return outs;
+  }
+  if (BROADCAST.has(op)) {
+    const shape = broadcastShapes(n.input.filter((s) => s).map((s) => t.shape(s)));
+    return [{ elemType: x.elemType, shape, ints: elementwiseInts(op, n, t) }];
+  }
+  if (COMPARE.has(op)) return [{ elemType: DataType.BOOL, shape: broadcastShapes([t.shape(n.input[0]!), t.shape(n.input[1]!)]) }];
+  switch (op) {
+    case 'Constant': {
+      const v = getAttr(n, 'value')?.t;
+      return v ? [tensorFacts(v)] : [];
+    }
+    case 'Where': return [{ elemType: inp(1).elemType, shape: broadcastShapes([0, 1, 2].map((i) => t.shape(n.input[i]!))) }];
+    case 'Cast': return [{ elemType: attrInt(n, 'to', 0), shape: x.shape, ints: x.ints }];
+    case 'Shape': {
+      if (!x.shape) return [{ elemType: DataType.INT64 }];
+      const start = getAttr(n, 'start') ? normAxis(attrInt(n, 'start', 0), x.shape.length) : 0;
+      const end = getAttr(n, 'end') ? normAxis(attrInt(n, 'end', 0), x.shape.length) : x.shape.length;
+      const ints = x.shape.slice(Math.max(0, start), Math.min(x.shape.length, end));
+      return [{ elemType: DataType.INT64, shape: [ints.length], ints }];
+    }
+    case 'Size': return [{ elemType: DataType.INT64, shape: [] }];
+    case 'MatMul': return [{ elemType: x.elemType, shape: matmulShape(x.shape, inp(1).shape) }];
+    case 'Gemm': {
+      const a = x.shape, b = inp(1).shape;
+      if (!a || !b) return [{ elemType: x.elemType }];
+      const m = attrInt(n, 'transA', 0) ? a[1]! : a[0]!;
+      const nn = attrInt(n, 'transB', 0) ? b[0]! : b[1]!;
+      return [{ elemType: x.elemType, shape: [m, nn] }];
+    }
+    case 'Transpose': {
+      if (!x.shape) return [{ elemType: x.elemType }];
+      const perm = attrInts(n, 'perm') ?? x.shape.map((_, i) => x.shape!.length - 1 - i);
+      return [{ elemType: x.elemType, shape: perm.map((p) => x.shape![p]!) }];
+    }
+    case 'Reshape': return [{ elemType: x.elemType, shape: reshapeShape(x.shape, inp(1), attrInt(n, 'allowzero', 0) === 1), ints: x.ints }];
+    case 'Flatten': {
+      if (!x.shape) return [{ elemType: x.elemType }];
+      const axis = normAxis(attrInt(n, 'axis', 1), x.shape.length);
+      return [{ elemType: x.elemType, shape: [product(x.shape.slice(0, axis)), product(x.shape.slice(axis))] }];
+    }
+    case 'Squeeze': case 'Unsqueeze': return [squeezeFacts(n, x, axesOf(n, t), op === 'Unsqueeze')];
+    case 'Concat': return [concatFacts(n, t)];
+    case 'Split': return splitFacts(n, t);
+    case 'Slice': return [sliceFacts(n, t)];
+    case 'Gather': return [gatherFacts(n, t)];
+    case 'Expand': {
+      const target = inp(1).ints;
+      return [{ elemType: x.elemType, shape: target ? broadcastShapes([x.shape, target]) : undefined }];
+    }
+    case 'ConstantOfShape': {
+      const v = getAttr(n, 'value')?.t;
+      return [{ elemType: v?.dataType ?? DataType.FLOAT, shape: x.ints }];
+    }
+    case 'Range': return [{ elemType: x.elemType, shape: [null] }];
+    case 'ReduceSum': case 'ReduceMean': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd':
+    case 'ReduceL2': case 'ReduceSumSquare': case 'ReduceLogSumExp': case 'ArgMax': case 'ArgMin':
+      return [reduceFacts(n, t)];
+    case 'Conv': case 'MaxPool': case 'AveragePool': case 'ConvTranspose': return convFacts(n, t);
+    case 'GlobalAveragePool': case 'GlobalMaxPool':
+      return [{ elemType: x.elemType, shape: x.shape ? [...x.shape.slice(0, 2), ...x.shape.slice(2).map(() => 1)] : undefined }];
+    case 'NonZero': return [{ elemType: DataType.INT64, shape: x.shape ? [x.shape.length, null] : undefined }];
+    default: return [];
+  }
+}
+
+function product(dims: Shape): Dim {
+  let p = 1;
+  for (const d of dims) {
+    if (typeof d !== 'number') return dims.length === 1 ? d : null;
+    p *= d;
+  }
+  return p;
+}
+
+function elementwiseInts(op: string, n: NodeProto, t: ShapeTable): Dim[] | undefined {
+  const a = t.ints(n.input[0]!), b = t.ints(n.input[1] ?? '');
+  if (!a || !b || (a.length !== b.length && a.length !== 1 && b.length !== 1)) return undefined;
+  const len = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < len; i++) {
+    const x = a[a.length === 1 ? 0 : i]!, y = b[b.length === 1 ? 0 : i]!;
+    if (typeof x !== 'number' || typeof y !== 'number') { out.push(null); continue; }
+    const r = op === 'Add' ? x + y : op === 'Sub' ? x - y : op === 'Mul' ? x * y : op === 'Div' ? Math.trunc(x / y) : null;
+    out.push(r);
+  }
+  return out;
+}
+
+export function matmulShape(a: Shape | undefined, b: Shape | undefined): Shape | undefined {
+  if (!a || !b) return undefined;
+  const a2 = a.length === 1 ? [1, a[0]!] : a;
+  const b2 = b.length === 1 ? [b[0]!, 1] : b;
+  const batch = broadcastShapes([a2.slice(0, -2), b2.slice(0, -2)]);
+  if (!batch) return undefined;
+  const out = [...batch];
+  if (a.length > 1) out.push(a2[a2.length - 2]!);
+  if (b.length > 1) out.push(b2[b2.length - 1]!);
+  return out;
+}
+
+function reshapeShape(x: Shape | undefined, target: ValueFacts, allowZero: boolean): Shape | undefined {
+  const dims = target.ints;
+  if (!dims) return target.shape && typeof target.shape[0] === 'number' ? new Array<Dim>(target.shape[0]).fill(null) : undefined;
+  const out: Shape = dims.map((d, i) => (d === 0 && !allowZero ? (x?.[i] ?? null) : d === -1 ? null : d));
+  const minus = dims.indexOf(-1);
+  if (minus >= 0 && x) {
+    const total = product(x);
+    const rest = product(out.filter((_, i) => i !== minus));
+    if (typeof total === 'number' && typeof rest === 'number' && rest !== 0) out[minus] = total / rest;
+    else if (x.length === out.length) {
+      // Same rank and every other dim matches: the unknown dim is the remaining input dim.
+      const others = out.every((d, i) => i === minus || sameDim(d, x[i]!));
+      if (others) out[minus] = x[minus]!;
+    }
+  }
+  return out;
+}
+
+/** Axes of Squeeze/Unsqueeze/Reduce*: attribute (older opsets) or constant second input. */
+export function axesOf(n: NodeProto, t: ShapeTable): number[] | undefined {
+  const a = attrInts(n, 'axes');
+  if (a) return a;
+  const name = n.input[1];
+  if (!name) return undefined;
+  const v = t.ints(name);
+  return v && v.every((d) => typeof d === 'number') ? (v as number[]) : undefined;
+}
+
+function squeezeFacts(n: NodeProto, x: ValueFacts, axes: number[] | undefined, unsqueeze: boolean): ValueFacts {
+  const out: ValueFacts = { elemType: x.elemType };
+  if (unsqueeze) {
+    if (!x.shape || !axes) return out;
+    const rank = x.shape.length + axes.length;
+    const norm = axes.map((a) => normAxis(a, rank));
+    const shape: Shape = [];
+    let k = 0;
+    for (let i = 0; i < rank; i++) shape.push(norm.includes(i) ? 1 : x.shape[k++]!);
+    out.shape = shape;
+    if (x.ints && x.shape.length === 0) out.ints = x.ints;
+    return out;
+  }
+  if (!x.shape) return out;
+  const norm = axes ? axes.map((a) => normAxis(a, x.shape!.length)) : x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
+  out.shape = x.shape.filter((_, i) => !norm.includes(i));
+  if (x.ints && out.shape.length === 0) out.ints = x.ints;
+  return out;
+}
+
+function concatFacts(n: NodeProto, t: ShapeTable): ValueFacts {
+  const ins = n.input.filter((s) => s);
+  const shapes = ins.map((s) => t.shape(s));
+  const x = t.get(ins[0]!);
+  const ints = ins.every((s) => t.ints(s)) ? ins.flatMap((s) => t.ints(s)!) : undefined;
+  if (shapes.some((s) => !s)) return { elemType: x.elemType, ints };
+  const rank = shapes[0]!.length;
+  const axis = normAxis(attrInt(n, 'axis', 0), rank);
+  const shape = [...shapes[0]!];
+  const sizes = shapes.map((s) => s![axis]!);
+  shape[axis] = sizes.every((d) => typeof d === 'number') ? (sizes as number[]).reduce((a, b) => a + b, 0) : null;
+  return { elemType: x.elemType, shape, ints };
+}
+
+function splitFacts(n: NodeProto, t: ShapeTable): ValueFacts[] {
+  const x = t.get(n.input[0]!);
+  const count = n.output.length;
+  if (!x.shape) return n.output.map(() => ({ elemType: x.elemType }));
+  const axis = normAxis(attrInt(n, 'axis', 0), x.shape.length);
+  const sizes = splitSizes(n, t, x.shape[axis]!, count);
+  return n.output.map((_, i) => {
+    const shape = [...x.shape!];
+    shape[axis] = sizes ? sizes[i]! : null;
+    return { elemType: x.elemType, shape };
+  });
+}
+
+/** Split sizes from the attribute (< 13), the `split` input (≥ 13), or an even split of a known dim. */
+export function splitSizes(n: NodeProto, t: ShapeTable, dim: Dim, count: number): number[] | undefined {
+  const attr = attrInts(n, 'split');
+  if (attr) return attr;
+  if (n.input[1]) {
+    const v = t.ints(n.input[1]);
+    return v && v.every((d) => typeof d === 'number') ? (v as number[]) : undefined;
+  }
+  if (typeof dim !== 'number') return undefined;
+  const per = Math.ceil(dim / count);
+  return Array.from({ length: count }, (_, i) => Math.max(0, Math.min(per, dim - per * i)));
+}
+
+function sliceFacts(n: NodeProto, t: ShapeTable): ValueFacts {
+  const x = t.get(n.input[0]!);
+  const p = sliceParams(n, t);
+  if (!x.shape || !p) return { elemType: x.elemType, shape: x.shape?.map(() => null) };
+  const shape = [...x.shape];
+  const ints = x.ints ? [...x.ints] : undefined;
+  let intsOut = ints;
+  p.axes.forEach((axisRaw, k) => {
+    const axis = normAxis(axisRaw, shape.length);
+    const dim = shape[axis];
+    if (typeof dim !== 'number') { shape[axis] = null; intsOut = undefined; return; }
+    const r = clampSlice(p.starts[k]!, p.ends[k]!, p.steps[k]!, dim);
+    shape[axis] = r.count;
+    if (intsOut && axis === 0) intsOut = Array.from({ length: r.count }, (_, i) => ints![r.start + i * p.steps[k]!]!);
+  });
+  return { elemType: x.elemType, shape, ints: intsOut };
+}
+
+export interface SliceParams { starts: number[]; ends: number[]; axes: number[]; steps: number[] }
+
+/** Slice parameters as constants (attributes before opset 10, inputs after), or undefined. */
+export function sliceParams(n: NodeProto, t: ShapeTable): SliceParams | undefined {
+  const fromInput = (i: number): number[] | undefined => {
+    const v = n.input[i] ? t.ints(n.input[i]!) : undefined;
+    return v && v.every((d) => typeof d === 'number') ? (v as number[]) : undefined;
+  };
+  const starts = attrInts(n, 'starts') ?? fromInput(1);
+  const ends = attrInts(n, 'ends') ?? fromInput(2);
+  if (!starts || !ends) return undefined;
+  const axes = attrInts(n, 'axes') ?? (n.input[3] ? fromInput(3) : starts.map((_, i) => i));
+  const steps = n.input[4] ? fromInput(4) : starts.map(() => 1);
+  if (!axes || !steps) return undefined;
+  return { starts, ends, axes, steps };
+}
+
+/** ONNX Slice clamping for one axis: first index taken and element count. */
+export function clampSlice(start: number, end: number, step: number, dim: number): { start: number; count: number } {
+  const clampIdx = (v: number, lo: number, hi: number) => Math.min(Math.max(v < 0 ? v + dim : v, lo), hi);
+  if (step > 0) {
+    const s = clampIdx(start, 0, dim), e = clampIdx(end, 0, dim);
+    return { start: s, count: Math.max(0, Math.ceil((e - s) / step)) };
+  }
+  const s = clampIdx(start, -1, dim - 1), e = clampIdx(end, -1, dim - 1);
+  return { start: s, count: Math.max(0, Math.ceil((e - s) / step)) };
+}
+
+function gatherFacts(n: NodeProto, t: ShapeTable): ValueFacts {
+  const x = t.get(n.input[0]!), idx = t.get(n.input[1]!);
+  if (!x.shape || !idx.shape) return { elemType: x.elemType };
+  const axis = normAxis(attrInt(n, 'axis', 0), x.shape.length);
+  const shape = [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)];
+  let ints: Dim[] | undefined;
+  if (x.ints && idx.ints && x.shape.length === 1) {
+    ints = idx.ints.map((i) => (typeof i === 'number' ? x.ints![i < 0 ? i + x.ints!.length : i] ?? null : null));
+  }
+  return { elemType: x.elemType, shape, ints };
+}
+
+function reduceFacts(n: NodeProto, t: ShapeTable): ValueFacts {
+  const x = t.get(n.input[0]!);
+  const isArg = n.opType.startsWith('Arg');
+  const elemType = isArg ? DataType.INT64 : x.elemType;
+  if (!x.shape) return { elemType };
+  const rank = x.shape.length;
+  const keep = attrInt(n, 'keepdims', 1) === 1;
+  let axes = isArg ? [attrInt(n, 'axis', 0)] : axesOf(n, t);
+  if (!axes && n.input[1]) return { elemType };
+  if (!axes || axes.length === 0) {
+    if (!isArg && attrInt(n, 'noop_with_empty_axes', 0) === 1 && axes) return { elemType, shape: x.shape };
+    axes = x.shape.map((_, i) => i);
+  }
+  const norm = axes.map((a) => normAxis(a, rank));
+  const shape = keep ? x.shape.map((d, i) => (norm.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !norm.includes(i));
+  return { elemType, shape };
+}
+
+function convFacts(n: NodeProto, t: ShapeTable): ValueFacts[] {
+  const x = t.get(n.input[0]!);
+  const w = n.input[1] ? t.get(n.input[1]) : {};
+  const out: ValueFacts = { elemType: x.elemType };
+  if (!x.shape) return [out, { elemType: DataType.INT64 }];
+  const spatial = x.shape.length - 2;
+  const kernel = attrInts(n, 'kernel_shape') ?? w.shape?.slice(2).map((d) => (typeof d === 'number' ? d : NaN));
+  const channels: Dim = n.opType === 'Conv' ? (w.shape?.[0] ?? null) : n.opType === 'ConvTranspose' ? null : x.shape[1]!;
+  if (!kernel || n.opType === 'ConvTranspose') {
+    out.shape = [x.shape[0]!, channels, ...new Array<Dim>(spatial).fill(null)];
+    return [out, { elemType: DataType.INT64, shape: out.shape }];
+  }
+  const g = convGeometry(n, x.shape.slice(2), kernel);
+  out.shape = [x.shape[0]!, channels, ...g.map((d) => d.out)];
+  return [out, { elemType: DataType.INT64, shape: out.shape }];
+}
+
+export interface AxisGeometry { size: Dim; kernel: number; stride: number; dilation: number; padBegin: number; padEnd: number; out: Dim }
+
+/** Per spatial axis: kernel, stride, dilation, explicit pads (auto_pad resolved when sizes are known). */
+export function convGeometry(n: NodeProto, sizes: Shape, kernel: number[]): AxisGeometry[] {
+  const k = kernel.length;
+  const strides = attrInts(n, 'strides') ?? new Array<number>(k).fill(1);
+  const dil = attrInts(n, 'dilations') ?? new Array<number>(k).fill(1);
+  const pads = attrInts(n, 'pads') ?? new Array<number>(2 * k).fill(0);
+  const autoPad = getAttr(n, 'auto_pad') ? new TextDecoder().decode(getAttr(n, 'auto_pad')!.s) : 'NOTSET';
+  const ceil = attrInt(n, 'ceil_mode', 0) === 1;
+  return kernel.map((kk, i) => {
+    const size = sizes[i] ?? null;
+    const ek = dil[i]! * (kk - 1) + 1;
+    let pb = pads[i]!, pe = pads[i + k]!;
+    if (autoPad === 'VALID') { pb = 0; pe = 0; }
+    if ((autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') && typeof size === 'number') {
+      const outSame = Math.ceil(size / strides[i]!);
+      const total = Math.max(0, (outSame - 1) * strides[i]! + ek - size);
+      pb = autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : Math.ceil(total / 2);
+      pe = total - pb;
+    }
+    const span = typeof size === 'number' ? size + pb + pe - ek : null;
+    const out = span === null ? null : (ceil ? Math.ceil(span / strides[i]!) : Math.floor(span / strides[i]!)) + 1;
+    return { size, kernel: kk, stride: strides[i]!, dilation: dil[i]!, padBegin: pb, padEnd: pe, out };
+  });
+}

@@ -1,0 +1,49 @@
+/** Finite-difference cases for data-movement, reduction and other rules (run by grad-rules.test.ts). */
+import { node } from '../src/onnx/build.js';
+import { DataType } from '../src/onnx/dtype.js';
+import type { NamedCase } from './grad-rules-harness.js';
+
+const pos: [number, number] = [0.5, 1.5];
+const one = (op: string, inputs: string[], attrs = {}, outputs = ['y']) => [node(op, inputs, outputs, attrs)];
+
+export const GRAD_CASES_MORE: NamedCase[] = [
+  { name: 'Reshape [2,3,4] → [4,6]', rule: 'Reshape', case: { nodes: one('Reshape', ['x', 'shape']), inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'shape', shape: [2], ints: [4, -1], constant: true }] } },
+  { name: 'Reshape, runtime shape input', rule: 'Reshape', case: { symbolic: true, nodes: one('Reshape', ['x', 'shape']), inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'shape', shape: [2], ints: [6, 4] }] } },
+  { name: 'Flatten axis 2', rule: 'Flatten', case: { nodes: one('Flatten', ['x'], { axis: 2 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'Squeeze axes input', rule: 'Squeeze', case: { nodes: one('Squeeze', ['x', 'axes']), inputs: [{ name: 'x', shape: [2, 1, 4] }, { name: 'axes', shape: [1], ints: [1], constant: true }] } },
+  { name: 'Unsqueeze axes input', rule: 'Unsqueeze', case: { nodes: one('Unsqueeze', ['x', 'axes']), inputs: [{ name: 'x', shape: [2, 4] }, { name: 'axes', shape: [2], ints: [0, -1], constant: true }] } },
+  { name: 'Transpose perm [1,2,0]', rule: 'Transpose', case: { nodes: one('Transpose', ['x'], { perm: [1, 2, 0] }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'Transpose default (reverse)', rule: 'Transpose', case: { nodes: one('Transpose', ['x']), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'Concat axis 1, three inputs', rule: 'Concat', case: { nodes: one('Concat', ['a', 'b', 'c'], { axis: 1 }), inputs: [{ name: 'a', shape: [2, 1, 3] }, { name: 'b', shape: [2, 2, 3] }, { name: 'c', shape: [2, 3, 3] }] } },
+  { name: 'Concat axis −1, symbolic (runtime sizes), one input constant', rule: 'Concat', case: { symbolic: true, nodes: one('Concat', ['a', 'b'], { axis: -1 }), inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [2, 2], wrt: false }] } },
+  { name: 'Split sizes input, unused middle output', rule: 'Split', case: { nodes: one('Split', ['x', 'split'], { axis: 1 }, ['p', 'q', 'r']), outputs: ['p', 'r'], inputs: [{ name: 'x', shape: [2, 6] }, { name: 'split', shape: [3], ints: [1, 2, 3], constant: true }] } },
+  { name: 'Split num_outputs (opset 18)', rule: 'Split', case: { opset: 18, nodes: one('Split', ['x'], { axis: 0, num_outputs: 2 }, ['p', 'q']), outputs: ['p', 'q'], inputs: [{ name: 'x', shape: [4, 3] }] } },
+  { name: 'Slice unit steps (Pad form)', rule: 'Slice', case: { nodes: one('Slice', ['x', 'st', 'en', 'ax']), inputs: [{ name: 'x', shape: [3, 5, 4] }, { name: 'st', shape: [2], ints: [1, -3], constant: true }, { name: 'en', shape: [2], ints: [100, -1], constant: true }, { name: 'ax', shape: [2], ints: [1, 2], constant: true }] } },
+  { name: 'Slice step 2 and negative step (scatter form)', rule: 'Slice', case: { nodes: one('Slice', ['x', 'st', 'en', 'ax', 'sp']), inputs: [{ name: 'x', shape: [3, 5, 4] }, { name: 'st', shape: [2], ints: [0, -1], constant: true }, { name: 'en', shape: [2], ints: [5, 0], constant: true }, { name: 'ax', shape: [2], ints: [1, 2], constant: true }, { name: 'sp', shape: [2], ints: [2, -1], constant: true }] } },
+  { name: 'Slice symbolic dims (scatter form)', rule: 'Slice', case: { symbolic: true, nodes: one('Slice', ['x', 'st', 'en']), inputs: [{ name: 'x', shape: [4, 3] }, { name: 'st', shape: [1], ints: [1], constant: true }, { name: 'en', shape: [1], ints: [3], constant: true }] } },
+  { name: 'Gather axis 0 (embedding, repeated ids, ScatterND add)', rule: 'Gather', case: { nodes: one('Gather', ['w', 'ids']), inputs: [{ name: 'w', shape: [5, 3] }, { name: 'ids', shape: [2, 3], ints: [0, 4, 4, 1, 0, 4] }] } },
+  { name: 'Gather axis 0, opset 13 (OneHot·MatMul form)', rule: 'Gather', case: { opset: 13, nodes: one('Gather', ['w', 'ids']), inputs: [{ name: 'w', shape: [5, 3] }, { name: 'ids', shape: [4], ints: [2, 2, 0, 3] }] } },
+  { name: 'Gather axis 1, scalar index (last token)', rule: 'Gather', case: { nodes: one('Gather', ['x', 'i'], { axis: 1 }), inputs: [{ name: 'x', shape: [2, 4, 3] }, { name: 'i', shape: [], ints: [-1] }] } },
+  { name: 'Gather axis 1, index vector', rule: 'Gather', case: { nodes: one('Gather', ['x', 'i'], { axis: 1 }), inputs: [{ name: 'x', shape: [2, 4, 3] }, { name: 'i', shape: [3], ints: [3, 0, 3] }] } },
+  { name: 'Expand [3,1] → [2,3,4]', rule: 'Expand', case: { nodes: one('Expand', ['x', 'shape']), inputs: [{ name: 'x', shape: [3, 1] }, { name: 'shape', shape: [3], ints: [2, 3, 4], constant: true }] } },
+  { name: 'Expand symbolic', rule: 'Expand', case: { symbolic: true, nodes: one('Expand', ['x', 'shape']), inputs: [{ name: 'x', shape: [3, 1] }, { name: 'shape', shape: [3], ints: [2, 3, 4] }] } },
+  {
+    name: 'Where (condition from Greater, broadcast branches)', rule: 'Where', case: {
+      nodes: [node('Greater', ['c', 'zero'], ['cond']), node('Where', ['cond', 'a', 'b'], ['y'])],
+      inputs: [{ name: 'c', shape: [2, 3], wrt: false }, { name: 'zero', shape: [], values: [0], constant: true }, { name: 'a', shape: [3] }, { name: 'b', shape: [2, 1] }],
+    },
+  },
+  {
+    name: 'Cast float32 → float64 → float32', rule: 'Cast', case: {
+      dtype: 'float32', nodes: [node('Cast', ['x'], ['d'], { to: DataType.DOUBLE }), node('Mul', ['d', 'd'], ['s']), node('Cast', ['s'], ['y'], { to: DataType.FLOAT })],
+      inputs: [{ name: 'x', shape: [2, 3] }],
+    },
+  },
+  { name: 'ReduceSum axes input, keepdims 0', rule: 'ReduceSum', case: { nodes: one('ReduceSum', ['x', 'axes'], { keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'axes', shape: [2], ints: [0, -1], constant: true }] } },
+  { name: 'ReduceSum keepdims 1, all axes', rule: 'ReduceSum', case: { nodes: one('ReduceSum', ['x']), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'ReduceMean axes attr, keepdims 0', rule: 'ReduceMean', case: { nodes: one('ReduceMean', ['x'], { axes: [1], keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'ReduceMean symbolic, keepdims 1', rule: 'ReduceMean', case: { symbolic: true, nodes: one('ReduceMean', ['x'], { axes: [0, 2] }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'Pow constant exponent 3', rule: 'Pow', case: { nodes: one('Pow', ['x', 'p']), inputs: [{ name: 'x', shape: [2, 3] }, { name: 'p', shape: [], values: [3], constant: true }] } },
+  { name: 'Pow general (both inputs, broadcast exponent)', rule: 'Pow', case: { nodes: one('Pow', ['x', 'p']), inputs: [{ name: 'x', shape: [2, 3], range: pos }, { name: 'p', shape: [3], range: [-1.5, 2.5] }] } },
+  { name: 'Dropout with ratio and training_mode=false (identity)', rule: 'Dropout', case: { nodes: one('Dropout', ['x', 'ratio', 'train'], {}, ['y', 'mask']), inputs: [{ name: 'x', shape: [2, 3] }, { name: 'ratio', shape: [], values: [0.3], constant: true }, { name: 'train', shape: [], ints: [0], bool: true, constant: true }] } },
+];
