@@ -48,7 +48,8 @@ export interface ParamInfo {
 
 /** Where the attention-logit scale 1/√d_head is applied. */
 export interface AttentionSite {
-  kind: 'div-after-qk' | 'mul-after-qk' | 'split-qk' | 'scale-attribute' | 'runtime-sqrt';
+  /** `scale-before-qk`: only one of Q, K is scaled before QKᵀ (DistilBERT's q / √dim_per_head). */
+  kind: 'div-after-qk' | 'mul-after-qk' | 'split-qk' | 'scale-before-qk' | 'scale-attribute' | 'runtime-sqrt';
   /** Nodes whose constant or attribute carries the scale. */
   nodes: string[];
   /** Constant inputs (initializer or Constant output) holding the scale, when there is one. */
@@ -58,6 +59,12 @@ export interface AttentionSite {
   dHead: number;
   layer?: number;
   reason: string;
+  /** The QKᵀ MatMul (absent for fused ops). */
+  qkMatMul?: string;
+  /** The attention logits after the scale and mask, before Softmax (the Softmax input). */
+  logitsValue?: string;
+  /** Scale constants that other nodes also read: clone them before rewriting (GPT-2 dynamo shares 0.5 with GELU). */
+  sharedConstants?: string[];
 }
 
 export interface BlockOutput {
@@ -65,6 +72,8 @@ export interface BlockOutput {
   value: string;
   kind: 'embedding' | 'attention' | 'mlp' | 'attention_logits' | 'output_logits';
   layer?: number;
+  /** For attention/mlp: `pre-residual` = the block's projection output (bias added) before the residual Add. */
+  point?: 'pre-residual' | 'residual-sum';
 }
 
 export interface Analysis {

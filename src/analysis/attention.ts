@@ -1,0 +1,199 @@
+/**
+ * Attention-logit scale sites (DESIGN.md "Semantics": QKᵀ/√d_head under SP → QKᵀ/d_head under µP/SµPar).
+ *
+ * Forms found:
+ *  - `div-after-qk` / `mul-after-qk`: Div or Mul by a scalar constant between the QKᵀ MatMul and its Softmax
+ *    (a mask Add/Where/Mul may sit in between);
+ *  - `split-qk`: Q and K each scaled by a constant before QKᵀ (megatron: d_head^-¼ on each side);
+ *  - `scale-before-qk`: only one side scaled before QKᵀ (DistilBERT: q / √dim_per_head);
+ *  - `runtime-sqrt`: the divisor is computed at run time (Shape → Gather → Cast → Sqrt → Div);
+ *  - `scale-attribute`: the `scale` attribute of a fused attention op (com.microsoft Attention,
+ *    MultiHeadAttention, GroupQueryAttention; ai.onnx Attention, opset 23). Absent → 1/√head_size.
+ * The QKᵀ MatMul is the MatMul whose two operands both carry activations and whose output reaches a Softmax.
+ */
+import type { NodeProto } from 'onnx-buf';
+import { attrFloat, attrInt, attrInts, getAttr } from '../onnx/build.js';
+import type { AnalysisGraph } from './graph.js';
+import type { AttentionSite } from './types.js';
+
+/** Ops allowed between QKᵀ and Softmax on the logits path (scale, mask, casts, views). */
+const LOGIT_PATH_OPS = new Set(['Div', 'Mul', 'Add', 'Sub', 'Where', 'Cast', 'Reshape', 'Identity', 'Max', 'Min', 'Clip', 'Squeeze', 'Unsqueeze', 'Expand']);
+/** Ops walked back over from a QKᵀ operand when looking for a pre-scale on Q or K. */
+const OPERAND_PATH_OPS = new Set(['Transpose', 'Reshape', 'Cast', 'Identity', 'Unsqueeze', 'Squeeze', 'Expand', 'Contiguous']);
+const FUSED_ATTENTION = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'PackedAttention', 'PackedMultiHeadAttention', 'DecoderMaskedMultiHeadAttention']);
+
+/** An attention site plus the values the rest of the analysis needs (not part of the contract). */
+export interface FoundSite {
+  site: AttentionSite;
+  qk?: NodeProto;
+  softmax?: NodeProto;
+  /** Nodes on the QKᵀ → Softmax path (mask Adds live here). */
+  logitPath: NodeProto[];
+  /** The fused attention node, for the fused form. */
+  fused?: NodeProto;
+}
+
+export function findAttentionSites(g: AnalysisGraph): FoundSite[] {
+  const found: FoundSite[] = [];
+  for (const n of g.order) {
+    if (n.opType === 'MatMul' && n.input.length === 2 && n.input.every((i) => g.dynamic.has(i))) {
+      const s = siteAtQk(g, n);
+      if (s) found.push(s);
+    } else if (FUSED_ATTENTION.has(n.opType) || (n.opType === 'Attention' && (n.domain === '' || n.domain === 'ai.onnx'))) {
+      found.push(fusedSite(g, n));
+    }
+  }
+  return found;
+}
+
+/** The Softmax reached forward from the QKᵀ output through LOGIT_PATH_OPS, with the path (BFS, ≤ 8 hops). */
+function pathToSoftmax(g: AnalysisGraph, qk: NodeProto): { softmax: NodeProto; path: NodeProto[] } | undefined {
+  const queue: { value: string; path: NodeProto[] }[] = [{ value: qk.output[0]!, path: [] }];
+  const seen = new Set<string>();
+  while (queue.length > 0) {
+    const { value, path } = queue.shift()!;
+    if (seen.has(value) || path.length > 8) continue;
+    seen.add(value);
+    for (const u of g.directUses(value)) {
+      if (u.node.opType === 'Softmax' || u.node.opType === 'LogSoftmax') return { softmax: u.node, path };
+      if (!LOGIT_PATH_OPS.has(u.node.opType)) continue;
+      if (u.node.opType === 'Where' && u.index === 0) continue;
+      queue.push({ value: u.node.output[0]!, path: [...path, u.node] });
+    }
+  }
+  return undefined;
+}
+
+function siteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
+  const reach = pathToSoftmax(g, qk);
+  if (!reach) return undefined;
+  const dHeadFromShape = headSizeOf(g, qk);
+  const post = reach.path.map((n) => scaleOn(g, n, chainInput(n, reach.path, qk))).filter((x) => x !== undefined);
+  const pre = [0, 1].map((i) => preScale(g, qk.input[i]!)).filter((x) => x !== undefined);
+  const all = [...pre, ...post];
+  const base = { qk, softmax: reach.softmax, logitPath: reach.path };
+  const scale = all.reduce((acc, s) => acc * (s.factor ?? 1), 1);
+  const runtime = all.find((s) => s.factor === undefined);
+  const dHead = dHeadFromShape ?? (runtime ? undefined : Math.round(1 / (scale * scale)));
+  if (all.length === 0) return { ...base, site: site(g, 'mul-after-qk', [], [], 1, dHeadFromShape ?? 0, qk, reach.softmax, 'no scale between QKᵀ and Softmax (scale 1); a rewrite inserts a Mul after QKᵀ') };
+  if (runtime) {
+    const d = dHead ?? 0;
+    const s = d > 0 ? (runtime.node.opType === 'Div' ? 1 / Math.sqrt(d) : Math.sqrt(d)) : 1;
+    return { ...base, site: site(g, 'runtime-sqrt', all.map((x) => g.label(x.node)), [], s, d, qk, reach.softmax, `${runtime.node.opType} ${g.label(runtime.node)} by √d computed at run time from a shape`) };
+  }
+  const kind: AttentionSite['kind'] = pre.length === 2 ? 'split-qk' : pre.length === 1 && post.length === 0 ? 'scale-before-qk' : post[0]?.node.opType === 'Div' ? 'div-after-qk' : 'mul-after-qk';
+  const what = all.map((x) => `${x.node.opType} ${g.label(x.node)} by ${x.constant}=${fmt(x.value!)}`).join(', ');
+  const where = kind === 'split-qk' ? 'on Q and on K before' : kind === 'scale-before-qk' ? 'on one operand before' : 'after';
+  return { ...base, site: site(g, kind, all.map((x) => g.label(x.node)), [...new Set(all.map((x) => x.constant!))], scale, dHead ?? 0, qk, reach.softmax, `${what} ${where} QKᵀ ${g.label(qk)}; scale ${fmt(scale)} = 1/√${dHead ?? '?'}`) };
+}
+
+function site(g: AnalysisGraph, kind: AttentionSite['kind'], nodes: string[], constants: string[], currentScale: number, dHead: number, qk: NodeProto, softmax: NodeProto, reason: string): AttentionSite {
+  const shared = constants.filter((c) => g.uses(c).some((u) => !nodes.includes(g.label(u.node))));
+  const out: AttentionSite = { kind, nodes, constants, currentScale, dHead, reason, qkMatMul: g.label(qk), logitsValue: softmax.input[0]! };
+  if (shared.length > 0) {
+    out.sharedConstants = shared;
+    out.reason += `; constant ${shared.join(', ')} is also read elsewhere (clone it before rewriting)`;
+  }
+  return out;
+}
+
+interface ScaleFactor {
+  node: NodeProto;
+  constant?: string;
+  value?: number;
+  /** Multiplier this node applies to QKᵀ; undefined when computed at run time. */
+  factor?: number;
+}
+
+/** The input of `n` that carries the QKᵀ chain. */
+function chainInput(n: NodeProto, path: NodeProto[], qk: NodeProto): number {
+  const idx = path.indexOf(n);
+  const prev = idx > 0 ? path[idx - 1]!.output[0] : qk.output[0];
+  return n.input.indexOf(prev!);
+}
+
+/** A Div/Mul node applying a scalar constant (or a run-time √) to its `slot` input. */
+function scaleOn(g: AnalysisGraph, n: NodeProto, slot: number): ScaleFactor | undefined {
+  if ((n.opType !== 'Div' && n.opType !== 'Mul') || slot < 0) return undefined;
+  const other = n.input[1 - slot];
+  if (!other || g.dynamic.has(other)) return undefined;
+  const value = g.scalarConstant(other);
+  if (value !== undefined) {
+    if (value === 0) return undefined;
+    const factor = n.opType === 'Mul' ? value : slot === 0 ? 1 / value : undefined;
+    return factor === undefined ? undefined : { node: n, constant: other, value, factor };
+  }
+  return computedFromShape(g, other) ? { node: n } : undefined;
+}
+
+/** True when `value` is computed at run time from a shape through a Sqrt (e.g. Sqrt(Cast(Gather(Shape(k))))). */
+function computedFromShape(g: AnalysisGraph, value: string): boolean {
+  let sawSqrt = false;
+  let sawShape = false;
+  const stack = [value];
+  for (let steps = 0; stack.length > 0 && steps < 12; steps++) {
+    const p = g.producer(stack.pop()!);
+    if (!p) continue;
+    if (p.opType === 'Sqrt' || (p.opType === 'Pow' && g.scalarConstant(p.input[1] ?? '') === 0.5)) sawSqrt = true;
+    if (p.opType === 'Shape' || p.opType === 'Size') { sawShape = true; continue; }
+    stack.push(...p.input.filter(Boolean));
+  }
+  return sawSqrt && sawShape;
+}
+
+/** The first Div/Mul by a scalar constant found walking back from a QKᵀ operand over view ops (≤ 6 hops). */
+function preScale(g: AnalysisGraph, operand: string): ScaleFactor | undefined {
+  let v = operand;
+  for (let hops = 0; hops < 6; hops++) {
+    const p = g.producer(v);
+    if (!p) return undefined;
+    if (p.opType === 'Div' || p.opType === 'Mul') {
+      const slot = g.dynamic.has(p.input[0]!) ? 0 : 1;
+      const s = scaleOn(g, p, slot);
+      return s && s.factor !== undefined ? s : undefined;
+    }
+    if (!OPERAND_PATH_OPS.has(p.opType)) return undefined;
+    v = p.input[0]!;
+  }
+  return undefined;
+}
+
+/** d_head: the contracted dim of QKᵀ (Q's last dim, or Kᵀ's second-to-last). */
+function headSizeOf(g: AnalysisGraph, qk: NodeProto): number | undefined {
+  const q = g.dims(qk.input[0]!);
+  const qd = q?.[q.length - 1];
+  if (qd !== undefined && qd > 0) return qd;
+  const k = g.dims(qk.input[1]!);
+  const kd = k && k.length >= 2 ? k[k.length - 2] : undefined;
+  return kd !== undefined && kd > 0 ? kd : undefined;
+}
+
+function fusedSite(g: AnalysisGraph, n: NodeProto): FoundSite {
+  const heads = attrInt(n, 'num_heads', attrInt(n, 'q_num_heads', 0));
+  const dHead = fusedHeadSize(g, n, heads) ?? 0;
+  const hasScale = getAttr(n, 'scale') !== undefined;
+  const scale = hasScale ? attrFloat(n, 'scale', 1) : dHead > 0 ? 1 / Math.sqrt(dHead) : 1;
+  const reason = `${n.domain ? n.domain + '::' : ''}${n.opType} ${g.label(n)}: ${hasScale ? `scale attribute ${fmt(scale)}` : `no scale attribute, default 1/√head_size = ${fmt(scale)}`}, head size ${dHead || '?'}`;
+  return {
+    site: { kind: 'scale-attribute', nodes: [g.label(n)], constants: [], currentScale: scale, dHead, reason },
+    logitPath: [], fused: n,
+  };
+}
+
+function fusedHeadSize(g: AnalysisGraph, n: NodeProto, heads: number): number | undefined {
+  if (n.opType === 'Attention' && n.domain === 'com.microsoft') {
+    const qkv = attrInts(n, 'qkv_hidden_sizes');
+    const w = g.dims(n.input[1] ?? '');
+    const hidden = qkv?.[0] ?? (w?.[1] !== undefined ? w[1] / 3 : undefined);
+    return hidden !== undefined && heads > 0 ? hidden / heads : undefined;
+  }
+  const q = g.dims(n.input[0] ?? '');
+  if (!q) return undefined;
+  if (q.length === 4) return q[3];
+  const last = q[q.length - 1];
+  return last !== undefined && heads > 0 ? last / heads : undefined;
+}
+
+export function fmt(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toPrecision(6).replace(/0+$/, '');
+}

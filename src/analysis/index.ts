@@ -1,0 +1,85 @@
+/**
+ * `analyzeModel`: what the graph says about each initializer (role, reason, fan-in, layer, ties), the
+ * attention-logit scale sites, the logits and embedding outputs, and the values a coordinate check records.
+ * Pure: reads the model (and external data under `baseDir` for the tie-by-value check), changes nothing.
+ */
+import type { ModelProto } from 'onnx-buf';
+import { findAttentionSites } from './attention.js';
+import { compileGlob } from './glob.js';
+import { AnalysisGraph } from './graph.js';
+import { assignStructure } from './layers.js';
+import { classifyRoles } from './roles.js';
+import type { Analysis, ParamInfo, Role } from './types.js';
+import { ROLES } from './types.js';
+import { detectWidth } from './width.js';
+import { UserInputError } from '../errors.js';
+
+export { matchGlob, compileGlob } from './glob.js';
+export { compareBaseShapes, detectWidth, type BaseShapeComparison } from './width.js';
+export { layerFromName } from './layers.js';
+export type { Analysis, AttentionSite, BlockOutput, ParamInfo, Role } from './types.js';
+
+export interface RoleOverride {
+  /** Glob over initializer names (see glob.ts). */
+  match: string;
+  role: Role;
+}
+
+export interface AnalyzeOptions {
+  /** Applied after detection, in order; the last matching override wins. */
+  overrides?: RoleOverride[];
+}
+
+export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOptions = {}): Analysis {
+  const g = new AnalysisGraph(model, baseDir);
+  const found = findAttentionSites(g);
+  const roles = classifyRoles(g, found);
+  const structure = assignStructure(g, found, roles);
+  const warnings = [...roles.warnings];
+  for (const s of found) if (s.site.nodes.length === 0 || (s.site.constants.length === 0 && s.site.kind === 'mul-after-qk')) warnings.push(`attention at ${s.site.qkMatMul}: ${s.site.reason}`);
+  const params = [...roles.params.values()];
+  applyOverrides(params, opts.overrides ?? [], warnings);
+
+  const logitsSrc = roles.logits;
+  const readoutParam = logitsSrc ? params.find((p) => p.name === logitsSrc.weight) : undefined;
+  const blocks = [...structure.blocks];
+  if (logitsSrc) blocks.push({ value: logitsSrc.output, kind: 'output_logits' });
+  else warnings.push('no readout found: no graph output is produced by a MatMul/Gemm/Conv with a weight initializer (through bias/reshape/softmax)');
+  const dHeads = found.map((s) => s.site.dHead).filter((d) => d > 0);
+  const width = detectWidth({ params });
+  const analysis: Analysis = {
+    params,
+    attention: found.map((s) => s.site),
+    ...(logitsSrc ? { logits: { output: logitsSrc.output, node: g.label(logitsSrc.node), ...(readoutParam ? { readout: readoutParam.name } : {}) } } : {}),
+    embeddingOutputs: roles.embeddings.map((e) => ({ param: e.weight, value: e.value })),
+    blocks,
+    ...(width ? { dModel: width.dModel } : {}),
+    ...(dHeads.length ? { dHead: mode(dHeads) } : {}),
+    ...(structure.nLayers ? { nLayers: structure.nLayers } : {}),
+    warnings,
+  };
+  return analysis;
+}
+
+function applyOverrides(params: ParamInfo[], overrides: RoleOverride[], warnings: string[]): void {
+  for (const o of overrides) {
+    if (!ROLES.includes(o.role)) throw new UserInputError(`override '${o.match}': unknown role '${o.role}'; roles are ${ROLES.join(', ')}`);
+    const re = compileGlob(o.match);
+    const hits = params.filter((p) => re.test(p.name));
+    if (hits.length === 0) warnings.push(`override '${o.match}' → ${o.role} matches no initializer`);
+    for (const p of hits) {
+      p.role = o.role;
+      p.reason = `override: ${o.match}`;
+      if ((o.role === 'hidden' || o.role === 'readout') && p.fanIn === undefined && p.shape.length === 2) {
+        Object.assign(p, { fanIn: p.shape[0], fanOut: p.shape[1], inputAxis: 0, outputAxis: 1 });
+        p.reason += ' (fan-in assumed along axis 0: no MatMul/Gemm use found)';
+      }
+    }
+  }
+}
+
+function mode(xs: number[]): number {
+  const counts = new Map<number, number>();
+  for (const x of xs) counts.set(x, (counts.get(x) ?? 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]![0];
+}

@@ -1,0 +1,171 @@
+/**
+ * Role of every main-graph initializer, each with the reason it was chosen. Detectors run in a fixed order
+ * and the first one to claim a tensor wins: embeddings, linear weights (readout / hidden), norms, biases,
+ * buffers; what is left is `unknown` and reported.
+ */
+import type { NodeProto } from 'onnx-buf';
+import { dimsOf, elementCount } from '../onnx/tensor.js';
+import type { FoundSite } from './attention.js';
+import { findEmbeddings, type EmbeddingUse } from './embeddings.js';
+import type { AnalysisGraph } from './graph.js';
+import { findNormParams } from './norms.js';
+import { tieByValue } from './ties.js';
+import { classifyBuffer } from './buffers.js';
+import type { ParamInfo, Role } from './types.js';
+import { findLogitsSource, isFloatTensor, linearUses, type LinearUse, type LogitsSource } from './weights.js';
+
+export interface RoleResult {
+  params: Map<string, ParamInfo>;
+  embeddings: EmbeddingUse[];
+  logits?: LogitsSource;
+  /** Linear uses of every hidden/readout weight (for layers, residual detection and blocks). */
+  linear: Map<string, LinearUse[]>;
+  warnings: string[];
+}
+
+export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult {
+  const params = initialParams(g);
+  const decided = new Set<string>();
+  const warnings: string[] = [];
+  const set = (name: string, role: Role, reason: string, extra: Partial<ParamInfo> = {}) => {
+    const p = params.get(name);
+    if (!p || decided.has(name)) return;
+    Object.assign(p, { role, reason }, extra);
+    decided.add(name);
+  };
+
+  const embeddings = findEmbeddings(g);
+  for (const e of embeddings) {
+    const shape = params.get(e.weight)?.shape ?? [];
+    set(e.weight, e.position ? 'position_embedding' : 'embedding', e.why, { fanIn: 1, fanOut: shape.at(-1), inputAxis: 0, outputAxis: shape.length - 1 });
+  }
+  const logits = findLogitsSource(g);
+  const linear = classifyLinear(g, params, decided, set, logits, warnings);
+  if (logits) tieReadout(g, params, embeddings, logits, warnings);
+  for (const n of findNormParams(g)) set(n.weight, n.role, n.why);
+  for (const p of params.values()) {
+    if (decided.has(p.name)) continue;
+    const bias = biasReason(g, p);
+    if (bias) set(p.name, 'bias', bias);
+  }
+  for (const p of params.values()) {
+    if (decided.has(p.name)) continue;
+    const buffer = classifyBuffer(g, p, sites);
+    if (buffer) set(p.name, 'buffer', buffer);
+  }
+  for (const p of params.values()) {
+    if (decided.has(p.name)) continue;
+    p.reason = `not classified (consumers: ${p.consumers.slice(0, 3).join(', ') || 'none'}); left untouched`;
+    warnings.push(`initializer '${p.name}' ${JSON.stringify(p.shape)}: ${p.reason}`);
+  }
+  return { params, embeddings, ...(logits ? { logits } : {}), linear, warnings };
+}
+
+function initialParams(g: AnalysisGraph): Map<string, ParamInfo> {
+  const params = new Map<string, ParamInfo>();
+  for (const t of g.model.graph!.initializer) {
+    if (params.has(t.name)) continue;
+    const shape = dimsOf(t);
+    const consumers = g.uses(t.name).map((u) => (u.via ? `${g.label(u.node)} (in ${g.label(u.via)})` : g.label(u.node)));
+    params.set(t.name, {
+      name: t.name, role: 'unknown', reason: '', shape, dataType: t.dataType, elements: elementCount(shape),
+      consumers: [...new Set(consumers)],
+    });
+  }
+  return params;
+}
+
+type Setter = (name: string, role: Role, reason: string, extra?: Partial<ParamInfo>) => void;
+
+function describeUses(g: AnalysisGraph, uses: LinearUse[]): string {
+  const first = uses[0]!;
+  const where = (u: LinearUse) => `${g.label(u.node)}${u.via ? ` inside ${u.via.opType} ${g.label(u.via)}` : ''}`;
+  const more = uses.length > 1 ? ` (+${uses.length - 1} more)` : '';
+  return `${first.form} at ${where(first)}${more}`;
+}
+
+function classifyLinear(g: AnalysisGraph, params: Map<string, ParamInfo>, decided: Set<string>, set: Setter, logits: LogitsSource | undefined, warnings: string[]): Map<string, LinearUse[]> {
+  const out = new Map<string, LinearUse[]>();
+  for (const p of params.values()) {
+    if (!isFloatTensor(p.dataType) || p.shape.length < 2) continue;
+    const uses = linearUses(g, p.name, p.shape);
+    if (uses.length === 0) continue;
+    out.set(p.name, uses);
+    const geo = { fanIn: uses[0]!.fanIn, fanOut: uses[0]!.fanOut, inputAxis: uses[0]!.inputAxis, outputAxis: uses[0]!.outputAxis };
+    if (uses.some((u) => u.inputAxis !== geo.inputAxis)) warnings.push(`initializer '${p.name}': used with different input axes by ${uses.map((u) => g.label(u.node)).join(', ')}; fan-in taken from the first use`);
+    if (logits && p.name === logits.weight) {
+      if (decided.has(p.name)) {
+        p.tie = 'identity';
+        p.tiedWith = p.name;
+        p.reason += `; also the readout weight of ${g.label(logits.node)} producing '${logits.output}' (tied by identity)`;
+        continue;
+      }
+      set(p.name, 'readout', `${describeUses(g, uses)} producing graph output '${logits.output}'${tailText(g, logits.tail)}`, geo);
+    } else {
+      set(p.name, 'hidden', `${describeUses(g, uses)}, inside the network`, geo);
+    }
+  }
+  return out;
+}
+
+function tailText(g: AnalysisGraph, tail: NodeProto[]): string {
+  return tail.length ? ` through ${tail.map((n) => n.opType).reverse().join('→')}` : '';
+}
+
+/** A readout equal by value (or transposed value) to a token embedding is tied to it. */
+function tieReadout(g: AnalysisGraph, params: Map<string, ParamInfo>, embeddings: EmbeddingUse[], logits: LogitsSource, warnings: string[]): void {
+  const readout = params.get(logits.weight);
+  if (!readout || readout.role !== 'readout') return;
+  for (const e of embeddings.filter((x) => !x.position)) {
+    const emb = params.get(e.weight)!;
+    let tie;
+    try {
+      tie = tieByValue(g.index.getInitializer(e.weight), g.index.getInitializer(readout.name), g.baseDir);
+    } catch (err) {
+      warnings.push(`tie check '${readout.name}' vs '${e.weight}' skipped: ${(err as Error).message}`);
+      continue;
+    }
+    if (!tie) continue;
+    const how = tie === 'value' ? 'equal values' : `equal to the transpose of '${emb.name}'`;
+    Object.assign(readout, { tie, tiedWith: emb.name });
+    readout.reason += `; tied to embedding '${emb.name}' by value (${how}, within 1e-6)`;
+    Object.assign(emb, { tie, tiedWith: readout.name });
+    emb.reason += `; tied to readout '${readout.name}' by value`;
+    return;
+  }
+}
+
+/** Ops between a linear map and the Add of its bias. */
+const BIAS_PATH_OPS = new Set(['Add', 'Reshape', 'Cast', 'Identity', 'Transpose', 'Squeeze', 'Unsqueeze']);
+
+/** A 1-D (or [1,…,1,n]) float constant added after a MatMul/Gemm/Conv with a weight, or Gemm's C / Conv's B. */
+function biasReason(g: AnalysisGraph, p: ParamInfo): string | undefined {
+  if (!isFloatTensor(p.dataType) || p.shape.length === 0 || p.elements !== p.shape.at(-1)) return undefined;
+  for (const u of g.uses(p.name)) {
+    const n = u.node;
+    if ((n.opType === 'Gemm' && u.index === 2) || ((n.opType === 'Conv' || n.opType === 'ConvTranspose') && u.index === 2)) {
+      return `${n.opType} ${g.label(n)} input ${u.index} (bias)`;
+    }
+    if (n.opType !== 'Add') continue;
+    const other = n.input[1 - u.index];
+    const lin = other ? linearBehind(g, other) : undefined;
+    if (lin) return `added by Add ${g.label(n)} after ${lin.opType} ${g.label(lin)}`;
+  }
+  return undefined;
+}
+
+function linearBehind(g: AnalysisGraph, value: string): NodeProto | undefined {
+  let v = value;
+  for (let hops = 0; hops < 5; hops++) {
+    const p = g.producer(v) ?? undefined;
+    if (!p) return undefined;
+    if (['MatMul', 'Gemm', 'Conv', 'ConvTranspose'].includes(p.opType)) {
+      return p.input.slice(0, 2).some((i) => g.isInitializer(g.viewSource(i).value)) ? p : undefined;
+    }
+    if (!BIAS_PATH_OPS.has(p.opType)) return undefined;
+    const next = p.opType === 'Add' ? p.input.find((i) => i && g.dynamic.has(i) && linearBehind(g, i)) : p.input[0];
+    if (!next) return undefined;
+    v = next;
+  }
+  return undefined;
+}
