@@ -40,9 +40,16 @@ export function tempPathFor(target: string): string {
   return t;
 }
 
-/** Moves a finished temp file into place. */
+/** Moves a finished temp file into place; on failure the temp file is removed and the error is one line. */
 export function commitTemp(temp: string, target: string): void {
-  fs.renameSync(temp, target);
+  try {
+    fs.renameSync(temp, target);
+  } catch (e) {
+    discardTemp(temp);
+    const code = (e as NodeJS.ErrnoException).code;
+    const hint = code === 'EISDIR' ? 'a folder has that name' : 'check the folder and permissions';
+    throw new UserInputError(`${target}: cannot write (${code ?? (e as Error).message}); ${hint}`, ExitCode.io);
+  }
   pendingTemps.delete(temp);
 }
 

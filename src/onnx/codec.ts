@@ -158,7 +158,12 @@ export function writeModel(model: ModelProto, file: string, opts: WriteOptions =
       throw new UserInputError(`${file}: encoded model is over 2 GiB; write with --external-data`, ExitCode.unsupported);
     }
     writeFileAtomic(abs, bytes);
-    if (plan.commitData) plan.commitData();
+    try {
+      plan.commitData?.();
+    } catch (e) {
+      fs.rmSync(abs, { force: true }); // a model whose data file is missing is worse than none
+      throw e;
+    }
     return { model: abs, data: plan.dataPath, bytes: bytes.byteLength };
   } finally {
     plan.cleanup();

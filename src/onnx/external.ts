@@ -4,13 +4,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ModelProto, TensorProto } from 'onnx-buf';
-import { create } from '@bufbuild/protobuf';
-import { StringStringEntryProtoSchema } from 'onnx-buf';
+import type { GraphProto, ModelProto, TensorProto } from 'onnx-buf';
+import { clearField, create, isFieldSet } from '@bufbuild/protobuf';
+import { StringStringEntryProtoSchema, TensorProtoSchema } from 'onnx-buf';
 import { ExitCode, UserInputError } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, writeAll } from './atomic.js';
-import { forEachTensor } from './walk.js';
-import { tensorDataBytes } from './tensor.js';
+import { DataType } from './dtype.js';
+import { forEachGraph, forEachTensor } from './walk.js';
+import { tensorDataBytes, tensorRawBytes } from './tensor.js';
 
 export type ExternalDataMode = 'auto' | 'always' | 'never';
 const EXTERNAL = 1;
@@ -122,12 +123,31 @@ export function checkExternalData(model: ModelProto, baseDir: string): void {
   });
 }
 
-interface Swap {
-  t: TensorProto;
-  rawData: TensorProto['rawData'];
-  externalData: TensorProto['externalData'];
-  dataLocation: number;
+/** The data-bearing fields of a tensor, saved so a write can swap them for encoding and put them back. */
+type DataFields = Pick<TensorProto, 'rawData' | 'floatData' | 'int32Data' | 'int64Data' | 'doubleData' | 'uint64Data' | 'externalData' | 'dataLocation'>;
+const DATA_KEYS = ['rawData', 'floatData', 'int32Data', 'int64Data', 'doubleData', 'uint64Data', 'externalData', 'dataLocation'] as const;
+
+/**
+ * A restorer for `t`'s data fields. onnx.proto is proto2, where a field can be unset (not encoded) or set
+ * to its default (encoded): restore presence too, or the re-encoded model would gain `data_location: 0`.
+ */
+function saveDataFields(t: TensorProto): () => void {
+  const fields = DATA_KEYS.map((k) => TensorProtoSchema.field[k]!);
+  const set = fields.filter((f) => isFieldSet(t, f));
+  const values = Object.fromEntries(set.map((f) => [f.localName, t[f.localName as keyof DataFields]])) as Partial<DataFields>;
+  return () => {
+    for (const f of fields) clearField(t, f);
+    Object.assign(t, values);
+  };
 }
+
+/** Marks `t` as inline: data_location unset (as writers that never used external data leave it). */
+export function clearExternal(t: TensorProto): void {
+  t.externalData = [];
+  clearField(t, TensorProtoSchema.field.dataLocation!);
+}
+
+const NO_TYPED = { floatData: [], int32Data: [], int64Data: [], doubleData: [], uint64Data: [] };
 
 export interface WritePlan {
   model: ModelProto;
@@ -145,39 +165,70 @@ interface PlanOptions {
   sourceBaseDir: string;
 }
 
+/** Bytes of values a tensor carries (raw, typed fields or external); strings count 0 (never external). */
+function storedBytes(t: TensorProto): number {
+  if (t.dataType === DataType.STRING) return 0;
+  return isExternal(t) ? tensorDataBytes(t) : Math.max(t.rawData.byteLength, hasTypedData(t) ? tensorDataBytes(t) : 0);
+}
+
+function hasTypedData(t: TensorProto): boolean {
+  return t.floatData.length + t.int32Data.length + t.int64Data.length + t.doubleData.length + t.uint64Data.length > 0;
+}
+
+/** Initializers of every graph (main, nested subgraphs, training graphs): the tensors written externally. */
+function initializerSet(model: ModelProto): Set<TensorProto> {
+  const out = new Set<TensorProto>();
+  const visit = (g: GraphProto) => forEachGraph(g, (sg) => sg.initializer.forEach((t) => out.add(t)));
+  if (model.graph) visit(model.graph);
+  for (const ti of model.trainingInfo) for (const g of [ti.initialization, ti.algorithm]) if (g) visit(g);
+  return out;
+}
+
 /**
  * Prepares `model` for encoding into `outDir`: decides inline vs external data, writes the data file
  * (to a temp path) and points tensors at it. Tensor fields are swapped in place for the encode and put
  * back by `cleanup()`, so the caller's model is unchanged afterwards.
+ *
+ * External: initializers of ≥ 1 KiB (raw or typed fields, as onnx.save_model) and every tensor already
+ * external in the source go to one data file, each at a 4096-aligned offset (page-aligned for mmap).
+ * Tensors in node attributes stay inline (onnx's default, convert_attribute=False). Inline: every
+ * external tensor is read back into raw_data.
  */
 export function externalizeForWrite(model: ModelProto, o: PlanOptions): WritePlan {
   const tensors: TensorProto[] = [];
   forEachTensor(model, (t) => tensors.push(t));
   const anyExternal = tensors.some(isExternal);
-  const total = tensors.reduce((s, t) => s + (isExternal(t) ? tensorDataBytes(t) : t.rawData.byteLength), 0);
+  const total = tensors.reduce((s, t) => s + storedBytes(t), 0);
   const externalize = o.mode === 'always' || (o.mode === 'auto' && (total > o.threshold || anyExternal));
-  const swaps: Swap[] = [];
-  const swap = (t: TensorProto) => swaps.push({ t, rawData: t.rawData, externalData: t.externalData, dataLocation: t.dataLocation });
-  const restore = () => {
-    for (const s of swaps.reverse()) Object.assign(s.t, { rawData: s.rawData, externalData: s.externalData, dataLocation: s.dataLocation });
+  const saved: (() => void)[] = [];
+  const replace = (t: TensorProto, fields: Partial<DataFields>) => {
+    saved.push(saveDataFields(t));
+    Object.assign(t, fields);
   };
-
-  if (!externalize) {
-    try {
+  const restore = () => {
+    while (saved.length) saved.pop()!();
+  };
+  try {
+    if (!externalize) {
       for (const t of tensors.filter(isExternal)) {
-        const bytes = readExternalBytes(t, o.sourceBaseDir) as Uint8Array<ArrayBuffer>;
-        swap(t);
-        Object.assign(t, { rawData: bytes, externalData: [], dataLocation: 0 });
+        replace(t, { rawData: readExternalBytes(t, o.sourceBaseDir) as Uint8Array<ArrayBuffer> });
+        clearExternal(t);
       }
-    } catch (e) {
-      restore();
-      throw e;
+      return { model, cleanup: restore };
     }
-    return { model, cleanup: restore };
+    const inits = initializerSet(model);
+    const chosen = tensors.filter((t) => isExternal(t) || (inits.has(t) && storedBytes(t) >= MIN_EXTERNAL_BYTES));
+    return writeDataFile(model, chosen, o, replace, restore);
+  } catch (e) {
+    restore();
+    throw e;
   }
+}
 
+function checkDataPath(tensors: TensorProto[], o: PlanOptions): string {
   const dataPath = path.resolve(o.outDir, o.dataFile);
-  if (path.relative(o.outDir, dataPath).startsWith('..') || path.isAbsolute(o.dataFile)) {
+  const rel = path.relative(o.outDir, dataPath);
+  if (path.isAbsolute(o.dataFile) || rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`)) {
     throw new UserInputError(`external data file '${o.dataFile}' must be inside the output folder`, ExitCode.usage);
   }
   for (const t of tensors.filter(isExternal)) {
@@ -185,27 +236,30 @@ export function externalizeForWrite(model: ModelProto, o: PlanOptions): WritePla
       throw new UserInputError(`${dataPath}: is the input model's own external data file; choose another output name`, ExitCode.usage);
     }
   }
+  return dataPath;
+}
+
+function writeDataFile(
+  model: ModelProto, tensors: TensorProto[], o: PlanOptions,
+  replace: (t: TensorProto, f: Partial<DataFields>) => void, restore: () => void,
+): WritePlan {
+  const dataPath = checkDataPath(tensors, o);
   const temp = tempPathFor(dataPath);
-  let committed = false;
   let fd: number;
   try {
     fd = fs.openSync(temp, 'w');
   } catch (e) {
     discardTemp(temp);
-    throw new UserInputError(`${dataPath}: cannot write (${(e as NodeJS.ErrnoException).code}); check the folder`, ExitCode.io);
+    throw new UserInputError(`${dataPath}: cannot write (${(e as NodeJS.ErrnoException).code}); check that the folder exists and is writable`, ExitCode.io);
   }
   try {
     let offset = 0;
     for (const t of tensors) {
-      const ext = isExternal(t);
-      const len = ext ? tensorDataBytes(t) : t.rawData.byteLength;
-      if (len < MIN_EXTERNAL_BYTES && !ext) continue;
-      if (!ext && t.rawData.byteLength === 0) continue;
-      const bytes = ext ? readExternalBytes(t, o.sourceBaseDir) : t.rawData;
+      const bytes = isExternal(t) ? readExternalBytes(t, o.sourceBaseDir) : t.rawData.byteLength > 0 ? t.rawData : tensorRawBytes(t, o.sourceBaseDir);
       offset = Math.ceil(offset / ALIGN) * ALIGN;
       writeAll(fd, bytes, offset);
-      swap(t);
-      Object.assign(t, {
+      replace(t, {
+        ...NO_TYPED,
         rawData: new Uint8Array(0),
         dataLocation: EXTERNAL,
         externalData: [
@@ -217,13 +271,13 @@ export function externalizeForWrite(model: ModelProto, o: PlanOptions): WritePla
       offset += bytes.byteLength;
     }
     fs.fsyncSync(fd);
-  } catch (e) {
     fs.closeSync(fd);
+  } catch (e) {
+    try { fs.closeSync(fd); } catch { /* already closed */ }
     discardTemp(temp);
-    restore();
-    throw e;
+    throw e instanceof UserInputError ? e : new UserInputError(`${dataPath}: write failed (${(e as Error).message})`, ExitCode.io);
   }
-  fs.closeSync(fd);
+  let committed = false;
   return {
     model,
     dataPath,

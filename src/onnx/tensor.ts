@@ -7,7 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { TensorProtoSchema, type TensorProto } from 'onnx-buf';
 import { UserInputError } from '../errors.js';
 import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, floatToBf16Bits, floatToHalfBits, halfBitsToFloat } from './dtype.js';
-import { isExternal, readExternalBytes } from './external.js';
+import { clearExternal, isExternal, readExternalBytes } from './external.js';
 
 export function dimsOf(t: TensorProto): number[] {
   return t.dims.map(Number);
@@ -150,6 +150,7 @@ export function setTensorFloats(t: TensorProto, values: Float32Array): void {
   t.floatData = [];
   t.doubleData = [];
   t.int32Data = [];
-  t.externalData = [];
-  t.dataLocation = 0;
+  t.int64Data = [];
+  t.uint64Data = [];
+  clearExternal(t);
 }
