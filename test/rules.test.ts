@@ -154,3 +154,64 @@ test('unknown rule names are usage errors; a missing path is a file error', asyn
   await assert.rejects(loadRules('supr'), (e: unknown) => e instanceof UsageError && /unknown rules 'supr'/.test(e.message));
   await assert.rejects(loadRules('nope/rules.json'), (e: unknown) => e instanceof UserInputError && !(e instanceof UsageError) && /not found/.test(e.message));
 });
+
+// ---- TypeScript rule files: read statically, type-checked, never executed ----
+
+const TS_HEADER = "import type { RuleFile } from 'supar-transform/rules';\n";
+
+test('TS rule file: default export with satisfies, arithmetic, template strings, as const', async () => {
+  const dir = tempDir();
+  const file = writeRules(dir, 'mine.ts', `${TS_HEADER}
+export default {
+  extends: 'supar',
+  id: \`mine\`,
+  roles: { hidden: { sgdLr: \`1/m_rho\`, sparsify: true }, readout: { initStd: '0' } },
+  overrides: [{ match: 'lm_head.weight', role: 'readout' as const }],
+  density: { 'h.0.**': 1 / 4, 'h.1.**': -(-0.5) },
+} satisfies RuleFile;
+`);
+  const { ruleSet, densityMap, overrides } = await loadRules(file);
+  assert.equal(ruleSet.id, 'mine');
+  assert.equal(ev(ruleSet.roles.hidden!.sgdLr), 8);
+  assert.equal(ruleSet.roles.hidden!.adamLr, '1/(m_d*m_rho)');
+  assert.deepEqual(densityMap, [{ match: 'h.0.**', density: 0.25 }, { match: 'h.1.**', density: 0.5 }]);
+  assert.deepEqual(overrides, [{ match: 'lm_head.weight', role: 'readout' }]);
+  const other = writeRules(dir, 'other.ts', "export const rules = { extends: 'mup', roles: { hidden: { adamLr: '2/m_d' } } };\n");
+  assert.equal(ev((await loadRules(other)).ruleSet.roles.hidden!.adamLr), 1);
+});
+
+test('TS rule file with top-level side effects is never executed', async () => {
+  const dir = tempDir();
+  const marker = path.join(dir, 'EXECUTED');
+  const file = writeRules(dir, 'evil.mts', `${TS_HEADER}
+const specifier = 'node:fs';
+const fs = await import(specifier);
+fs.writeFileSync(${JSON.stringify(marker)}, 'the rule file ran');
+export default { extends: 'supar', roles: { hidden: { adamLr: '1/m_d' } } } satisfies RuleFile;
+`);
+  const { ruleSet } = await loadRules(file);
+  assert.equal(ruleSet.roles.hidden!.adamLr, '1/m_d');
+  assert.equal(fs.existsSync(marker), false, 'loading the rule file executed it');
+  // Control: running the same file does create the marker, so the check above can fail.
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, stdio: 'ignore' });
+  assert.equal(fs.existsSync(marker), true);
+});
+
+test('TS rule files: non-literal code, type errors and schema errors are located at file:line:col', async () => {
+  const cases: [string, RegExp][] = [
+    [`${TS_HEADER}export default { extends: 'supar', roles: { hidden: { adamLr: String(1) } } } satisfies RuleFile;\n`,
+      /my\.ts:2:63: call expression 'String\(1\)': only literals, arrays, objects/],
+    [`${TS_HEADER}const base = { adamLr: '1' };\nexport default { extends: 'supar', roles: { hidden: { ...base } } };\n`,
+      /my\.ts:3:55: spread assignment '\.\.\.base': only literals/],
+    [`${TS_HEADER}const lr = '1';\nexport default { extends: 'supar', roles: { hidden: { adamLr: lr } } };\n`,
+      /my\.ts:3:63: identifier 'lr': only literals/],
+    [`${TS_HEADER}export default { extends: 'supar', density: { [\`h\${1}\`]: 0.5 } };\n`, /my\.ts:2:47: computed key/],
+    [`${TS_HEADER}export default {\n  extends: 'supar',\n  roles: { hidden: { sparsify: 'yes' } },\n} satisfies RuleFile;\n`,
+      /my\.ts:4:22: type error TS2322: Type 'string' is not assignable to type 'boolean \| undefined'/],
+    [`export default {\n  extends: 'supar',\n  roles: { hiden: { adamLr: '1' } },\n};\n`, /my\.ts:3:12: roles\.hiden: unknown role 'hiden'/],
+    [`export default {\n  extends: 'supar',\n  roles: { hidden: { adamLr: '1/m_dd' } },\n};\n`, /my\.ts:3:22: roles\.hidden\.adamLr: unknown variable 'm_dd' at column 3/],
+    [`export const other = {};\n`, /my\.ts:1:1: no rule object/],
+  ];
+  for (const [body, re] of cases) assert.match((await loadError(body, 'my.ts')).message, re);
+});

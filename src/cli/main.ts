@@ -17,6 +17,7 @@ async function loadCommands(): Promise<RegisterCommand[]> {
   // Lazy imports keep `--help` and `inspect` fast (onnxruntime-node loads only where a command needs it).
   const mods = await Promise.all([
     import('./cmd-inspect.js'),
+    import('./cmd-transform.js'),
     import('./cmd-train.js'),
   ]);
   return mods.map((m) => m.register);
