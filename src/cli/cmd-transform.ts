@@ -1,0 +1,60 @@
+/**
+ * `supar-transform [transform] model.onnx --density 0.125`: the default command. Writes
+ * `<model>.supar.onnx`, `.supar.lr.json` and `.supar.report.json` next to the input (or at -o), prints the
+ * human summary (or, with --json, a machine-readable result). Nothing is written on an error or --dry-run.
+ */
+import type { Command } from 'commander';
+import type { CliContext } from './main.js';
+import { UsageError } from '../errors.js';
+import { readModel } from '../onnx/codec.js';
+import type { ExternalDataMode } from '../onnx/external.js';
+import { checkOutputPath, defaultOutputPath, transform, writeTransformOutputs } from '../transform.js';
+import { addTransformFlags, toTransformOptions, type TransformFlags } from './transform-options.js';
+
+interface CommandFlags extends TransformFlags {
+  output?: string;
+  json?: boolean;
+  dryRun?: boolean;
+  externalData?: string;
+  emitTrain?: boolean;
+}
+
+const EXTERNAL_MODES = ['auto', 'always', 'never'];
+
+export function register(program: Command, _ctx: CliContext): void {
+  const cmd = program
+    .command('transform <model>', { isDefault: true })
+    .description('rewrite a model into a sparse, SµPar-parameterized, training-ready model (the default command)');
+  addTransformFlags(cmd)
+    .option('-o, --output <file>', 'output model (default <model>.supar.onnx beside the input)')
+    .option('--json', 'print a machine-readable result (files, report) on stdout instead of the summary')
+    .option('--dry-run', 'plan and report, write nothing')
+    .option('--external-data <mode>', 'tensor data in a side file: auto (over 1.8 GiB, or when the input has one), always, never', 'auto')
+    .option('--emit-train', 'also write the train-step graph <model>.supar.train.onnx')
+    .action(async (file: string, flags: CommandFlags) => {
+      await runTransform(file, flags);
+    });
+}
+
+export async function runTransform(file: string, flags: CommandFlags): Promise<void> {
+  if (flags.externalData !== undefined && !EXTERNAL_MODES.includes(flags.externalData)) {
+    throw new UsageError(`--external-data '${flags.externalData}': use one of ${EXTERNAL_MODES.join(', ')}`);
+  }
+  const options = { ...toTransformOptions(flags), emitTrain: flags.emitTrain };
+  const outPath = flags.output ?? defaultOutputPath(file);
+  if (!flags.dryRun) checkOutputPath(outPath, file);
+  const input = readModel(file);
+  const result = await transform(input, options);
+  const files = flags.dryRun ? null : writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode });
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify({ files: files && relativeFiles(files), report: result.report }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(result.summaryText);
+  if (files) process.stdout.write(`wrote ${files.model}\n      ${files.lrGroups}\n      ${files.report}\n${files.train ? `      ${files.train}\n` : ''}`);
+  else process.stdout.write('dry run: nothing written\n');
+}
+
+function relativeFiles(files: object): Record<string, string> {
+  return Object.fromEntries(Object.entries(files).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+}

@@ -1,0 +1,22 @@
+/**
+ * supar-transform as a library (package.json "main"/"types"/"exports" → dist/src/index.js):
+ *
+ *     import { readModel, transform, writeTransformOutputs } from 'supar-transform';
+ *     const result = await transform(readModel('model.onnx'), { density: 0.125, rules: 'supar' });
+ *     writeTransformOutputs(result, 'model.supar.onnx');
+ */
+export { transform, writeTransformOutputs, outputPaths, defaultOutputPath, PASSES } from './transform.js';
+export type { TransformOptions, TransformResult, WriteOutputsOptions, WrittenOutputs } from './transform.js';
+export { buildPlan } from './plan.js';
+export type { TransformPlan, ParamPlan, AttentionPlan, MaskMode, InitMode, DensityEntry, PlanOptions } from './plan.js';
+export { buildReport, reportJson, summaryText, REPORT_FORMAT } from './report.js';
+export type { TransformReport, TensorReport } from './report.js';
+export { readModel, writeModel, decodeModel, encodeModel } from './onnx/codec.js';
+export type { LoadedModel, WriteOptions } from './onnx/codec.js';
+export { UserInputError, UsageError, InvariantError, ExitCode } from './errors.js';
+export type { Role, ParamInfo, AttentionSite, Analysis } from './analysis/types.js';
+export type { RuleSet, RoleRule, Hyperparameters } from './rules/types.js';
+export { DEFAULT_HYPERPARAMETERS } from './rules/types.js';
+export { LR_GROUPS_FORMAT } from './train/types.js';
+export type { LrGroup, LrGroupsFile } from './train/types.js';
+export { VERSION } from './version.js';

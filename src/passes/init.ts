@@ -1,0 +1,82 @@
+/**
+ * Initial values of the planned parameters (DESIGN.md "Semantics"; supar-rules.md §3, §8.3):
+ * - `resample` (default): the non-zeros ~ N(0, initStd²) (or a truncated normal with that std), drawn from
+ *   the seeded per-tensor stream (purpose "init"); SµPar's hidden std is σ_base/√(m_d·m_ρ) with the optional
+ *   depth factor already folded in by the plan.
+ * - `rescale`: multiply the existing non-zeros so that their std is initStd.
+ * - `keep`: leave the values.
+ * In every mode a masked weight's pruned entries become exactly 0. Measures the non-zeros' std before and
+ * after for the report. One decode and one encode per touched tensor; untouched tensors keep their bytes.
+ */
+import type { ModelProto, TensorProto } from 'onnx-buf';
+import { DataType } from '../onnx/dtype.js';
+import { GraphIndex } from '../onnx/ir.js';
+import { setTensorFloats, tensorToFloat32 } from '../onnx/tensor.js';
+import type { ParamPlan } from '../plan.js';
+import { applyMask, nonZeroStats, rescaleToStd, sampleInit } from './init-sampling.js';
+import type { Pass, PassContext, PassResult } from './manager.js';
+import { Rng } from './rng.js';
+
+export interface InitReportEntry {
+  tensor: string;
+  action: 'resampled' | 'rescaled' | 'kept' | 'masked';
+  target_std: number | null;
+  /** Std of the non-zero entries before and after (population std, float64 accumulation). */
+  std_before: number;
+  std_after: number;
+  non_zeros: number;
+}
+
+export interface InitPassReport {
+  tensors: InitReportEntry[];
+}
+
+const FLOAT_TYPES: ReadonlySet<number> = new Set([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
+
+export const initPass: Pass<InitPassReport> = {
+  id: 'init',
+  doc: 'resample, rescale or keep the non-zeros of each planned parameter, and zero its masked entries',
+  run(model: ModelProto, ctx: PassContext): PassResult<InitPassReport> {
+    const index = new GraphIndex(model);
+    const report: InitPassReport = { tensors: [] };
+    for (const p of ctx.plan.params) {
+      const mask = ctx.masks.get(p.name)?.bits;
+      const wantsValues = p.initStd !== null && ctx.plan.init !== 'keep';
+      if (!mask && !wantsValues) continue;
+      const t = index.findInitializer(p.name);
+      if (!t || !FLOAT_TYPES.has(t.dataType)) continue;
+      report.tensors.push(initTensor(t, p, mask, ctx));
+    }
+    return { model, report };
+  },
+};
+
+function initTensor(t: TensorProto, p: ParamPlan, mask: Uint8Array | undefined, ctx: PassContext): InitReportEntry {
+  const values = tensorToFloat32(t, ctx.baseDir);
+  const before = nonZeroStats(values);
+  let action: InitReportEntry['action'] = mask ? 'masked' : 'kept';
+  if (p.initStd !== null && ctx.plan.init === 'resample') {
+    sampleInit(values, mask, p.initStd, Rng.forTensor(ctx.seed, p.name, 'init'), { truncated: ctx.plan.truncated });
+    action = 'resampled';
+  } else if (p.initStd !== null && ctx.plan.init === 'rescale') {
+    rescaleToStd(values, mask, p.initStd, `tensor '${p.name}'`);
+    action = 'rescaled';
+  } else if (mask) {
+    applyMask(values, mask);
+  }
+  setFloatsShared(t, values);
+  const after = nonZeroStats(values, mask);
+  return {
+    tensor: p.name, action, target_std: p.initStd, std_before: before.std, std_after: after.std, non_zeros: after.count,
+  };
+}
+
+/** Like setTensorFloats, but a float32 tensor takes the array's own bytes (no second copy of a big weight). */
+function setFloatsShared(t: TensorProto, values: Float32Array): void {
+  if (t.dataType !== DataType.FLOAT) {
+    setTensorFloats(t, values);
+    return;
+  }
+  setTensorFloats(t, new Float32Array(0));
+  t.rawData = new Uint8Array(values.buffer, values.byteOffset, values.byteLength) as Uint8Array<ArrayBuffer>;
+}

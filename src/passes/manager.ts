@@ -1,0 +1,104 @@
+/**
+ * The pass manager (STYLE.md, after onnxscript's rewriter): each pass is a small object with a stable id,
+ * a one-line doc and a `run` that takes the model and the shared context and returns `{model, report}`;
+ * the manager runs them in order and checks after each that the main graph is still well formed
+ * (every node input is defined before use), so a faulty rewrite is caught at the pass that made it.
+ */
+import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
+import { InvariantError } from '../errors.js';
+import type { Analysis } from '../analysis/types.js';
+import type { TransformPlan } from '../plan.js';
+import { subgraphsOf } from '../onnx/walk.js';
+
+/** A drawn mask, shared between the mask pass (which stores it) and the init pass (which zeroes). */
+export interface DrawnMask {
+  /** Initializer name of the stored mask. */
+  name: string;
+  bits: Uint8Array;
+  nonZeros: number;
+}
+
+export interface PassContext {
+  readonly baseDir: string;
+  readonly plan: TransformPlan;
+  readonly analysis: Analysis;
+  readonly seed: number;
+  /** Masks by weight name (filled by the mask pass). */
+  readonly masks: Map<string, DrawnMask>;
+  /**
+   * Main-graph nodes by the analysis's labels (name, or `Op#index` in the input's order), taken before any
+   * pass inserts nodes, so that site references stay valid.
+   */
+  readonly nodes: ReadonlyMap<string, NodeProto>;
+}
+
+/** Labels as the analysis writes them: the node's name, or `Op#index` for an unnamed node. */
+export function labelNodes(model: ModelProto): Map<string, NodeProto> {
+  const out = new Map<string, NodeProto>();
+  model.graph!.node.forEach((n, i) => {
+    const label = n.name || `${n.opType}#${i}`;
+    if (!out.has(label)) out.set(label, n);
+  });
+  return out;
+}
+
+export interface PassResult<R> {
+  model: ModelProto;
+  report: R;
+}
+
+export interface Pass<R = unknown> {
+  readonly id: string;
+  readonly doc: string;
+  run(model: ModelProto, ctx: PassContext): PassResult<R>;
+}
+
+export interface PipelineResult {
+  model: ModelProto;
+  /** Each pass's report part, by pass id, in run order. */
+  reports: Map<string, unknown>;
+}
+
+export function runPasses(model: ModelProto, ctx: PassContext, passes: readonly Pass[]): PipelineResult {
+  const reports = new Map<string, unknown>();
+  let current = model;
+  // An input that is already out of order (some exporters) is not checked again after each pass.
+  let check = true;
+  try {
+    checkWellFormed(model, 'input');
+  } catch {
+    check = false;
+  }
+  for (const pass of passes) {
+    const out = pass.run(current, ctx);
+    if (check) checkWellFormed(out.model, pass.id);
+    reports.set(pass.id, out.report);
+    current = out.model;
+  }
+  return { model: current, reports };
+}
+
+/** Every node input in the main graph (and outer-scope reads in subgraphs) is defined before it is used. */
+export function checkWellFormed(model: ModelProto, after: string): void {
+  const g = model.graph;
+  if (!g) throw new InvariantError(`after pass ${after}: model has no graph`);
+  const defined = new Set<string>(['']);
+  g.input.forEach((v) => defined.add(v.name));
+  g.initializer.forEach((t) => defined.add(t.name));
+  checkGraph(g, defined, after);
+}
+
+function checkGraph(g: GraphProto, outer: Set<string>, after: string): void {
+  const defined = new Set(outer);
+  g.input.forEach((v) => defined.add(v.name));
+  g.initializer.forEach((t) => defined.add(t.name));
+  for (const n of g.node) {
+    for (const i of n.input) {
+      if (!defined.has(i)) {
+        throw new InvariantError(`after pass ${after}: node '${n.name || n.opType}' reads '${i}' before it is defined`);
+      }
+    }
+    for (const sub of subgraphsOf(n)) checkGraph(sub, defined, after);
+    n.output.forEach((o) => defined.add(o));
+  }
+}

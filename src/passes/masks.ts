@@ -1,0 +1,89 @@
+/**
+ * Static sparsity masks (DESIGN.md "Semantics"; paper §3.1, Y = X(W ⊙ M)). For every weight the plan gives
+ * density < 1: draw the mask from the seeded per-tensor stream (src/passes/rng.ts, purpose "mask"), store it
+ * as a compact BOOL initializer `<W>__mask` (1 byte per entry: a quarter of a float32 weight), and insert
+ * `Cast(mask → W's type)` and `Mul(W, maskf)` in front of EVERY consumer of W — tied uses and outer-scope
+ * reads inside If/Loop/Scan bodies included — so the product keeps pruned entries at zero through training
+ * (their gradient is masked). The weight's masked entries are zeroed by the init pass (one decode per tensor).
+ */
+import type { ModelProto } from 'onnx-buf';
+import { node } from '../onnx/build.js';
+import { DataType } from '../onnx/dtype.js';
+import { GraphIndex, NameAuthority } from '../onnx/ir.js';
+import { makeByteTensor } from '../onnx/tensor.js';
+import type { MaskMode, ParamPlan } from '../plan.js';
+import { addInitializer, redirectUses } from './graph-edit.js';
+import type { DrawnMask, Pass, PassContext, PassResult } from './manager.js';
+import { drawMask, type MaskMode as PatternMode } from './mask-patterns.js';
+import { Rng } from './rng.js';
+
+export interface MaskReportEntry {
+  tensor: string;
+  mask: string;
+  mode: MaskMode;
+  density: number;
+  elements: number;
+  non_zeros: number;
+  /** Inputs rewired to read the masked weight (direct and inside subgraphs). */
+  uses_rewired: number;
+}
+
+export interface MaskPassReport {
+  masks: MaskReportEntry[];
+  mask_bytes: number;
+  masked_weight_bytes: number;
+}
+
+const PATTERN_MODE: Record<MaskMode, PatternMode> = { 'per-tensor': 'exact', bernoulli: 'bernoulli', 'per-row': 'per-row', 'n:m': 'n:m' };
+
+/** Bytes per element of the float types a mask multiplies. */
+function bytesPerElement(dataType: number): number {
+  return dataType === DataType.DOUBLE ? 8 : dataType === DataType.FLOAT16 || dataType === DataType.BFLOAT16 ? 2 : 4;
+}
+
+/** Draws the mask of one planned weight (pure given seed and name). */
+export function maskFor(p: ParamPlan, seed: number, nm?: { n: number; m: number }): Uint8Array {
+  const rank = p.shape.length;
+  const inputAxis = p.inputAxis ?? 0;
+  const outputAxis = p.outputAxis ?? (rank > 1 ? rank - 1 : 0);
+  return drawMask({
+    shape: p.shape, density: p.density, mode: PATTERN_MODE[p.maskMode ?? 'per-tensor'],
+    n: p.maskMode === 'n:m' ? nm?.n : undefined, m: p.maskMode === 'n:m' ? nm?.m : undefined,
+    inputAxis, outputAxis, name: p.name,
+  }, Rng.forTensor(seed, p.name, 'mask'));
+}
+
+export const maskPass: Pass<MaskPassReport> = {
+  id: 'masks',
+  doc: 'store a seeded static mask per sparsified weight and multiply the weight by it before every use',
+  run(model: ModelProto, ctx: PassContext): PassResult<MaskPassReport> {
+    const g = model.graph!;
+    const names = new NameAuthority(model);
+    const index = new GraphIndex(model);
+    const report: MaskPassReport = { masks: [], mask_bytes: 0, masked_weight_bytes: 0 };
+    const front = [];
+    for (const p of ctx.plan.params) {
+      if (p.density >= 1 || !p.maskMode) continue;
+      const bits = maskFor(p, ctx.seed, ctx.plan.nm);
+      let nonZeros = 0;
+      for (let i = 0; i < bits.length; i++) nonZeros += bits[i]!;
+      const maskName = names.fresh(`${p.name}__mask`);
+      const maskF = names.fresh(`${p.name}__maskf`);
+      const masked = names.fresh(`${p.name}__masked`);
+      addInitializer(g, makeByteTensor(maskName, p.shape, bits, DataType.BOOL));
+      const cast = node('Cast', [maskName], [maskF], { to: p.dataType }, names.fresh(`supar.mask_cast.${p.name}`));
+      const mul = node('Mul', [p.name, maskF], [masked], {}, names.fresh(`supar.mask_mul.${p.name}`));
+      const rewired = redirectUses(index, p.name, masked);
+      front.push(cast, mul);
+      ctx.masks.set(p.name, { name: maskName, bits, nonZeros } satisfies DrawnMask);
+      report.masks.push({
+        tensor: p.name, mask: maskName, mode: p.maskMode, density: p.density, elements: p.elements,
+        non_zeros: nonZeros, uses_rewired: rewired,
+      });
+      report.mask_bytes += bits.length;
+      report.masked_weight_bytes += p.elements * bytesPerElement(p.dataType);
+    }
+    g.node.unshift(...front);
+    return { model, report };
+  },
+};

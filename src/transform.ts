@@ -1,0 +1,232 @@
+/**
+ * The library API (DESIGN.md "What it is"): `transform(model, options)` runs
+ * bytes → IR → analysis → plan (rules × roles) → passes → IR + report, and `writeTransformOutputs` writes
+ * `model.supar.onnx`, `model.supar.lr.json` and `model.supar.report.json` (each atomically).
+ * The input model is never modified: passes work on a structural copy that shares tensor bytes until a pass
+ * replaces them.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { clone } from '@bufbuild/protobuf';
+import { ModelProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
+import { ExitCode, UsageError, UserInputError } from './errors.js';
+import type { Analysis, Role } from './analysis/types.js';
+import { DEFAULT_HYPERPARAMETERS, type Hyperparameters } from './rules/types.js';
+import type { LrGroupsFile } from './train/types.js';
+import { writeModel, type LoadedModel } from './onnx/codec.js';
+import { writeFileAtomic } from './onnx/atomic.js';
+import type { ExternalDataMode } from './onnx/external.js';
+import { forEachTensor } from './onnx/walk.js';
+import { buildPlan, DEFAULT_DEPTH_FACTOR, type DensityEntry, type InitMode, type MaskMode, type TransformPlan } from './plan.js';
+import { labelNodes, runPasses, type Pass, type PassContext } from './passes/manager.js';
+import { tiePass } from './passes/ties.js';
+import { maskPass } from './passes/masks.js';
+import { initPass } from './passes/init.js';
+import { multiplierPass } from './passes/multipliers.js';
+import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
+import { setMetadata, supArMetadata } from './passes/metadata.js';
+import { buildReport, reportJson, summaryText, type TransformReport } from './report.js';
+import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
+
+export interface TransformOptions {
+  /** Density ρ of sparsified tensors, in (0, 1]; default 1 (dense). */
+  density?: number;
+  /** Built-in rule set (`sp`, `mup`, `supar`) or a rule file path; default `supar`. */
+  rules?: string;
+  /** Width multiplier m_d; or `baseWidth` (m_d = detected d_model / baseWidth); or a base model's shapes. */
+  widthMult?: number;
+  baseWidth?: number;
+  baseModel?: LoadedModel;
+  /** Overrides of σ_base, η_base, α_input, α_output (defaults: DEFAULT_HYPERPARAMETERS). */
+  hyperparameters?: Partial<Hyperparameters>;
+  seed?: number;
+  mask?: MaskMode;
+  nm?: { n: number; m: number };
+  sparsify?: string[];
+  dense?: string[];
+  /** Per-tensor density by glob, first match wins. */
+  densityMap?: DensityEntry[];
+  /** Role overrides by glob. */
+  roles?: { pattern: string; role: Role }[];
+  init?: InitMode;
+  truncated?: boolean;
+  /** Depth factor on residual output projections: true = the rule's (or 1/√(2L)); a string = that formula. */
+  depthFactor?: boolean | string;
+  /** Refuse to go on when some tensor could not be classified. */
+  strict?: boolean;
+  /** Also build the train-step graph (src/train/train-step.ts); an object passes TrainStepOptions. */
+  emitTrain?: boolean | Record<string, unknown>;
+}
+
+export interface TransformResult {
+  model: ModelProto;
+  lrGroups: LrGroupsFile;
+  report: TransformReport;
+  summaryText: string;
+  plan: TransformPlan;
+  analysis: Analysis;
+  /** Where the input's external data resolves (needed to write the model). */
+  sourceBaseDir: string;
+  sourcePath: string;
+  train?: { train: ModelProto; eval?: ModelProto; report: unknown };
+}
+
+export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierPass, lrGroupsPass];
+
+export async function transform(input: LoadedModel, options: TransformOptions = {}): Promise<TransformResult> {
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: must be a non-negative integer`);
+  const loaded = await loadRuleSpec(options.rules ?? 'supar');
+  const analysis = analyze(input, [...loaded.overrides, ...(options.roles ?? [])]);
+  checkStrict(analysis, options.strict ?? false, input.path);
+  const { mD, widthSource } = resolveWidth(analysis, options, input);
+  const depthFactor = options.depthFactor === true ? loaded.ruleSet.depthFactor ?? DEFAULT_DEPTH_FACTOR : options.depthFactor || undefined;
+  const plan = buildPlan(analysis, loaded.ruleSet, {
+    density: options.density ?? 1, mD,
+    hyperparameters: { ...DEFAULT_HYPERPARAMETERS, ...loaded.hyperparameters, ...definedOnly(options.hyperparameters ?? {}) },
+    maskMode: options.mask ?? 'per-tensor', nm: options.nm,
+    sparsify: options.sparsify ?? [], dense: options.dense ?? [],
+    densityMap: [...(options.densityMap ?? []), ...loaded.densityMap],
+    init: options.init ?? 'resample', truncated: options.truncated ?? false, depthFactor, strict: options.strict ?? false,
+  });
+  const work = cloneSharingData(input.model);
+  const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work) };
+  const { model, reports } = runPasses(work, ctx, PASSES);
+  const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
+  setMetadata(model, supArMetadata(plan, lrGroups, seed));
+  const report = buildReport({
+    sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, analysis,
+    passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
+  });
+  const result: TransformResult = {
+    model, lrGroups, report, summaryText: summaryText(report), plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
+  };
+  if (options.emitTrain) result.train = await buildTrain(result, typeof options.emitTrain === 'object' ? options.emitTrain : {});
+  return result;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function checkStrict(analysis: Analysis, strict: boolean, file: string): void {
+  if (!strict) return;
+  const unknown = analysis.params.filter((p) => p.role === 'unknown');
+  if (unknown.length === 0) return;
+  const shown = unknown.slice(0, 3).map((p) => `'${p.name}' (${p.reason})`).join(', ');
+  throw new UserInputError(
+    `${path.basename(file)}: --strict: ${unknown.length} tensor(s) could not be classified: ${shown}${unknown.length > 3 ? ', …' : ''}; give them a role with --role GLOB=ROLE`,
+    ExitCode.strict,
+  );
+}
+
+function resolveWidth(analysis: Analysis, o: TransformOptions, input: LoadedModel): { mD: number; widthSource: string } {
+  const given = [o.widthMult !== undefined && '--width-mult', o.baseWidth !== undefined && '--base-width', o.baseModel && '--base-model'].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`${given.join(' and ')}: give only one way to set the width multiplier`);
+  if (o.widthMult !== undefined) {
+    if (!(o.widthMult > 0) || !Number.isFinite(o.widthMult)) throw new UsageError(`--width-mult ${o.widthMult}: must be a positive number`);
+    return { mD: o.widthMult, widthSource: '--width-mult' };
+  }
+  if (o.baseWidth !== undefined) {
+    if (!(o.baseWidth > 0) || !Number.isFinite(o.baseWidth)) throw new UsageError(`--base-width ${o.baseWidth}: must be a positive number`);
+    if (!analysis.dModel) throw new UsageError(`--base-width: could not detect the width of ${path.basename(input.path)}; give --width-mult instead`);
+    return { mD: analysis.dModel / o.baseWidth, widthSource: `d_model ${analysis.dModel} / --base-width ${o.baseWidth}` };
+  }
+  if (o.baseModel) {
+    const mD = resolveBaseModelWidth(input, o.baseModel);
+    return { mD, widthSource: `--base-model ${path.basename(o.baseModel.path)}` };
+  }
+  return { mD: 1, widthSource: 'default (no base given)' };
+}
+
+/**
+ * A deep copy of the model's structure whose tensors share the input's bytes (no copy of gigabytes): bytes
+ * are detached while cloning, then both sides point at the same arrays. Passes replace `rawData`, never
+ * write into it, so the input stays as it was.
+ */
+export function cloneSharingData(model: ModelProto): ModelProto {
+  const tensors: TensorProto[] = [];
+  forEachTensor(model, (t) => tensors.push(t));
+  const saved = tensors.map((t) => t.rawData);
+  const empty = new Uint8Array(0);
+  let copy: ModelProto;
+  try {
+    for (const t of tensors) t.rawData = empty;
+    copy = clone(ModelProtoSchema, model);
+  } finally {
+    tensors.forEach((t, i) => { t.rawData = saved[i]!; });
+  }
+  let i = 0;
+  forEachTensor(copy, (t) => { t.rawData = saved[i++]!; });
+  return copy;
+}
+
+/** The train-step graph (src/train/train-step.ts) over the rewritten model; loaded only when asked for. */
+async function buildTrain(result: TransformResult, opts: Record<string, unknown>): Promise<TransformResult['train']> {
+  const { buildTrainStep } = await import('./train/train-step.js');
+  const step = buildTrainStep(result.model, result.sourceBaseDir, result.lrGroups, {
+    loss: 'cross_entropy', optimizer: { kind: 'adamw' }, ...opts,
+  } as Parameters<typeof buildTrainStep>[3]);
+  return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport } };
+}
+
+export interface WriteOutputsOptions {
+  externalData?: ExternalDataMode;
+}
+
+export interface WrittenOutputs {
+  model: string;
+  data?: string;
+  lrGroups: string;
+  report: string;
+  train?: string;
+  eval?: string;
+}
+
+/** `x.supar.onnx` → `{model: x.supar.onnx, lrGroups: x.supar.lr.json, report: x.supar.report.json, …}`. */
+export function outputPaths(outPath: string): { model: string; lrGroups: string; report: string; train: string; eval: string } {
+  const abs = path.resolve(outPath);
+  const stem = abs.endsWith('.onnx') ? abs.slice(0, -'.onnx'.length) : abs;
+  return { model: `${stem}.onnx`, lrGroups: `${stem}.lr.json`, report: `${stem}.report.json`, train: `${stem}.train.onnx`, eval: `${stem}.eval.onnx` };
+}
+
+/** The default output next to the input: `dir/model.onnx` → `dir/model.supar.onnx`. */
+export function defaultOutputPath(inputPath: string): string {
+  const dir = path.dirname(path.resolve(inputPath));
+  const base = path.basename(inputPath).replace(/\.onnx$/i, '');
+  return path.join(dir, `${base}.supar.onnx`);
+}
+
+/** Refuses output paths that would overwrite the input, and output folders that cannot be written. */
+export function checkOutputPath(outPath: string, inputPath: string): void {
+  const out = outputPaths(outPath);
+  const input = path.resolve(inputPath);
+  for (const p of Object.values(out)) {
+    if (p === input) throw new UsageError(`-o ${outPath}: would overwrite the input model; choose another output name`);
+  }
+  const dir = path.dirname(out.model);
+  try {
+    if (!fs.statSync(dir).isDirectory()) throw new Error('not a folder');
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new UserInputError(`-o ${outPath}: folder '${dir}' does not exist or is not writable; create it or choose another output`, ExitCode.io);
+  }
+}
+
+export function writeTransformOutputs(result: TransformResult, outPath: string, opts: WriteOutputsOptions = {}): WrittenOutputs {
+  checkOutputPath(outPath, result.sourcePath);
+  const out = outputPaths(outPath);
+  const written = writeModel(result.model, out.model, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
+  writeFileAtomic(out.lrGroups, new TextEncoder().encode(`${JSON.stringify(result.lrGroups, null, 2)}\n`));
+  writeFileAtomic(out.report, new TextEncoder().encode(reportJson(result.report)));
+  const files: WrittenOutputs = { model: written.model, data: written.data, lrGroups: out.lrGroups, report: out.report };
+  if (result.train) {
+    writeModel(result.train.train, out.train, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
+    files.train = out.train;
+    if (result.train.eval) {
+      writeModel(result.train.eval, out.eval, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
+      files.eval = out.eval;
+    }
+  }
+  return files;
+}

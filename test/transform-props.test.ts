@@ -1,0 +1,193 @@
+/**
+ * Properties of the transform with numerical oracles (issue 3 "Show"):
+ * identity (SP, density 1, --init keep: ORT outputs equal the input model's), µP at m_d = 1 changes only the
+ * attention scale (equal to the input with its √d_head constant patched by hand), the logit multiplier is
+ * exactly α_output/m_d, LR groups follow the formulas, init std of the non-zeros is σ_base/√(m_d·m_ρ) within
+ * 2 % on tensors ≥ 64k entries, outputs are byte-identical for the same seed, masks reach subgraph uses.
+ */
+import { test } from 'node:test';
+import type { NodeProto } from 'onnx-buf';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { encodeModel, readModel, writeModel } from '../src/onnx/codec.js';
+import { makeScalarFloat, tensorToFloat32 } from '../src/onnx/tensor.js';
+import { nonZeroStats } from '../src/passes/init-sampling.js';
+import { transform, writeTransformOutputs } from '../src/transform.js';
+import { buildGpt } from '../fixtures/gpt-builder.js';
+import { tempDir } from './helpers.js';
+import { floats, GPT_TINY, initializerBytes, LMS, REAL, runOrt, sameBytes } from './transform-helpers.js';
+
+const lm = (name: string) => LMS.find((l) => l.name === name)!;
+
+test('identity: --rules sp --density 1 --init keep gives the input model\'s outputs exactly', async () => {
+  for (const name of ['gpt-tiny', 'hf_gpt2_w32_dynamo', 'hf_llama_w32_tied_dynamo', 'ort_gpt2_megatron']) {
+    const input = readModel(lm(name).file);
+    const r = await transform(input, { rules: 'sp', density: 1, init: 'keep' });
+    const feeds = lm(name).feeds();
+    const [a, b] = [await runOrt(input.model, feeds), await runOrt(r.model, feeds)];
+    for (const k of Object.keys(a)) assert.deepEqual(floats(b[k]!), floats(a[k]!), `${name}: output ${k}`);
+    assert.equal(r.report.attention.filter((s) => s.rewrite !== 'unchanged').length, 0, `${name}: SP rewrites no attention site`);
+    assert.equal(r.report.multipliers.length, 0, `${name}: α = 1 inserts no multiplier`);
+  }
+});
+
+test('µP and SµPar at m_d = 1, density 1, α = 1 change only the attention scale (gpt-tiny: Div by 16 instead of 4)', async () => {
+  const input = readModel(GPT_TINY);
+  const patched = readModel(GPT_TINY);
+  const g = patched.model.graph!;
+  const i = g.initializer.findIndex((t) => t.name === 'const.sqrt_dh');
+  assert.equal(tensorToFloat32(g.initializer[i]!, '.')[0], 4, 'fixture divides QKᵀ by √16');
+  g.initializer[i] = makeScalarFloat('const.sqrt_dh', 16);
+  const feeds = lm('gpt-tiny').feeds();
+  const expected = floats((await runOrt(patched.model, feeds)).logits!);
+  const inBytes = initializerBytes(input.model, input.baseDir);
+  for (const rules of ['mup', 'supar']) {
+    const r = await transform(input, { rules, density: 1, init: 'keep' });
+    assert.deepEqual(floats((await runOrt(r.model, feeds)).logits!), expected, `${rules}: logits equal the hand-patched model's`);
+    const outBytes = initializerBytes(r.model, input.baseDir);
+    for (const [name, bytes] of inBytes) {
+      if (name === 'const.sqrt_dh') continue;
+      assert.ok(outBytes.has(name) && sameBytes(outBytes.get(name)!, bytes), `${rules}: initializer ${name} changed`);
+    }
+    const sites = r.report.attention;
+    assert.equal(sites.length, 2);
+    for (const s of sites) assert.deepEqual([s.before, s.after, s.rewrite], [0.25, 0.0625, 'constant']);
+  }
+});
+
+test('µP on GPT-2 (dynamo): the 0.5 shared by Q, K and GELU is cloned; only attention changes', async () => {
+  const input = readModel(lm('hf_gpt2_w32_dynamo').file);
+  const r = await transform(input, { rules: 'mup', density: 1, init: 'keep' });
+  const inBytes = initializerBytes(input.model, input.baseDir);
+  const outBytes = initializerBytes(r.model, input.baseDir);
+  for (const [name, bytes] of inBytes) {
+    if (!outBytes.has(name)) continue; // the transposed tied copy is folded into the table
+    assert.ok(sameBytes(outBytes.get(name)!, bytes), `initializer ${name} changed`);
+  }
+  for (const s of r.report.attention) {
+    assert.equal(s.after, 1 / s.d_head);
+    for (const c of s.carriers) assert.equal(tensorToFloat32(r.model.graph!.initializer.find((t) => t.name === c)!, '.')[0], 0.25);
+  }
+  const gelu = r.model.graph!.node.filter((n) => n.opType === 'Mul' && n.input.includes('val_132'));
+  assert.ok(gelu.length >= 2, 'GELU still reads the original 0.5');
+});
+
+test('logits scale by exactly α_output/m_d against the un-multiplied graph', async () => {
+  for (const name of ['gpt-tiny', 'hf_llama_w32_tied_dynamo']) {
+    const input = readModel(lm(name).file);
+    const feeds = lm(name).feeds();
+    const plain = await transform(input, { rules: 'mup', density: 1, init: 'keep' });
+    const scaled = await transform(input, { rules: 'mup', density: 1, init: 'keep', widthMult: 2, hyperparameters: { alpha_output: 3 } });
+    const a = floats((await runOrt(plain.model, feeds)).logits!);
+    const b = floats((await runOrt(scaled.model, feeds)).logits!);
+    assert.equal(scaled.report.multipliers.find((m) => m.kind === 'output')?.multiplier, 1.5);
+    assert.deepEqual(b, a.map((x) => Math.fround(x * 1.5)), `${name}: logits × 1.5`);
+  }
+});
+
+test('LR groups: hidden 1/(m_d·m_ρ) (Adam) and 1/m_ρ (SGD); embeddings, readout, norms, biases 1', async () => {
+  const r = await transform(readModel(GPT_TINY), { density: 0.125, widthMult: 2 });
+  const groups = r.lrGroups.groups;
+  const roles = new Set(groups.map((g) => g.role));
+  for (const role of ['embedding', 'hidden', 'readout', 'bias', 'norm_scale', 'norm_bias']) assert.ok(roles.has(role as never), `role ${role} present`);
+  for (const g of groups) {
+    if (g.role === 'hidden') {
+      assert.equal(g.lr_adam, 1 / (2 * 0.125), g.name);
+      assert.equal(g.lr_sgd, 1 / 0.125, g.name);
+      assert.equal(g.density, 0.125);
+      assert.equal(g.mask, `${g.name}__mask`);
+    } else {
+      assert.deepEqual([g.lr_adam, g.lr_sgd, g.mask], [1, 1, null], g.name);
+    }
+  }
+  const meta = new Map(r.model.metadataProps.map((e) => [e.key, e.value]));
+  assert.deepEqual(JSON.parse(meta.get('supar.lr_groups')!), r.lrGroups);
+  assert.equal(meta.get('supar.m_d'), '2');
+  assert.equal(meta.get('supar.density'), '0.125');
+});
+
+test('init: the non-zeros\' std is σ_base/√(m_d·m_ρ) within 2 % on tensors ≥ 64k entries', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'gpt-wide.onnx');
+  writeModel(buildGpt({ vocab: 256, dModel: 256, layers: 1, heads: 4, maxPos: 16, seed: 7 }), file);
+  const r = await transform(readModel(file), { density: 0.125, widthMult: 2, hyperparameters: { sigma_base: 0.08 } });
+  const target = 0.08 / Math.sqrt(2 * 0.125);
+  const big = r.plan.params.filter((p) => p.role === 'hidden' && p.elements >= 65536);
+  assert.ok(big.length >= 3);
+  for (const p of big) {
+    const t = r.model.graph!.initializer.find((x) => x.name === p.name)!;
+    const s = nonZeroStats(tensorToFloat32(t, dir)).std;
+    assert.ok(Math.abs(s / target - 1) < 0.02, `${p.name}: std ${s} vs ${target}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('determinism: same input, options and seed give byte-identical outputs; another seed other masks', async () => {
+  const dir = tempDir();
+  const outs = [];
+  for (const [k, seed] of [['a', 0], ['b', 0], ['c', 1]] as const) {
+    const r = await transform(readModel(GPT_TINY), { density: 0.125, seed });
+    const files = writeTransformOutputs(r, path.join(dir, `${k}.supar.onnx`));
+    outs.push([files.model, files.lrGroups, files.report].map((f) => fs.readFileSync(f)));
+  }
+  for (let i = 0; i < 3; i++) assert.ok(outs[0]![i]!.equals(outs[1]![i]!), `file ${i} differs between equal runs`);
+  assert.ok(!outs[0]![0]!.equals(outs[2]![0]!), 'seed 1 gives another model');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('N:M 2:4 and per-row masks hold exactly through the transform', async () => {
+  const r = await transform(readModel(GPT_TINY), { mask: 'n:m', nm: { n: 2, m: 4 }, density: 0.5 });
+  const inits = new Map(r.model.graph!.initializer.map((t) => [t.name, t]));
+  for (const t of r.report.tensors.filter((x) => x.mask)) {
+    const bits = tensorToFloat32(inits.get(t.mask!)!, '.');
+    const [rows, cols] = t.shape as [number, number];
+    // MatMul weights are [in, out]: groups of 4 consecutive inputs for each output column.
+    for (let c = 0; c < cols; c++) {
+      for (let g = 0; g < rows; g += 4) {
+        let k = 0;
+        for (let j = 0; j < 4; j++) k += bits[(g + j) * cols + c]!;
+        assert.equal(k, 2, `${t.name}: column ${c} group ${g}`);
+      }
+    }
+  }
+  const pr = await transform(readModel(GPT_TINY), { mask: 'per-row', density: 0.25 });
+  const pinits = new Map(pr.model.graph!.initializer.map((t) => [t.name, t]));
+  for (const t of pr.report.tensors.filter((x) => x.mask)) {
+    const bits = tensorToFloat32(pinits.get(t.mask!)!, '.');
+    const [rows, cols] = t.shape as [number, number];
+    for (let c = 0; c < cols; c++) {
+      let k = 0;
+      for (let i = 0; i < rows; i++) k += bits[i * cols + c]!;
+      assert.equal(k, Math.round(0.25 * rows), `${t.name}: output unit ${c}`);
+    }
+  }
+});
+
+test('masks reach uses inside Loop bodies (LSTM weights read by outer scope)', async () => {
+  const file = path.join(REAL, 'ort_nuphar_tiny_model_with_loop.onnx');
+  const r = await transform(readModel(file), { density: 0.5, sparsify: ['rnn.weight_*'] });
+  const masked = r.report.tensors.filter((t) => t.mask);
+  assert.ok(masked.some((t) => t.name.startsWith('rnn.weight_')), 'LSTM weights masked');
+  const text = new TextDecoder().decode(encodeModel(r.model));
+  for (const t of masked) {
+    // The only reader of W left is the Mul that applies its mask.
+    let readers = 0;
+    const count = (nodes: NodeProto[]) => {
+      for (const n of nodes) {
+        readers += n.input.filter((i) => i === t.name).length;
+        for (const a of n.attribute) if (a.g) count(a.g.node);
+      }
+    };
+    count(r.model.graph!.node);
+    assert.equal(readers, 1, `${t.name}: read only by its mask Mul`);
+    assert.ok(text.includes(`${t.name}__masked`));
+  }
+  const feeds = {
+    input: new (await import('onnxruntime-node')).Tensor('float32', new Float32Array(3 * 10).fill(0.1), [3, 1, 10]),
+    hi0: new (await import('onnxruntime-node')).Tensor('float32', new Float32Array(80), [4, 1, 20]),
+    ci0: new (await import('onnxruntime-node')).Tensor('float32', new Float32Array(80), [4, 1, 20]),
+  };
+  const out = await runOrt(r.model, feeds);
+  assert.ok(floats(out.output!).every(Number.isFinite));
+});
