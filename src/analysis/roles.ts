@@ -42,7 +42,11 @@ export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult 
   const logits = findLogitsSource(g);
   const linear = classifyLinear(g, params, decided, set, logits, warnings);
   if (logits) tieReadout(g, params, embeddings, logits, warnings);
-  for (const n of findNormParams(g)) set(n.weight, n.role, n.why);
+  const norms = findNormParams(g);
+  for (const n of norms) {
+    const sites = norms.filter((m) => m.weight === n.weight).length;
+    set(n.weight, n.role, sites > 1 ? `${n.why} (and ${sites - 1} more norms share it)` : n.why);
+  }
   for (const p of params.values()) {
     if (decided.has(p.name)) continue;
     const bias = biasReason(g, p);
