@@ -46,7 +46,7 @@ export function emitLoss(e: Emitter, spec: LossSpec): LossValues {
 function emitCrossEntropy(e: Emitter, spec: LossSpec): LossValues {
   const r = spec.outputRank;
   let targets = spec.targetsInt32 ? e.op('Cast', [spec.targets], 'ce/targets_i64', { to: 7 }) : spec.targets;
-  if (spec.nextToken) targets = shiftLeft(e, targets, r - 1, spec.ignoreIndex);
+  if (spec.nextToken) targets = shiftLeft(e, targets, -1, spec.ignoreIndex);
   const z = e.op('Flatten', [spec.output], 'ce/logits_2d', { axis: r - 1 });
   const lp = e.op('LogSoftmax', [z], 'ce/log_probs', { axis: 1 });
   const t = e.op('Reshape', [targets, e.int64([-1, 1])], 'ce/targets_col');

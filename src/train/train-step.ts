@@ -179,13 +179,10 @@ export function detectOutput(graph: GraphProto, loss: LossKind): string {
 function targetsInput(graph: GraphProto, names: NameAuthority, opts: TrainStepOptions, output: string, outShape: Dim[] | undefined, modelInputs: ValueInfoProto[]): TrainIO['targets'] {
   const name = names.fresh('targets');
   if (opts.loss === 'mse') return { name, elemType: DataType.FLOAT, shape: outShape ?? [] };
-  if (opts.nextToken) {
-    const ids = modelInputs.find((v) => valueInfoElemType(v) === DataType.INT64 || valueInfoElemType(v) === DataType.INT32);
-    if (!ids) throw new UserInputError(`--next-token needs an integer token input; the model's inputs are ${modelInputs.map((v) => v.name).join(', ')}`);
-    return { name, elemType: DataType.INT64, shape: findValueShape(graph, ids.name) ?? [] };
-  }
-  if (!outShape) throw new UserInputError(`output '${output}' has no recorded shape; cannot shape the targets (re-export with shapes, or use a model with value_info)`);
-  return { name, elemType: DataType.INT64, shape: outShape.slice(0, -1) };
+  if (outShape) return { name, elemType: DataType.INT64, shape: outShape.slice(0, -1) };
+  const ids = modelInputs.find((v) => valueInfoElemType(v) === DataType.INT64 || valueInfoElemType(v) === DataType.INT32);
+  if (ids) return { name, elemType: DataType.INT64, shape: findValueShape(graph, ids.name) ?? [] };
+  throw new UserInputError(`output '${output}' has no recorded shape; cannot shape the targets (re-export with shapes, or use a model with value_info)`);
 }
 
 function targetsVI(t: TrainIO['targets']): ValueInfoProto {
