@@ -215,3 +215,16 @@ test('TS rule files: non-literal code, type errors and schema errors are located
   ];
   for (const [body, re] of cases) assert.match((await loadError(body, 'my.ts')).message, re);
 });
+
+test('rules/rule-file.d.ts lists the same roles, variables and keys as the code', async () => {
+  const { ROLES } = await import('../src/analysis/types.js');
+  const { EXPR_VARIABLES } = await import('../src/rules/types.js');
+  const { RULE_FILE_SCHEMA } = await import('../src/rules/schema.js');
+  const dts = fs.readFileSync(path.join(ROOT, 'rules', 'rule-file.d.ts'), 'utf8');
+  const union = (name: string) => [...new RegExp(`export type ${name} =([^;]*);`).exec(dts)![1]!.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]);
+  assert.deepEqual(union('RoleName'), [...ROLES]);
+  assert.deepEqual(union('ExprVariable'), [...EXPR_VARIABLES]);
+  const body = /export interface RuleFile \{([\s\S]*?)\n\}/.exec(dts)![1]!;
+  const keys = [...body.matchAll(/^\s+([$A-Za-z]+)\?:/gm)].map((m) => m[1]);
+  assert.deepEqual(keys, Object.keys((RULE_FILE_SCHEMA as { properties: object }).properties));
+});
