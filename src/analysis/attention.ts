@@ -75,7 +75,10 @@ function siteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
   const scale = all.reduce((acc, s) => acc * (s.factor ?? 1), 1);
   const runtime = all.find((s) => s.factor === undefined);
   const dHead = dHeadFromShape ?? (runtime ? undefined : Math.round(1 / (scale * scale)));
-  if (all.length === 0) return { ...base, site: site(g, 'mul-after-qk', [], [], 1, dHeadFromShape ?? 0, qk, reach.softmax, 'no scale between QKᵀ and Softmax (scale 1); a rewrite inserts a Mul after QKᵀ') };
+  if (all.length === 0) {
+    // No scale at all (T5-style): the site is the QKᵀ MatMul itself; a rewrite multiplies its output.
+    return { ...base, site: site(g, 'mul-after-qk', [g.label(qk)], [], 1, dHeadFromShape ?? 0, qk, reach.softmax, `no scale between QKᵀ ${g.label(qk)} and Softmax (scale 1); a rewrite multiplies the QKᵀ output`) };
+  }
   if (runtime) {
     const d = dHead ?? 0;
     const s = d > 0 ? (runtime.node.opType === 'Div' ? 1 / Math.sqrt(d) : Math.sqrt(d)) : 1;

@@ -63,14 +63,27 @@ function rotaryEvidence(g: AnalysisGraph, name: string, sites: FoundSite[]): str
   return undefined;
 }
 
-/** Sub/Mul/Div/Add applied directly to a graph input (input normalisation statistics). */
+/** Sub/Mul/Div/Add applied to a graph input, or to an elementwise chain of one (input normalisation statistics). */
 function appliedToGraphInput(g: AnalysisGraph, name: string): string | undefined {
   const inputs = new Set(g.model.graph!.input.map((v) => v.name).filter((v) => !g.isInitializer(v)));
+  const rootInput = (value: string): string | undefined => {
+    let v = value;
+    for (let hops = 0; hops < 4; hops++) {
+      if (inputs.has(v)) return v;
+      const p = g.producer(v);
+      if (!p || !ELEMENTWISE.has(p.opType)) return undefined;
+      const dyn = p.input.filter((i) => i && g.dynamic.has(i));
+      if (dyn.length !== 1) return undefined;
+      v = dyn[0]!;
+    }
+    return undefined;
+  };
   for (const u of g.directUses(name)) {
     const other = u.node.input[1 - u.index];
-    if (['Sub', 'Mul', 'Div', 'Add'].includes(u.node.opType) && other && inputs.has(other)) {
-      return `constant applied by ${u.node.opType} ${g.label(u.node)} to graph input '${other}' (input normalisation)`;
-    }
+    const input = ELEMENTWISE.has(u.node.opType) && other ? rootInput(other) : undefined;
+    if (input) return `constant applied by ${u.node.opType} ${g.label(u.node)} to graph input '${input}' (input normalisation)`;
   }
   return undefined;
 }
+
+const ELEMENTWISE = new Set(['Sub', 'Mul', 'Div', 'Add']);

@@ -36,7 +36,7 @@ export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOp
   const roles = classifyRoles(g, found);
   const structure = assignStructure(g, found, roles);
   const warnings = [...roles.warnings];
-  for (const s of found) if (s.site.nodes.length === 0 || (s.site.constants.length === 0 && s.site.kind === 'mul-after-qk')) warnings.push(`attention at ${s.site.qkMatMul}: ${s.site.reason}`);
+  for (const s of found) if (s.site.constants.length === 0 && s.site.kind === 'mul-after-qk') warnings.push(`attention at ${s.site.qkMatMul}: ${s.site.reason}`);
   const params = [...roles.params.values()];
   applyOverrides(params, opts.overrides ?? [], warnings);
 

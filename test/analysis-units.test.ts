@@ -1,0 +1,246 @@
+/**
+ * Units of the analysis: the glob matcher (on real exported names), tie-by-value, base-shape width, and
+ * each attention-scale form and weight-access form on small hand-built graphs whose answers are known.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { create } from '@bufbuild/protobuf';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
+import { analyzeModel, compareBaseShapes, detectWidth, matchGlob, type Analysis } from '../src/analysis/index.js';
+import { tieByValue } from '../src/analysis/ties.js';
+import { attr, node, tensorValueInfo } from '../src/onnx/build.js';
+import { DataType } from '../src/onnx/dtype.js';
+import { makeFloatTensor, makeInt64Tensor, makeScalarFloat } from '../src/onnx/tensor.js';
+import { UserInputError } from '../src/errors.js';
+import { buildGpt } from '../fixtures/gpt-builder.js';
+import { randomFloats, seededRandom } from './model-builders.js';
+
+const F = DataType.FLOAT;
+
+function makeModel(nodes: NodeProto[], inits: TensorProto[], inputs: ValueInfoProto[], outputs: ValueInfoProto[], opsets: [string, number][] = [['', 17]]): ModelProto {
+  return create(ModelProtoSchema, {
+    irVersion: 9n,
+    opsetImport: opsets.map(([domain, v]) => create(OperatorSetIdProtoSchema, { domain, version: BigInt(v) })),
+    graph: create(GraphProtoSchema, { name: 'g', node: nodes, initializer: inits, input: inputs, output: outputs }),
+  });
+}
+
+const rand = seededRandom(7);
+const weight = (name: string, dims: number[]) => makeFloatTensor(name, dims, randomFloats(dims.reduce((a, b) => a * b, 1), rand, 0.5));
+const byName = (a: Analysis) => new Map(a.params.map((p) => [p.name, p]));
+
+test('matchGlob: segments split at . and /, anchored, on real exported names', () => {
+  const cases: [string, string, boolean][] = [
+    ['transformer.h.*.attn.c_attn.weight', 'transformer.h.0.attn.c_attn.weight', true],
+    ['transformer.h.*.attn.c_attn.weight', 'transformer.h.11.attn.c_attn.weight', true],
+    ['transformer.h.*.attn.c_attn.weight', 'transformer.h.0.attn.c_attn.weight_orig', false],
+    ['transformer.h.*.attn.c_attn.weight', 'module.transformer.h.0.attn.c_attn.weight', false],
+    ['transformer.h.*.weight', 'transformer.h.0.attn.c_attn.weight', false], // * stays in one segment
+    ['transformer.h.**.weight', 'transformer.h.0.attn.c_attn.weight', true],
+    ['**.weight', 'lm_head.weight', true],
+    ['**.weight', 'weight', true], // ** before a separator may match zero segments
+    ['**.weight', 'lm_head.weight_t', false],
+    ['*.weight', 'transformer.wte.weight', false],
+    ['**bias', 'h.0.attn.bias_resize', false],
+    ['**bias*', 'h.0.attn.bias_resize', true],
+    ['onnx::MatMul_*', 'onnx::MatMul_123', true],
+    ['onnx::MatMul_?23', 'onnx::MatMul_123', true],
+    ['onnx::MatMul_?', 'onnx::MatMul_123', false],
+    ['val_[0-9]', 'val_0', true],
+    ['val_[0-9]', 'val_12', false],
+    ['val_[!0]', 'val_0', false],
+    ['val_[!0]', 'val_7', true],
+    ['val_*', 'val_278', true],
+    ['/layer1/*', '/layer1/Gemm', true],
+    ['/layer1/*', '/layer1/sub/Gemm', false],
+    ['/**/Gemm', '/layer1/Gemm', true],
+    ['/**/Gemm', '/blocks.0/fcn_layer/Gemm', true],
+    ['a?b', 'a.b', false], // ? never matches a separator
+    ['a\\*b', 'a*b', true],
+    ['a\\*b', 'axb', false],
+    ['embed.weight', 'module.embed.weight', false], // no prefix stripping (mup's strip('module.') bug)
+    ['bed.weight', 'embed.weight', false],
+    ['m(x)+.w', 'm(x)+.w', true], // regex metacharacters are literal
+  ];
+  for (const [pattern, name, want] of cases) assert.equal(matchGlob(pattern, name), want, `${pattern} ~ ${name}`);
+  assert.throws(() => matchGlob('val_[0-9', 'val_1'), (e: unknown) => e instanceof UserInputError && /no closing/.test((e as Error).message));
+});
+
+test('tieByValue: a transposed copy is found, an equal copy is found, a different tensor of the same shape is not', () => {
+  const e = weight('wte', [6, 4]);
+  const v = Float32Array.from(randomFloats(24, seededRandom(3)));
+  const values = (t: TensorProto) => new Float32Array(new Uint8Array(t.rawData).slice().buffer);
+  const ev = values(e);
+  const transposed = new Float32Array(24);
+  for (let i = 0; i < 6; i++) for (let j = 0; j < 4; j++) transposed[j * 6 + i] = ev[i * 4 + j]!;
+  assert.equal(tieByValue(e, makeFloatTensor('val_9', [4, 6], transposed), '.'), 'value-transposed');
+  assert.equal(tieByValue(e, makeFloatTensor('copy', [6, 4], ev), '.'), 'value');
+  assert.equal(tieByValue(e, makeFloatTensor('other', [4, 6], v), '.'), undefined);
+  const nudged = Float32Array.from(transposed);
+  nudged[5]! += 1e-3;
+  assert.equal(tieByValue(e, makeFloatTensor('nudged', [4, 6], nudged), '.'), undefined);
+  const ones = new Float32Array(24).fill(1);
+  assert.equal(tieByValue(makeFloatTensor('a', [6, 4], ones), makeFloatTensor('b', [4, 6], ones), '.'), undefined, 'constant tensors are never a tie');
+});
+
+/** Gather(E) → MatMul(h, head): a tiny LM whose head is either Eᵀ under a generated name or a fresh tensor. */
+function tinyLm(head: Float32Array): ModelProto {
+  const E = makeFloatTensor('embed.weight', [10, 4], Float32Array.from(randomFloats(40, seededRandom(11))));
+  return makeModel(
+    [node('Gather', ['embed.weight', 'ids'], ['h'], {}, 'gather'), node('MatMul', ['h', 'val_7'], ['logits'], {}, 'head')],
+    [E, makeFloatTensor('val_7', [4, 10], head)],
+    [tensorValueInfo('ids', DataType.INT64, [2, 3])], [tensorValueInfo('logits', F, [2, 3, 10])],
+  );
+}
+
+test('analyzeModel: the LM head equal to the embedding transposed under a generated name is tied; a fresh one is not', () => {
+  const ev = Float32Array.from(randomFloats(40, seededRandom(11)));
+  const t = new Float32Array(40);
+  for (let i = 0; i < 10; i++) for (let j = 0; j < 4; j++) t[j * 10 + i] = ev[i * 4 + j]!;
+  const tied = byName(analyzeModel(tinyLm(t), '.'));
+  assert.deepEqual([tied.get('val_7')!.role, tied.get('val_7')!.tie, tied.get('val_7')!.tiedWith], ['readout', 'value-transposed', 'embed.weight']);
+  assert.equal(tied.get('embed.weight')!.tiedWith, 'val_7');
+  const untied = byName(analyzeModel(tinyLm(Float32Array.from(randomFloats(40, seededRandom(12)))), '.'));
+  assert.deepEqual([untied.get('val_7')!.role, untied.get('val_7')!.tie], ['readout', undefined]);
+});
+
+test('tie by identity: buildGpt({tied}) reads wte in the Gather and, transposed, in the LM head', () => {
+  const a = analyzeModel(buildGpt({ vocab: 32, dModel: 16, layers: 1, heads: 2, maxPos: 8, tied: true }), '.');
+  const wte = byName(a).get('transformer.wte.weight')!;
+  assert.deepEqual([wte.role, wte.tie, a.logits?.readout], ['embedding', 'identity', 'transformer.wte.weight']);
+});
+
+/** QKᵀ over graph inputs q [1,2,5,8] and kᵀ [1,2,8,5], then `mid` nodes, then Softmax. */
+function attentionModel(mid: NodeProto[], inits: TensorProto[], last: string): ModelProto {
+  return makeModel(
+    [node('MatMul', ['q', 'kt'], ['s'], {}, 'qk'), ...mid, node('Softmax', [last], ['p'], { axis: -1 }, 'softmax')],
+    inits,
+    [tensorValueInfo('q', F, [1, 2, 5, 8]), tensorValueInfo('kt', F, [1, 2, 8, 5]), tensorValueInfo('mask', F, [1, 1, 5, 5])],
+    [tensorValueInfo('p', F, [1, 2, 5, 5])],
+  );
+}
+
+test('attention: Mul by 1/√8 after QKᵀ with a mask Add in between', () => {
+  const a = analyzeModel(attentionModel([node('Add', ['s', 'mask'], ['sm'], {}, 'mask_add'), node('Mul', ['sm', 'c'], ['z'], {}, 'scale')], [makeScalarFloat('c', 1 / Math.sqrt(8))], 'z'), '.');
+  assert.equal(a.attention.length, 1);
+  const s = a.attention[0]!;
+  assert.deepEqual([s.kind, s.nodes, s.constants, s.dHead, s.logitsValue, s.qkMatMul], ['mul-after-qk', ['scale'], ['c'], 8, 'z', 'qk']);
+  assert.ok(Math.abs(s.currentScale - 1 / Math.sqrt(8)) < 1e-7);
+});
+
+test('attention: √d computed at run time (Shape → Gather → Cast → Sqrt → Div)', () => {
+  const mid = [
+    node('Shape', ['q'], ['qs'], {}, 'shape'), node('Gather', ['qs', 'last'], ['d'], { axis: 0 }, 'pick'),
+    node('Cast', ['d'], ['df'], { to: F }, 'cast'), node('Sqrt', ['df'], ['sd'], {}, 'sqrt'), node('Div', ['s', 'sd'], ['z'], {}, 'div'),
+  ];
+  const a = analyzeModel(attentionModel(mid, [makeInt64Tensor('last', [], [-1])], 'z'), '.');
+  const s = a.attention[0]!;
+  assert.deepEqual([s.kind, s.nodes, s.constants, s.dHead], ['runtime-sqrt', ['div'], [], 8]);
+  assert.ok(Math.abs(s.currentScale - 1 / Math.sqrt(8)) < 1e-7);
+});
+
+test('attention: scale attribute on com.microsoft Attention (set, and default 1/√head_size) and ai.onnx Attention', () => {
+  const fused = (attrs: Record<string, number | { float: number }>) => makeModel(
+    [node('Attention', ['x', 'w', 'b'], ['y'], attrs, 'attn', 'com.microsoft')],
+    [weight('w', [8, 24]), weight('b', [24])],
+    [tensorValueInfo('x', F, [1, 5, 8])], [tensorValueInfo('y', F, [1, 5, 8])], [['', 17], ['com.microsoft', 1]],
+  );
+  const set = analyzeModel(fused({ num_heads: 2, scale: { float: 0.1 } }), '.').attention[0]!;
+  assert.deepEqual([set.kind, set.nodes, set.dHead], ['scale-attribute', ['attn'], 4]);
+  assert.ok(Math.abs(set.currentScale - 0.1) < 1e-7);
+  const dflt = analyzeModel(fused({ num_heads: 2 }), '.').attention[0]!;
+  assert.equal(dflt.currentScale, 0.5);
+  const onnx23 = makeModel([node('Attention', ['Q', 'K', 'V'], ['Y'], { q_num_heads: 2, kv_num_heads: 2 }, 'sdpa')], [],
+    ['Q', 'K', 'V'].map((n) => tensorValueInfo(n, F, [1, 2, 5, 16])), [tensorValueInfo('Y', F, [1, 2, 5, 16])], [['', 23]]);
+  const s = analyzeModel(onnx23, '.').attention[0]!;
+  assert.deepEqual([s.kind, s.dHead, s.currentScale], ['scale-attribute', 16, 0.25]);
+});
+
+test('weights reached through Transpose/Cast, Gemm transB, and inside an If body by outer scope', () => {
+  const thenBranch = create(GraphProtoSchema, { name: 'then', node: [node('MatMul', ['x', 'Wif'], ['t_out'], {}, 'if_mm')], output: [tensorValueInfo('t_out', F)] });
+  const elseBranch = create(GraphProtoSchema, { name: 'else', node: [node('Identity', ['x'], ['e_out'], {}, 'id')], output: [tensorValueInfo('e_out', F)] });
+  const ifNode = node('If', ['cond'], ['y2'], {}, 'branch');
+  ifNode.attribute.push(attr('then_branch', 0), attr('else_branch', 0));
+  ifNode.attribute[0]!.type = 5; ifNode.attribute[0]!.g = thenBranch; ifNode.attribute[0]!.i = 0n; ifNode.attribute[0]!.name = 'then_branch';
+  ifNode.attribute[1]!.type = 5; ifNode.attribute[1]!.g = elseBranch; ifNode.attribute[1]!.i = 0n; ifNode.attribute[1]!.name = 'else_branch';
+  const m = makeModel([
+    node('Transpose', ['Wt'], ['Wt_T'], { perm: [1, 0] }, 'tr'), node('Cast', ['Wt_T'], ['Wt_TC'], { to: F }, 'cast'),
+    node('MatMul', ['x', 'Wt_TC'], ['y0'], {}, 'mm'),
+    node('Gemm', ['x', 'Wg'], ['y1'], { transB: 1 }, 'gemm'),
+    ifNode,
+  ], [weight('Wt', [3, 6]), weight('Wg', [5, 6]), weight('Wif', [6, 7])],
+  [tensorValueInfo('x', F, [2, 6]), tensorValueInfo('cond', DataType.BOOL, [])],
+  [tensorValueInfo('y0', F), tensorValueInfo('y1', F), tensorValueInfo('y2', F)]);
+  const p = byName(analyzeModel(m, '.'));
+  assert.deepEqual(['Wt', 'Wg', 'Wif'].map((n) => [p.get(n)!.role === 'hidden' || p.get(n)!.role === 'readout', p.get(n)!.fanIn, p.get(n)!.fanOut, p.get(n)!.inputAxis]), [
+    [true, 6, 3, 1], [true, 6, 5, 1], [true, 6, 7, 0],
+  ]);
+  assert.match(p.get('Wif')!.reason, /inside If branch/);
+  assert.deepEqual(p.get('Wif')!.consumers, ['if_mm (in branch)']);
+});
+
+test('decomposed RMSNorm with Pow(-0.5), and fused SimplifiedLayerNormalization / SkipLayerNormalization', () => {
+  const m = makeModel([
+    node('Pow', ['x', 'two'], ['sq'], {}, 'sq'), node('ReduceMean', ['sq', 'axes'], ['ms'], { keepdims: 1 }, 'mean'),
+    node('Add', ['ms', 'eps'], ['mse'], {}, 'eps_add'), node('Pow', ['mse', 'mhalf'], ['rs'], {}, 'rsqrt'),
+    node('Mul', ['x', 'rs'], ['xn'], {}, 'norm'), node('Mul', ['xn', 'g'], ['y'], {}, 'gain'),
+    node('SimplifiedLayerNormalization', ['y', 'g2'], ['y2'], { axis: -1 }, 'sln'),
+    node('SkipLayerNormalization', ['y2', 'x', 'g3', 'b3', 'sb'], ['y3'], {}, 'skipln', 'com.microsoft'),
+  ], [makeScalarFloat('two', 2), makeInt64Tensor('axes', [1], [-1]), makeScalarFloat('eps', 1e-6), makeScalarFloat('mhalf', -0.5),
+    weight('g', [8]), weight('g2', [8]), weight('g3', [8]), weight('b3', [8]), weight('sb', [8])],
+  [tensorValueInfo('x', F, [2, 8])], [tensorValueInfo('y3', F, [2, 8])], [['', 17], ['com.microsoft', 1]]);
+  const p = byName(analyzeModel(m, '.'));
+  assert.deepEqual(['g', 'g2', 'g3', 'b3', 'sb', 'eps'].map((n) => p.get(n)!.role), ['norm_scale', 'norm_scale', 'norm_scale', 'norm_bias', 'bias', 'buffer']);
+});
+
+test('overrides: glob sets the role with reason "override: <glob>"; a glob matching nothing warns; an unknown role is an error', () => {
+  const gpt = buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 });
+  const a = analyzeModel(gpt, '.', { overrides: [{ match: 'transformer.h.*.attn.c_attn.weight', role: 'buffer' }, { match: 'nothing.*', role: 'hidden' }] });
+  const over = a.params.filter((p) => p.reason.startsWith('override:'));
+  assert.deepEqual(over.map((p) => [p.name, p.role, p.reason]), [
+    ['transformer.h.0.attn.c_attn.weight', 'buffer', 'override: transformer.h.*.attn.c_attn.weight'],
+    ['transformer.h.1.attn.c_attn.weight', 'buffer', 'override: transformer.h.*.attn.c_attn.weight'],
+  ]);
+  assert.ok(a.warnings.some((w) => w.includes("'nothing.*'")));
+  assert.throws(() => analyzeModel(gpt, '.', { overrides: [{ match: '*', role: 'weights' as never }] }), /unknown role 'weights'/);
+});
+
+test('compareBaseShapes: width dims and m_d against a narrower base, by name and by order; incompatible bases fail clearly', () => {
+  const wide = buildGpt({ vocab: 32, dModel: 32, layers: 2, heads: 2, maxPos: 8 });
+  const base = buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 });
+  const widths = { dModel: detectWidth(analyzeModel(wide, '.'))!.dModel, baseDModel: detectWidth(analyzeModel(base, '.'))!.dModel };
+  assert.deepEqual(widths, { dModel: 32, baseDModel: 16 });
+  const c = compareBaseShapes(wide, base, widths);
+  assert.equal(c.mD, 2);
+  assert.deepEqual(c.widthDims['transformer.h.0.attn.c_attn.weight'], [0, 1]);
+  assert.deepEqual(c.widthDims['transformer.wte.weight'], [1]);
+  assert.deepEqual(c.widthDims['transformer.h.0.mlp.c_proj.weight'], [0, 1]);
+  assert.match(c.reason, /matched by name/);
+  // Generated names (as a dynamo export writes them): match by order, same answer.
+  const rename = (m: ModelProto) => {
+    const map = new Map<string, string>();
+    m.graph!.initializer.forEach((t, i) => { map.set(t.name, `val_${i}`); t.name = `val_${i}`; });
+    for (const n of m.graph!.node) n.input = n.input.map((x) => map.get(x) ?? x);
+    return m;
+  };
+  const byOrder = compareBaseShapes(rename(buildGpt({ vocab: 32, dModel: 32, layers: 2, heads: 2, maxPos: 8 })), rename(buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 })));
+  assert.equal(byOrder.mD, 2);
+  assert.match(byOrder.reason, /matched by order/);
+  assert.throws(() => compareBaseShapes(wide, buildGpt({ vocab: 32, dModel: 16, layers: 1, heads: 2, maxPos: 8 })), /no tensor named 'transformer.h.1/);
+  const wrongRank = buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 });
+  wrongRank.graph!.initializer.find((t) => t.name === 'transformer.h.0.ln_1.weight')!.dims = [1n, 16n];
+  assert.throws(() => compareBaseShapes(wide, wrongRank), /different rank/);
+});
+
+test('attention: no scale between QKᵀ and Softmax is still a site (scale 1, on the QKᵀ node) and is warned about', () => {
+  const a = analyzeModel(attentionModel([], [], 's'), '.');
+  assert.deepEqual(a.attention.map((s) => [s.kind, s.nodes, s.constants, s.currentScale, s.dHead]), [['mul-after-qk', ['qk'], [], 1, 8]]);
+  assert.ok(a.warnings.some((w) => /no scale/.test(w)));
+});
+
+test('input-normalisation constants on a raw graph input are buffers, not biases', () => {
+  const m = makeModel([node('Sub', ['x', 'mean'], ['c'], {}, 'sub'), node('Mul', ['c', 'inv_std'], ['z'], {}, 'mul'), node('MatMul', ['z', 'W'], ['y'], {}, 'mm')],
+    [weight('mean', [6]), weight('inv_std', [6]), weight('W', [6, 3])], [tensorValueInfo('x', F, [2, 6])], [tensorValueInfo('y', F, [2, 3])]);
+  const p = byName(analyzeModel(m, '.'));
+  assert.deepEqual(['mean', 'inv_std', 'W'].map((n) => p.get(n)!.role), ['buffer', 'buffer', 'readout']);
+});
