@@ -47,3 +47,31 @@ export const GRAD_CASES_MORE: NamedCase[] = [
   { name: 'Pow general (both inputs, broadcast exponent)', rule: 'Pow', case: { nodes: one('Pow', ['x', 'p']), inputs: [{ name: 'x', shape: [2, 3], range: pos }, { name: 'p', shape: [3], range: [-1.5, 2.5] }] } },
   { name: 'Dropout with ratio and training_mode=false (identity)', rule: 'Dropout', case: { nodes: one('Dropout', ['x', 'ratio', 'train'], {}, ['y', 'mask']), inputs: [{ name: 'x', shape: [2, 3] }, { name: 'ratio', shape: [], values: [0.3], constant: true }, { name: 'train', shape: [], ints: [0], bool: true, constant: true }] } },
 ];
+
+/** float32: ORT's CPU Conv, ConvTranspose, AveragePool and GlobalAveragePool kernels have no double variant. */
+const f32 = 'float32' as const;
+const conv = (attrs: Record<string, number | number[]>, x: number[], w: number[], bias: boolean, symbolic = false): NamedCase['case'] => ({
+  dtype: f32, symbolic,
+  nodes: [node('Conv', bias ? ['x', 'w', 'b'] : ['x', 'w'], ['y'], attrs)],
+  inputs: [{ name: 'x', shape: x }, { name: 'w', shape: w, fixedShape: true }, ...(bias ? [{ name: 'b', shape: [w[0]!] }] : [])],
+});
+
+function convSame(x: number[], w: number[], bias: boolean): NamedCase['case'] {
+  const c = conv({ strides: [2, 2] }, x, w, bias);
+  c.nodes = [node('Conv', ['x', 'w'], ['y'], { strides: [2, 2], auto_pad: 'SAME_UPPER' })];
+  return c;
+}
+
+export const CONV_CASES: NamedCase[] = [
+  { name: 'Conv 2-D 3×3, pads 1, bias (float32)', rule: 'Conv', case: conv({ pads: [1, 1, 1, 1] }, [2, 3, 5, 5], [4, 3, 3, 3], true) },
+  { name: 'Conv 2-D stride 2, asymmetric pads, dilation 2 (float32)', rule: 'Conv', case: conv({ strides: [2, 2], pads: [1, 0, 2, 1], dilations: [2, 1] }, [1, 2, 7, 6], [3, 2, 3, 2], false) },
+  { name: 'Conv 2-D groups 2, stride 2 (float32)', rule: 'Conv', case: conv({ group: 2, strides: [2, 1], pads: [0, 1, 1, 0] }, [2, 4, 5, 4], [6, 2, 2, 3], true) },
+  { name: 'Conv 2-D depthwise, symbolic sizes (runtime pad) (float32)', rule: 'Conv', case: conv({ group: 3, strides: [2, 2], pads: [1, 1, 1, 1] }, [2, 3, 6, 5], [3, 1, 3, 3], true, true) },
+  { name: 'Conv 1-D stride 3 (float32)', rule: 'Conv', case: conv({ strides: [3] }, [2, 2, 10], [3, 2, 2], true) },
+  { name: 'Conv auto_pad SAME_UPPER (float32)', rule: 'Conv', case: convSame( [1, 2, 5, 6], [2, 2, 3, 3], false) },
+  { name: 'MaxPool 3×3 stride 2 pad 1 (overlapping windows)', rule: 'MaxPool', case: { nodes: [node('MaxPool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })], inputs: [{ name: 'x', shape: [2, 3, 5, 6] }] } },
+  { name: 'MaxPool 2×2 stride 2, symbolic', rule: 'MaxPool', case: { symbolic: true, nodes: [node('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2] })], inputs: [{ name: 'x', shape: [1, 2, 4, 6] }] } },
+  { name: 'AveragePool 3×3 stride 2 pads, count_include_pad 0 (float32)', rule: 'AveragePool', case: { dtype: f32, nodes: [node('AveragePool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })], inputs: [{ name: 'x', shape: [2, 2, 5, 6] }] } },
+  { name: 'AveragePool 2×2 count_include_pad 1, symbolic (float32)', rule: 'AveragePool', case: { dtype: f32, symbolic: true, nodes: [node('AveragePool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [1, 2], pads: [0, 1, 1, 0], count_include_pad: 1 })], inputs: [{ name: 'x', shape: [1, 3, 4, 5] }] } },
+  { name: 'GlobalAveragePool (float32)', rule: 'GlobalAveragePool', case: { dtype: f32, nodes: [node('GlobalAveragePool', ['x'], ['y'])], inputs: [{ name: 'x', shape: [2, 3, 4, 5] }] } },
+];

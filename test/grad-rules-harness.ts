@@ -28,6 +28,8 @@ export interface CaseInput {
   values?: number[];
   /** Random range [lo, hi] (default [-1, 1]). */
   range?: [number, number];
+  /** Keep static dims even in a `symbolic` case (weights are initializers of known shape in real models). */
+  fixedShape?: boolean;
   /** Feed as an initializer (constant) instead of a graph input. */
   constant?: boolean;
 }
@@ -81,7 +83,7 @@ function makeModel(nodes: NodeProto[], c: GradCase, inputs: CaseInput[], outputs
     name: 'case',
     node: nodes,
     input: inputs.filter((i) => !i.constant).map((i) => tensorValueInfo(i.name, i.bool ? DataType.BOOL : i.ints ? DataType.INT64 : floatType,
-      c.symbolic ? i.shape.map((d, k) => (d === 1 ? 1 : `${i.name}_d${k}`)) : i.shape)),
+      c.symbolic && !i.fixedShape ? i.shape.map((d, k) => (d === 1 ? 1 : `${i.name}_d${k}`)) : i.shape)),
     output: outputs.map((o) => tensorValueInfo(o, floatType)),
     initializer: inits,
   });

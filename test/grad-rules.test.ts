@@ -15,7 +15,7 @@ import { buildBackward } from '../src/train/autodiff.js';
 import { GRAD_RULES } from '../src/train/grad-rules/index.js';
 import { UserInputError } from '../src/errors.js';
 import { checkGradient, type GradCase, type NamedCase } from './grad-rules-harness.js';
-import { GRAD_CASES_MORE } from './grad-rules-cases.js';
+import { CONV_CASES, GRAD_CASES_MORE } from './grad-rules-cases.js';
 
 const pos: [number, number] = [0.5, 1.5];
 const F64_TOL = 1e-6;
@@ -54,6 +54,7 @@ const CASES: NamedCase[] = [
   { name: 'LayerNorm decomposed, ReduceMean axes input (opset 18)', rule: 'ReduceMean', case: decomposedLayerNorm(18) },
   { name: 'RMSNorm decomposed (Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul)', rule: 'Reciprocal', case: decomposedRmsNorm() },
   ...GRAD_CASES_MORE,
+  ...CONV_CASES,
 ];
 
 function unaryCases(): NamedCase[] {

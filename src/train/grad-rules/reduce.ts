@@ -24,7 +24,7 @@ function reduceGrad(mean: boolean) {
 }
 
 /** N = elements averaged per output: static when both shapes are, else Size(X)/Size(Y) at run time. */
-function meanCount(ctx: GradContext, x: string, y: string): string {
+export function meanCount(ctx: GradContext, x: string, y: string): string {
   const e = ctx.e, type = ctx.elemType(x);
   const xs = ctx.shape(x), ys = ctx.shape(y);
   const isStatic = (s?: unknown[]): s is number[] => !!s && s.every((d) => typeof d === 'number');
