@@ -18,6 +18,8 @@ const EXTERNAL = 1;
 const ALIGN = 4096;
 /** Tensors smaller than this stay inline when externalizing (as onnx's save_model default). */
 const MIN_EXTERNAL_BYTES = 1024;
+/** One protobuf message cannot exceed 2 GiB (2^31 − 1 bytes); refuse before reading or encoding that much. */
+const INLINE_LIMIT = 2 ** 31;
 
 export function isExternal(t: TensorProto): boolean {
   return t.dataLocation === EXTERNAL;
@@ -200,6 +202,9 @@ export function externalizeForWrite(model: ModelProto, o: PlanOptions): WritePla
   const anyExternal = tensors.some(isExternal);
   const total = tensors.reduce((s, t) => s + storedBytes(t), 0);
   const externalize = o.mode === 'always' || (o.mode === 'auto' && (total > o.threshold || anyExternal));
+  if (!externalize && total >= INLINE_LIMIT) {
+    throw new UserInputError(`${path.join(o.outDir, o.dataFile)}: the model holds ${total} bytes of tensor data, over the 2 GiB protobuf limit for one file; write it with external data`, ExitCode.unsupported);
+  }
   const saved: (() => void)[] = [];
   const replace = (t: TensorProto, fields: Partial<DataFields>) => {
     saved.push(saveDataFields(t));
