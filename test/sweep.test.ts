@@ -4,7 +4,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { findOptima, optimaMarkdown, parseDensities, parseLrGrid, runSweep, summarizeLosses, sweepCsv, sweepFigure } from '../src/experiments/sweep.js';
 import { figureSvg } from '../src/experiments/plot.js';
-import type { RunConfig, RunResult } from '../src/experiments/run-types.js';
+import { lrAt, type RunConfig, type RunResult } from '../src/experiments/run-types.js';
+import { makeOnnxTrainRun } from '../src/experiments/train-run.js';
+import { writeSweepOutputs } from '../src/experiments/outputs.js';
+import { ROOT, tempDir } from './helpers.js';
 import { UsageError } from '../src/errors.js';
 import { byClass, findAll, parseXml } from './svg-xml.js';
 
@@ -80,17 +83,44 @@ test('a density where every LR diverged has no optimum and says so', async () =>
   assert.deepEqual(findOptima(res.points, ['sp'], [1])[0], { rules: 'sp', density: 1, lr: null, log2Lr: null, finalLoss: null, atEdge: false });
   assert.deepEqual(res.optimumSpreadLog2, { sp: null });
   assert.match(optimaMarkdown(res), /\| 1 \| all diverged \|/);
-  const dir = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'sweep-'));
+  const dir = tempDir();
   const file = path.join(dir, 'x.svg');
   fs.writeFileSync(file, figureSvg(sweepFigure(res)));
   assert.equal(findAll(parseXml(fs.readFileSync(file, 'utf8')), byClass('diverged')).length, 2);
 });
 
-test('warmup-decay LR: linear warm-up over 10 % of steps, then linear decay to lr/10 at the last step', async () => {
-  const { lrAt } = await import('../src/experiments/run-types.js');
+test('warmup-decay LR: linear warm-up over 10 % of steps, then linear decay to lr/10 at the last step', () => {
   const lrs = Array.from({ length: 20 }, (_, t) => lrAt('warmup-decay', 1, t, 20));
   assert.deepEqual(lrs.slice(0, 4), [0.5, 1, 1, 1 - 0.9 / 17]);
   assert.ok(Math.abs(lrs[19] - 0.1) < 1e-12);
   for (let t = 3; t < 20; t++) assert.ok(lrs[t] < lrs[t - 1]);
   assert.equal(lrAt('constant', 0.3, 7, 20), 0.3);
+});
+
+test('a finite loss that more than triples the first one counts as diverged', () => {
+  assert.deepEqual(summarizeLosses([5, 9, 16, 12], 2), { status: 'diverged', finalLoss: null, divergedAtStep: 2 });
+  assert.deepEqual(summarizeLosses([5, 14.9, 4], 1), { status: 'ok', finalLoss: 4, divergedAtStep: null });
+});
+
+test('a tiny real sweep on the fixture GPT: writes JSON/CSV/SVG/markdown, marks optima, records the diverged LR', async () => {
+  const train = await makeOnnxTrainRun({ modelPath: path.join(ROOT, 'fixtures', 'gpt-tiny.onnx'), batch: 2, seq: 16, fixedBatch: false });
+  const opts = { rules: ['sp', 'supar'], densities: [1, 0.25], lrs: parseLrGrid('2^-9,2^-5,2^0'), steps: 6, seed: 0, lastK: 2 };
+  const res = await runSweep(opts, train);
+  assert.equal(res.points.length, 12);
+  // LR 1 blows the loss up (more than ×3 the first loss) under both rule sets; the others train.
+  for (const p of res.points) assert.equal(p.status, p.lr === 1 ? 'diverged' : 'ok', `${p.rules} ${p.density} ${p.lr}: ${p.losses}`);
+  for (const o of res.optima) {
+    const ok = res.points.filter((p) => p.rules === o.rules && p.density === o.density && p.finalLoss !== null);
+    assert.equal(o.finalLoss, Math.min(...ok.map((p) => p.finalLoss as number)));
+    assert.notEqual(o.lr, 1);
+  }
+  const dir = tempDir();
+  const files = writeSweepOutputs(res, dir);
+  assert.deepEqual(files.map((f) => path.basename(f)), ['sweep.json', 'sweep.csv', 'sweep.svg', 'sweep.optima.md']);
+  const json = JSON.parse(fs.readFileSync(files[0], 'utf8'));
+  assert.equal(json.points.filter((p: { status: string }) => p.status === 'diverged').length, 4);
+  const root = parseXml(fs.readFileSync(files[2], 'utf8'));
+  assert.equal(findAll(root, byClass('mark')).length, 4);
+  assert.equal(findAll(root, byClass('diverged')).length, 4);
+  assert.equal(findAll(root, byClass('legend-entry')).length, 2);
 });

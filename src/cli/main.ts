@@ -17,6 +17,8 @@ async function loadCommands(): Promise<RegisterCommand[]> {
   // Lazy imports keep `--help` and `inspect` fast (onnxruntime-node loads only where a command needs it).
   const mods = await Promise.all([
     import('./cmd-inspect.js'),
+    import('./cmd-coord-check.js'),
+    import('./cmd-sweep.js'),
     import('./cmd-transform.js'),
     import('./cmd-train.js'),
   ]);

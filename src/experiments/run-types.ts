@@ -38,6 +38,21 @@ export function meanAbs(data: ArrayLike<number>): number {
   return data.length ? s / data.length : NaN;
 }
 
+/**
+ * Mean |x| of attention logits, leaving out causal-mask fills: exporters write masked positions as
+ * −1e4, −1e9, the float minimum or −inf, none of which is a logit. Entries with |x| ≥ 1e4 are skipped
+ * (a real attention logit that large would have saturated the softmax long before).
+ */
+export function meanAbsUnmasked(data: ArrayLike<number>, fill = 1e4): number {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < data.length; i++) {
+    const a = Math.abs(data[i]);
+    if (a < fill) { s += a; n++; } else if (Number.isNaN(a)) return NaN;
+  }
+  return n ? s / n : NaN;
+}
+
 export type LrSchedule = 'constant' | 'warmup-decay';
 
 /**
@@ -51,4 +66,14 @@ export function lrAt(schedule: LrSchedule, lr: number, t: number, n: number): nu
   if (t < warm) return (lr * (t + 1)) / warm;
   const span = Math.max(1, n - 1 - warm);
   return lr * (1 - (0.9 * (t - warm)) / span);
+}
+
+/**
+ * A run has diverged at a step whose loss is NaN/±Inf, or more than `DIVERGENCE_FACTOR` × the first
+ * step's loss (a language model starts near ln V; a loss that triples has blown up, even if still finite).
+ */
+export const DIVERGENCE_FACTOR = 3;
+
+export function isDivergedLoss(loss: number, firstLoss: number): boolean {
+  return !Number.isFinite(loss) || (Number.isFinite(firstLoss) && firstLoss > 0 && loss > DIVERGENCE_FACTOR * firstLoss);
 }

@@ -2,12 +2,12 @@
  * LR sweep across densities (paper Fig. 1 / Fig. 6): train every (rule set, density, base LR), take the
  * final loss (mean of the last k steps), find the loss-optimal LR per density, and show how far the
  * optimum moves across densities in grid steps. Under SµPar it should stay put (≤ 1 step of ×2);
- * under SP it drifts. Diverged runs (a non-finite loss) are recorded as such, never dropped.
+ * under SP it drifts. Diverged runs (a non-finite or blown-up loss) are recorded as such, never dropped.
  */
 import { UsageError } from '../errors.js';
 import type { FigureSpec, Series } from './plot.js';
 import { PALETTE } from './plot.js';
-import type { Progress, TrainRun } from './run-types.js';
+import { isDivergedLoss, type Progress, type TrainRun } from './run-types.js';
 
 export interface SweepOptions {
   rules: string[];
@@ -96,9 +96,12 @@ export function parseDensities(spec: string): number[] {
   return out;
 }
 
-/** Final loss of one run: the mean of its last k losses; a run with any non-finite loss is diverged. */
+/**
+ * Final loss of one run: the mean of its last k losses. A run is diverged from the first step whose loss
+ * is non-finite or above DIVERGENCE_FACTOR × the first loss (run-types.ts); it has no final loss.
+ */
 export function summarizeLosses(losses: number[], lastK: number): Pick<SweepPoint, 'status' | 'finalLoss' | 'divergedAtStep'> {
-  const bad = losses.findIndex((l) => !Number.isFinite(l));
+  const bad = losses.findIndex((l) => isDivergedLoss(l, losses[0]));
   if (bad >= 0 || losses.length === 0) return { status: 'diverged', finalLoss: null, divergedAtStep: bad >= 0 ? bad : null };
   const tail = losses.slice(-Math.max(1, lastK));
   return { status: 'ok', finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length, divergedAtStep: null };
