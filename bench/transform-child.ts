@@ -7,7 +7,7 @@ let note = '';
 if (step === 'generate') {
   const { buildGpt } = await import('../fixtures/gpt-builder.js');
   const { writeModel } = await import('../src/onnx/codec.js');
-  const m = buildGpt({ vocab: 50257, dModel: 768, layers: Number(b), heads: 12, maxPos: 1024, seed: 1 });
+  const m = buildGpt({ vocab: 50257, dModel: 768, layers: Number(b), heads: 12, maxPos: 1024, tied: true, seed: 1 });
   let params = 0;
   for (const t of m.graph!.initializer) if (t.dataType === 1) params += t.dims.reduce((x, y) => x * Number(y), 1);
   writeModel(m, a!, { externalData: 'never' });
@@ -25,7 +25,7 @@ if (step === 'generate') {
   const t1 = performance.now();
   const input = readModel(a!);
   const t2 = performance.now();
-  const r = await transform(input, { density: 0.125, rules: 'supar', seed: 0 });
+  const r = await transform(input, { density: 0.125, rules: "supar", seed: 0, inPlace: true });
   const t3 = performance.now();
   writeTransformOutputs(r, b!);
   const t4 = performance.now();

@@ -42,7 +42,7 @@ try {
   const lines = [
     `# bench/transform.ts — ${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? 'cpu'} (${os.cpus().length} cores), node ${process.version}`,
     '',
-    `GPT-2-small-shaped model (vocab 50257, d 768, ${values.layers} layers, 12 heads, 1024 positions; fixtures/gpt-builder.ts): ${gen.note}; file ${mib.toFixed(1)} MiB; output ${(out / 2 ** 20).toFixed(1)} MiB. Density 0.125, rules supar, --init resample, seed 0. Each step in its own child process; time measured inside the child (excludes node/tsx start-up), peak RSS = the child's maxRSS (includes the idle baseline).`,
+    `GPT-2-small-shaped model (vocab 50257, d 768, ${values.layers} layers, 12 heads, 1024 positions, tied LM head as GPT-2; fixtures/gpt-builder.ts): ${gen.note}; file ${mib.toFixed(1)} MiB; output ${(out / 2 ** 20).toFixed(1)} MiB. Density 0.125, rules supar, --init resample, seed 0. Each step in its own child process; time measured inside the child (excludes node/tsx start-up), peak RSS = the child's maxRSS (includes the idle baseline).`,
     '',
     '| step | time (s) | peak RSS (MiB) | RSS / model size | note |',
     '|---|---|---|---|---|',

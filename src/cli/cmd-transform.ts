@@ -44,7 +44,8 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
   const outPath = flags.output ?? defaultOutputPath(file);
   if (!flags.dryRun) checkOutputPath(outPath, file);
   const input = readModel(file);
-  const result = await transform(input, options);
+  // The CLI drops the input afterwards: rewrite weights inside its buffers (one copy of the model in memory).
+  const result = await transform(input, { ...options, inPlace: true });
   const files = flags.dryRun ? null : writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode });
   if (flags.json) {
     process.stdout.write(`${JSON.stringify({ files: files && relativeFiles(files), report: result.report }, null, 2)}\n`);

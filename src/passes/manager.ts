@@ -23,6 +23,12 @@ export interface PassContext {
   readonly plan: TransformPlan;
   readonly analysis: Analysis;
   readonly seed: number;
+  /**
+   * Write new float32 values into the tensors' existing bytes (shared with the input model) instead of new
+   * arrays: the input model's tensors change too. For callers that drop the input afterwards (the CLI),
+   * it keeps peak memory near one copy of the model.
+   */
+  readonly inPlace: boolean;
   /** Masks by weight name (filled by the mask pass). */
   readonly masks: Map<string, DrawnMask>;
   /**
