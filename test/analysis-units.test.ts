@@ -148,8 +148,10 @@ test('attention: scale attribute on com.microsoft Attention (set, and default 1/
   const set = analyzeModel(fused({ num_heads: 2, scale: { float: 0.1 } }), '.').attention[0]!;
   assert.deepEqual([set.kind, set.nodes, set.dHead], ['scale-attribute', ['attn'], 4]);
   assert.ok(Math.abs(set.currentScale - 0.1) < 1e-7);
-  const dflt = analyzeModel(fused({ num_heads: 2 }), '.').attention[0]!;
+  const dfltAnalysis = analyzeModel(fused({ num_heads: 2 }), '.');
+  const dflt = dfltAnalysis.attention[0]!;
   assert.equal(dflt.currentScale, 0.5);
+  assert.deepEqual(dfltAnalysis.params.map((p) => [p.name, p.role, p.fanIn ?? null]), [['w', 'hidden', 8], ['b', 'bias', null]]);
   const onnx23 = makeModel([node('Attention', ['Q', 'K', 'V'], ['Y'], { q_num_heads: 2, kv_num_heads: 2 }, 'sdpa')], [],
     ['Q', 'K', 'V'].map((n) => tensorValueInfo(n, F, [1, 2, 5, 16])), [tensorValueInfo('Y', F, [1, 2, 5, 16])], [['', 23]]);
   const s = analyzeModel(onnx23, '.').attention[0]!;
@@ -243,4 +245,37 @@ test('input-normalisation constants on a raw graph input are buffers, not biases
     [weight('mean', [6]), weight('inv_std', [6]), weight('W', [6, 3])], [tensorValueInfo('x', F, [2, 6])], [tensorValueInfo('y', F, [2, 3])]);
   const p = byName(analyzeModel(m, '.'));
   assert.deepEqual(['mean', 'inv_std', 'W'].map((n) => p.get(n)!.role), ['buffer', 'buffer', 'readout']);
+});
+
+test('attention: torch SDPA (TorchScript) splits a run-time 1/√d as √scale on Q and on Kᵀ', () => {
+  const mid = (qDims: boolean) => [
+    node('Shape', [qDims ? 'q' : 'q_nodims'], ['qs'], {}, 'shape'), node('Slice', ['qs', 'm1', 'big'], ['dl'], {}, 'slice'),
+    node('Cast', ['dl'], ['df'], { to: F }, 'cast'), node('Sqrt', ['df'], ['sd'], {}, 'sqrt'),
+    node('Div', ['one', 'sd'], ['sc'], {}, 'recip'), node('Sqrt', ['sc'], ['ssc'], {}, 'sqrt_scale'),
+    node('Mul', ['q', 'ssc'], ['qm'], {}, 'mul_q'), node('Mul', ['kt', 'ssc'], ['km'], {}, 'mul_k'),
+    node('MatMul', ['qm', 'km'], ['s'], {}, 'qk'), node('Softmax', ['s'], ['p'], { axis: -1 }, 'softmax'),
+  ];
+  const inits = [makeInt64Tensor('m1', [1], [-1]), makeInt64Tensor('big', [1], [1 << 30]), makeScalarFloat('one', 1)];
+  const build = (qDims: boolean) => makeModel(mid(qDims), inits,
+    [tensorValueInfo('q', F, [1, 2, 5, 8]), tensorValueInfo('kt', F, [1, 2, 8, 5]), tensorValueInfo('q_nodims', F)], [tensorValueInfo('p', F)]);
+  const s = analyzeModel(build(true), '.').attention[0]!;
+  assert.deepEqual([s.kind, s.nodes, s.constants, s.dHead], ['runtime-sqrt', ['mul_q', 'mul_k'], [], 8]);
+  assert.ok(Math.abs(s.currentScale - 1 / Math.sqrt(8)) < 1e-7, `${s.currentScale}`);
+  assert.match(s.reason, /evaluated from known shapes/);
+  // The Shape reads a value of unknown dims: the scale cannot be evaluated, 1/√d_head (d from QKᵀ) is assumed.
+  const t = analyzeModel(build(false), '.').attention[0]!;
+  assert.deepEqual([t.kind, t.dHead], ['runtime-sqrt', 8]);
+  assert.match(t.reason, /assumed 1\/√d_head/);
+});
+
+test('rotary frequencies (positions × inv_freq → Cos/Sin) are buffers even with position_ids as an input; token-type tables are embeddings', () => {
+  const m = makeModel([
+    node('Cast', ['position_ids'], ['pf'], { to: F }, 'cast'), node('MatMul', ['pf', 'freq'], ['angles'], {}, 'freqs'),
+    node('Cos', ['angles'], ['cos'], {}, 'cos'), node('Sin', ['angles'], ['sin'], {}, 'sin'),
+    node('ConstantOfShape', ['ids_shape'], ['tt'], {}, 'zeros'), node('Gather', ['bert.embeddings.token_type_embeddings.weight', 'tt'], ['te'], {}, 'tt_gather'),
+  ], [weight('freq', [1, 4]), weight('bert.embeddings.token_type_embeddings.weight', [2, 4]), makeInt64Tensor('ids_shape', [2], [1, 3])],
+  [tensorValueInfo('position_ids', DataType.INT64, [1, 3, 1])], [tensorValueInfo('cos', F), tensorValueInfo('sin', F), tensorValueInfo('te', F)]);
+  const p = byName(analyzeModel(m, '.'));
+  assert.deepEqual([p.get('freq')!.role, p.get('freq')!.reason], ['buffer', 'rotary frequencies: MatMul freqs feeds Cos/Sin']);
+  assert.equal(p.get('bert.embeddings.token_type_embeddings.weight')!.role, 'embedding');
 });

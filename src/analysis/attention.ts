@@ -13,6 +13,7 @@
  */
 import type { NodeProto } from 'onnx-buf';
 import { attrFloat, attrInt, attrInts, getAttr } from '../onnx/build.js';
+import { evaluateStatic } from './evaluate.js';
 import type { AnalysisGraph } from './graph.js';
 import type { AttentionSite } from './types.js';
 
@@ -72,17 +73,21 @@ function siteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
   const pre = [0, 1].map((i) => preScale(g, qk.input[i]!)).filter((x) => x !== undefined);
   const all = [...pre, ...post];
   const base = { qk, softmax: reach.softmax, logitPath: reach.path };
-  const scale = all.reduce((acc, s) => acc * (s.factor ?? 1), 1);
-  const runtime = all.find((s) => s.factor === undefined);
-  const dHead = dHeadFromShape ?? (runtime ? undefined : Math.round(1 / (scale * scale)));
+  const runtime = all.some((x) => x.runtime);
+  const known = all.every((x) => x.factor !== undefined);
+  const scale = all.reduce((acc, x) => acc * (x.factor ?? 1), 1);
+  const dHead = dHeadFromShape ?? (known ? Math.round(1 / (scale * scale)) : undefined);
   if (all.length === 0) {
     // No scale at all (T5-style): the site is the QKᵀ MatMul itself; a rewrite multiplies its output.
     return { ...base, site: site(g, 'mul-after-qk', [g.label(qk)], [], 1, dHeadFromShape ?? 0, qk, reach.softmax, `no scale between QKᵀ ${g.label(qk)} and Softmax (scale 1); a rewrite multiplies the QKᵀ output`) };
   }
   if (runtime) {
     const d = dHead ?? 0;
-    const s = d > 0 ? (runtime.node.opType === 'Div' ? 1 / Math.sqrt(d) : Math.sqrt(d)) : 1;
-    return { ...base, site: site(g, 'runtime-sqrt', all.map((x) => g.label(x.node)), [], s, d, qk, reach.softmax, `${runtime.node.opType} ${g.label(runtime.node)} by √d computed at run time from a shape`) };
+    // Not evaluable from known shapes: assume the usual 1/√d_head.
+    const s = known ? scale : d > 0 ? 1 / Math.sqrt(d) : 1;
+    const how = known ? `evaluated from known shapes: ${fmt(s)}` : `assumed 1/√d_head = ${fmt(s)}`;
+    const what = all.map((x) => `${x.node.opType} ${g.label(x.node)}`).join(', ');
+    return { ...base, site: site(g, 'runtime-sqrt', all.map((x) => g.label(x.node)), [], s, d, qk, reach.softmax, `${what} by a scale computed at run time from a shape (${how})`) };
   }
   const kind: AttentionSite['kind'] = pre.length === 2 ? 'split-qk' : pre.length === 1 && post.length === 0 ? 'scale-before-qk' : post[0]?.node.opType === 'Div' ? 'div-after-qk' : 'mul-after-qk';
   const what = all.map((x) => `${x.node.opType} ${g.label(x.node)} by ${x.constant}=${fmt(x.value!)}`).join(', ');
@@ -104,8 +109,10 @@ interface ScaleFactor {
   node: NodeProto;
   constant?: string;
   value?: number;
-  /** Multiplier this node applies to QKᵀ; undefined when computed at run time. */
+  /** Multiplier this node applies to QKᵀ; undefined when computed at run time and not evaluable. */
   factor?: number;
+  /** The factor is computed at run time (from a shape). */
+  runtime?: boolean;
 }
 
 /** The input of `n` that carries the QKᵀ chain. */
@@ -126,7 +133,10 @@ function scaleOn(g: AnalysisGraph, n: NodeProto, slot: number): ScaleFactor | un
     const factor = n.opType === 'Mul' ? value : slot === 0 ? 1 / value : undefined;
     return factor === undefined ? undefined : { node: n, constant: other, value, factor };
   }
-  return computedFromShape(g, other) ? { node: n } : undefined;
+  if (!computedFromShape(g, other)) return undefined;
+  const v = evaluateStatic(g, other);
+  const factor = v?.length === 1 && v[0] !== 0 ? (n.opType === 'Mul' ? v[0] : slot === 0 ? 1 / v[0]! : undefined) : undefined;
+  return { node: n, runtime: true, ...(factor !== undefined ? { factor } : {}) };
 }
 
 /** True when `value` is computed at run time from a shape through a Sqrt (e.g. Sqrt(Cast(Gather(Shape(k))))). */
@@ -152,8 +162,7 @@ function preScale(g: AnalysisGraph, operand: string): ScaleFactor | undefined {
     if (!p) return undefined;
     if (p.opType === 'Div' || p.opType === 'Mul') {
       const slot = g.dynamic.has(p.input[0]!) ? 0 : 1;
-      const s = scaleOn(g, p, slot);
-      return s && s.factor !== undefined ? s : undefined;
+      return scaleOn(g, p, slot);
     }
     if (!OPERAND_PATH_OPS.has(p.opType)) return undefined;
     v = p.input[0]!;

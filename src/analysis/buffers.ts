@@ -7,7 +7,7 @@
 import type { AnalysisGraph } from './graph.js';
 import type { FoundSite } from './attention.js';
 import type { ParamInfo } from './types.js';
-import { isFloatTensor } from './weights.js';
+import { feedsCosSin, isFloatTensor } from './weights.js';
 import { dataTypeName } from '../onnx/dtype.js';
 
 const MASK_NAME = /(^|[._/])(attn\.(masked_)?bias|causal_mask|attention_mask|mask)([._/]|$)|bias_resize$/i;
@@ -24,6 +24,8 @@ export function classifyBuffer(g: AnalysisGraph, p: ParamInfo, sites: FoundSite[
   if (p.elements <= 1) return `scalar constant read by ${p.consumers.slice(0, 3).join(', ')}`;
   const rotary = rotaryEvidence(g, p.name, sites);
   if (rotary) return rotary;
+  const trig = g.directUses(p.name).find((u) => feedsCosSin(g, u.node));
+  if (trig) return `rotary frequencies: ${trig.node.opType} ${g.label(trig.node)} feeds Cos/Sin`;
   if (ROTARY_NAME.test(p.name)) return `rotary-embedding table (by name '${p.name}')`;
   if (MASK_NAME.test(p.name) && p.shape.length >= 3) return `attention-mask buffer (by name '${p.name}', rank ${p.shape.length})`;
   const input = appliedToGraphInput(g, p.name);

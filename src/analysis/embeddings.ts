@@ -21,6 +21,7 @@ export interface EmbeddingUse {
 
 const POSITION_NAME = /(^|[._/])(wpe|pos|position|positions|pos_emb|pos_embed|position_embeddings?|positional_embeddings?|embed_positions)([._/]|$)/i;
 const POSITION_INPUT = /pos/i;
+const TOKEN_TYPE_NAME = /token_type|segment|type_vocab/i;
 
 export function findEmbeddings(g: AnalysisGraph): EmbeddingUse[] {
   const out: EmbeddingUse[] = [];
@@ -44,6 +45,7 @@ export function findEmbeddings(g: AnalysisGraph): EmbeddingUse[] {
 
 /** Why the lookup reads positions, or undefined for a token lookup. */
 function positionEvidence(g: AnalysisGraph, table: string, index: string): string | undefined {
+  if (TOKEN_TYPE_NAME.test(table)) return undefined; // token types may be all-zero constants, still not positions
   if (!g.dynamic.has(index)) return `positions computed from constants/shapes (${describeIndex(g, index)}), not from input data`;
   const input = rootInputs(g, index).find((i) => POSITION_INPUT.test(i));
   if (input) return `graph input '${input}'`;

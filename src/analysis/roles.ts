@@ -139,6 +139,9 @@ function tieReadout(g: AnalysisGraph, params: Map<string, ParamInfo>, embeddings
   }
 }
 
+/** Inputs that are biases by the op's definition (ONNX, and com.microsoft contrib ops). */
+const BIAS_SLOTS: Record<string, number> = { Gemm: 2, Conv: 2, ConvTranspose: 2, Attention: 2, MultiHeadAttention: 3, FastGelu: 1, BiasGelu: 1, BiasAdd: 1, QuickGelu: 1 };
+
 /** Ops between a linear map and the Add of its bias. */
 const BIAS_PATH_OPS = new Set(['Add', 'Reshape', 'Cast', 'Identity', 'Transpose', 'Squeeze', 'Unsqueeze']);
 
@@ -147,7 +150,8 @@ function biasReason(g: AnalysisGraph, p: ParamInfo): string | undefined {
   if (!isFloatTensor(p.dataType) || p.shape.length === 0 || p.elements !== p.shape.at(-1)) return undefined;
   for (const u of g.uses(p.name)) {
     const n = u.node;
-    if ((n.opType === 'Gemm' && u.index === 2) || ((n.opType === 'Conv' || n.opType === 'ConvTranspose') && u.index === 2)) {
+    const contribOnly = n.opType.endsWith('Attention') && n.domain !== 'com.microsoft';
+    if (BIAS_SLOTS[n.opType] === u.index && !contribOnly) {
       return `${n.opType} ${g.label(n)} input ${u.index} (bias)`;
     }
     if (n.opType !== 'Add') continue;

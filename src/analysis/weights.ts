@@ -69,9 +69,16 @@ function geometry(g: AnalysisGraph, use: Use, shape: number[], flipped: boolean)
     return { fanIn: shape[inAxis]!, fanOut: shape[outAxis]!, inputAxis: inAxis, outputAxis: outAxis, form: flipped ? `${form}, stored transposed` : form };
   };
   if (n.opType === 'MatMul' || n.opType === 'MatMulInteger' || n.opType === 'FusedMatMul') {
-    if (use.index === 1 && otherIsActivation(g, use, 0)) return matrix(r - 2, 'MatMul(x, W[in,out])');
-    if (use.index === 0 && otherIsActivation(g, use, 1)) return matrix(r - 1, 'MatMul(W[out,in], x)');
+    if (feedsCosSin(g, n)) return undefined; // positions × inv_freq: rotary frequencies, not a weight
+    // com.microsoft FusedMatMul transposes its operands by attribute.
+    const tA = n.opType === 'FusedMatMul' && attrInt(n, 'transA', 0) === 1;
+    const tB = n.opType === 'FusedMatMul' && attrInt(n, 'transB', 0) === 1;
+    if (use.index === 1 && otherIsActivation(g, use, 0)) return matrix(tB ? r - 1 : r - 2, tB ? 'FusedMatMul transB=1, W[out,in]' : 'MatMul(x, W[in,out])');
+    if (use.index === 0 && otherIsActivation(g, use, 1)) return matrix(tA ? r - 2 : r - 1, 'MatMul(W[out,in], x)');
     return undefined;
+  }
+  if (n.opType === 'Attention' && n.domain === 'com.microsoft' && use.index === 1 && otherIsActivation(g, use, 0) && !flipped) {
+    return { fanIn: shape[0]!, fanOut: shape[1]!, inputAxis: 0, outputAxis: 1, form: 'com.microsoft Attention QKV weight W[in, 3·hidden]' };
   }
   if (n.opType === 'Gemm') {
     if (use.index === 1 && otherIsActivation(g, use, 0)) {
@@ -93,6 +100,19 @@ function geometry(g: AnalysisGraph, use: Use, shape: number[], flipped: boolean)
     return { fanIn: shape[0]! * kernel, fanOut: shape[1]! * groups, inputAxis: 0, outputAxis: 1, form: 'ConvTranspose W[in, out/groups, k…] (inputAxis 0)' };
   }
   return undefined;
+}
+
+/** The MatMul's output reaches Cos or Sin within a few view/concat hops (rotary embedding frequencies). */
+export function feedsCosSin(g: AnalysisGraph, n: NodeProto): boolean {
+  const stack: { v: string; d: number }[] = [{ v: n.output[0]!, d: 0 }];
+  while (stack.length > 0) {
+    const { v, d } = stack.pop()!;
+    for (const u of g.directUses(v)) {
+      if (u.node.opType === 'Cos' || u.node.opType === 'Sin') return true;
+      if (d < 4 && ['Transpose', 'Concat', 'Reshape', 'Cast', 'Mul', 'Unsqueeze'].includes(u.node.opType)) stack.push({ v: u.node.output[0]!, d: d + 1 });
+    }
+  }
+  return false;
 }
 
 /** Ops the logits may pass through after the readout (bias, reshapes, output non-linearities). */
