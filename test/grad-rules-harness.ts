@@ -1,8 +1,8 @@
 /**
  * Finite-difference harness for gradient rules. A case is a few forward nodes over graph inputs; the
- * harness appends loss = Σ_k ReduceSum(out_k ⊙ R_k) with fixed seeded random R_k, runs buildBackward, and in
- * ONE onnxruntime-node CPU session compares the backward gradients with central differences
- * (L(x+h·e_j) − L(x−h·e_j)) / 2h over every entry of every differentiated input.
+ * harness appends loss = Σ_k ReduceSum(out_k ⊙ R_k) with fixed seeded random R_k, runs buildBackward, and
+ * compares the backward gradients with central differences (L(x+h·e_j) − L(x−h·e_j)) / 2h over every entry of
+ * every differentiated input, all evaluations in ONE onnxruntime-node CPU session (many runs).
  */
 import { create } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
@@ -30,6 +30,8 @@ export interface CaseInput {
   range?: [number, number];
   /** Keep static dims even in a `symbolic` case (weights are initializers of known shape in real models). */
   fixedShape?: boolean;
+  /** An initializer that is also a graph input (a trainable weight ORT lets a feed override), differentiated. */
+  asInitializer?: boolean;
   /** Feed as an initializer (constant) instead of a graph input. */
   constant?: boolean;
 }
@@ -110,9 +112,13 @@ export async function checkGradient(c: GradCase): Promise<GradReport> {
     const [lo, hi] = i.range ?? [-1, 1];
     values.set(i.name, i.values ? Float64Array.from(i.values) : Float64Array.from({ length: count(i.shape) }, () => lo + (hi - lo) * rand()));
   }
-  const constInits = [...(c.initializers ?? []), ...c.inputs.filter((i) => i.constant).map((i) => constInit(i, values.get(i.name)!, floatType))];
-  const fedInputs = c.inputs.filter((i) => !i.constant);
-  const feedsOf = (override?: { name: string; data: Float64Array }) => Object.fromEntries(fedInputs.map((i) => {
+  const inits = (withParams: boolean) => [...(c.initializers ?? []),
+    ...c.inputs.filter((i) => i.constant || (withParams && i.asInitializer)).map((i) => constInit(i, values.get(i.name)!, floatType))];
+  // The FD model feeds every non-constant input (onnxruntime-node cannot override initializers); the
+  // backward model holds `asInitializer` weights as initializers, as exported models do.
+  const fdInputs = c.inputs.filter((i) => !i.constant);
+  const backInputs = c.inputs.filter((i) => !i.constant && !i.asInitializer);
+  const feedsOf = (fed: CaseInput[], override?: { name: string; data: Float64Array }) => Object.fromEntries(fed.map((i) => {
     if (i.ints && i.bool) return [i.name, new ort.Tensor('bool', Uint8Array.from(i.ints), i.shape)];
     if (i.ints) return [i.name, new ort.Tensor('int64', BigInt64Array.from(i.ints.map(BigInt)), i.shape)];
     const data = override?.name === i.name ? override.data : values.get(i.name)!;
@@ -121,8 +127,8 @@ export async function checkGradient(c: GradCase): Promise<GradReport> {
   const outputs = c.outputs ?? [c.nodes[c.nodes.length - 1]!.output[0]!];
 
   // 1. forward only: output shapes for the random weights R_k
-  const fwd = await ort.InferenceSession.create(encodeModel(makeModel(c.nodes, c, c.inputs, outputs, constInits, floatType)), SESSION_OPTIONS);
-  const fwdOut = await fwd.run(feedsOf());
+  const fwd = await ort.InferenceSession.create(encodeModel(makeModel(c.nodes, c, fdInputs, outputs, inits(false), floatType)), SESSION_OPTIONS);
+  const fwdOut = await fwd.run(feedsOf(fdInputs));
   const lossNodes: NodeProto[] = [];
   const lossInits: TensorProto[] = [];
   const terms: string[] = [];
@@ -139,14 +145,15 @@ export async function checkGradient(c: GradCase): Promise<GradReport> {
   }
 
   // 2. forward + loss + backward in one model
-  const model = makeModel([...c.nodes, ...lossNodes], c, c.inputs, [loss], [...constInits, ...lossInits], floatType);
-  const wrt = fedInputs.filter((i) => !i.ints && i.wrt !== false).map((i) => i.name);
+  const model = makeModel([...c.nodes, ...lossNodes], c, backInputs, [loss], [...inits(true), ...lossInits], floatType);
+  const wrt = fdInputs.filter((i) => !i.ints && i.wrt !== false).map((i) => i.name);
   const back = buildBackward(model.graph!, { loss, wrt, names: new NameAuthority(model), opset: c.opset ?? 17 });
   model.graph!.node.push(...back.nodes);
   model.graph!.initializer.push(...back.initializers);
   for (const w of wrt) model.graph!.output.push(tensorValueInfo(back.grads.get(w)!, floatType));
   const session = await ort.InferenceSession.create(encodeModel(model), SESSION_OPTIONS);
-  const base = await session.run(feedsOf());
+  const base = await session.run(feedsOf(backInputs));
+  const fdSession = await ort.InferenceSession.create(encodeModel(makeModel([...c.nodes, ...lossNodes], c, fdInputs, [loss], [...inits(false), ...lossInits], floatType)), SESSION_OPTIONS);
 
   // 3. central differences, one session, many runs
   const h = c.step ?? (f64 ? 1e-5 : 1e-2);
@@ -160,8 +167,8 @@ export async function checkGradient(c: GradCase): Promise<GradReport> {
     for (let j = 0; j < x.length; j++) {
       const plus = Float64Array.from(x); plus[j] += h;
       const minus = Float64Array.from(x); minus[j] -= h;
-      const lp = Number((await session.run(feedsOf({ name: w, data: plus }), [loss]))[loss]!.data[0]);
-      const lm = Number((await session.run(feedsOf({ name: w, data: minus }), [loss]))[loss]!.data[0]);
+      const lp = Number((await fdSession.run(feedsOf(fdInputs, { name: w, data: plus })))[loss]!.data[0]);
+      const lm = Number((await fdSession.run(feedsOf(fdInputs, { name: w, data: minus })))[loss]!.data[0]);
       fd[j] = (lp - lm) / (2 * h);
       fdRuns += 2;
     }

@@ -29,6 +29,11 @@ export interface BackwardOptions {
   names: NameAuthority;
   /** ai.onnx opset of the model. */
   opset: number;
+  /**
+   * Optional vector-Jacobian seeds: value name → name of its given gradient (same shape). When present the
+   * pass starts from these instead of dLoss = 1, and `loss` only names the objective in messages.
+   */
+  seeds?: Map<string, string>;
 }
 
 export interface BackwardResult {
@@ -50,17 +55,19 @@ export function buildBackward(graph: GraphProto, opts: BackwardOptions): Backwar
     throw new UserInputError(`autodiff: the model's ai.onnx opset ${opts.opset} is below ${MIN_OPSET}; convert the model to opset ${MIN_OPSET} or newer first`, ExitCode.unsupported);
   }
   const shapes = inferShapes(graph);
-  const lossType = shapes.elemType(opts.loss);
+  const seeds = opts.seeds && opts.seeds.size > 0 ? opts.seeds : undefined;
+  const lossType = shapes.elemType(seeds ? [...seeds.keys()][0]! : opts.loss);
   if (lossType !== undefined && !isFloatType(lossType)) {
     throw new UserInputError(`autodiff: loss '${opts.loss}' has type ${dataTypeName(lossType)}; the loss must be a floating-point tensor`);
   }
   const floatType = lossType ?? 1;
-  checkNamesExist(graph, opts);
+  checkNamesExist(graph, opts.wrt, seeds ? [...seeds.keys()] : [opts.loss]);
   const dependent = forwardDependents(graph, opts.wrt, shapes);
-  const reaching = valuesReachingLoss(graph, opts.loss);
+  const reaching = valuesReachingLoss(graph, seeds ? [...seeds.keys()] : [opts.loss]);
   const e = new GradEmitter(opts.names, opts.opset);
   const acc = new GradAccumulator(e);
-  acc.add(opts.loss, seedGradient(e, opts.loss, shapes, floatType));
+  if (seeds) for (const [value, grad] of seeds) acc.add(value, grad);
+  else acc.add(opts.loss, seedGradient(e, opts.loss, shapes, floatType));
 
   for (let k = graph.node.length - 1; k >= 0; k--) {
     const n = graph.node[k]!;
@@ -87,10 +94,12 @@ export function buildBackward(graph: GraphProto, opts: BackwardOptions): Backwar
   return { nodes: e.nodes, initializers: e.initializers, grads: result };
 }
 
-function checkNamesExist(graph: GraphProto, opts: BackwardOptions): void {
+function checkNamesExist(graph: GraphProto, wrt: string[], objectives: string[]): void {
   const known = new Set<string>([...graph.initializer.map((t) => t.name), ...graph.input.map((v) => v.name), ...graph.node.flatMap((n) => n.output)]);
-  if (!known.has(opts.loss)) throw new UserInputError(`autodiff: loss '${opts.loss}' is not a value of the graph; name an existing output`);
-  for (const w of opts.wrt) {
+  for (const o of objectives) {
+    if (!known.has(o)) throw new UserInputError(`autodiff: loss '${o}' is not a value of the graph; name an existing output`);
+  }
+  for (const w of wrt) {
     if (!known.has(w)) throw new UserInputError(`autodiff: '${w}' (to differentiate) is not an initializer or input of the graph; check the parameter name`);
   }
 }
@@ -132,8 +141,8 @@ function forwardDependents(graph: GraphProto, wrt: string[], shapes: ShapeTable)
   return dep;
 }
 
-function valuesReachingLoss(graph: GraphProto, loss: string): Set<string> {
-  const reach = new Set([loss]);
+function valuesReachingLoss(graph: GraphProto, objectives: string[]): Set<string> {
+  const reach = new Set(objectives);
   for (let k = graph.node.length - 1; k >= 0; k--) {
     const n = graph.node[k]!;
     if (n.output.some((o) => reach.has(o))) for (const i of allInputs(n)) reach.add(i);
