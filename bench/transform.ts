@@ -48,6 +48,8 @@ try {
     '|---|---|---|---|---|',
     ...rows.map((m) => `| ${m.step} | ${m.seconds.toFixed(2)} | ${m.peakRssMiB.toFixed(0)} | ${(m.peakRssMiB / mib).toFixed(2)}× | ${m.note ?? ''} |`),
     '',
+    `Load average during the run (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} on ${os.cpus().length} cores — timings on a shared machine are noisy; the ratio is taken within one run.`,
+    '',
     `Transform / ORT load time: **${(tr.seconds / ortLoad.seconds).toFixed(2)}×** (aim < 3×). Transform peak RSS / model size: **${(tr.peakRssMiB / mib).toFixed(2)}×** (aim < 2×).`,
     '',
   ];

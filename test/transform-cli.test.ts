@@ -113,3 +113,23 @@ test('refuses to overwrite the input (-o equal to the input path)', async () => 
   assert.ok(fs.readFileSync(model).equals(before));
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('`inspect m.onnx --density 0.125` shows roles and planned rewrites and writes nothing', async () => {
+  const { dir, model } = freshCopy();
+  const r = await runCli(['inspect', model, '--density', '0.125']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /transformer\.h\.1\.mlp\.c_proj\.weight\s+hidden\s+\[256×64\]\s+0\.125\s+2048/);
+  assert.match(r.stdout, /attention div-after-qk layer 0 \(d_head 16\): 0\.25 → 0\.0625/);
+  assert.match(r.stdout, /transformer\.wte\.weight: embedding — .*Gather/);
+  assert.match(r.stdout, /plan only: nothing written/);
+  assert.deepEqual(fs.readdirSync(dir), ['gpt.onnx']);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('--emit-train writes the train-step and eval graphs beside the model', async () => {
+  const { dir, model } = freshCopy();
+  const r = await runCli([model, '--density', '0.5', '--emit-train']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['gpt.supar.train.onnx', 'gpt.supar.eval.onnx']) assert.ok(fs.existsSync(path.join(dir, f)), f);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -8,6 +8,8 @@ import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { readModel } from '../onnx/codec.js';
 import { checkExternalData } from '../onnx/external.js';
+import { addTransformFlags } from './transform-options.js';
+import { planView, wantsPlanView } from './plan-view.js';
 import { summarizeModel, type Dim, type ModelSummary, type ValueSummary } from '../onnx/summary.js';
 
 export interface InspectReport extends ModelSummary {
@@ -16,11 +18,12 @@ export interface InspectReport extends ModelSummary {
 }
 
 export function register(program: Command, _ctx: CliContext): void {
-  program
+  addTransformFlags(program
     .command('inspect <model>')
-    .description('print IR version, opsets, producer, op histogram, initializers, inputs and outputs')
-    .option('--json', 'print the same facts as deterministic JSON')
-    .action((file: string, opts: { json?: boolean }) => {
+    .description('print IR version, opsets, producer, op histogram, initializers, inputs and outputs; with --density (or another transform flag) the planned transform instead')
+    .option('--json', 'print the same facts as deterministic JSON'))
+    .action(async (file: string, opts: { json?: boolean }) => {
+      if (wantsPlanView(opts)) return void process.stdout.write(await planView(file, opts));
       const report = inspectFile(file);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspect(report));
     });
