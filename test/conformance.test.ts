@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { createRegistry, equals, fromBinary, toJsonString } from '@bufbuild/protobuf';
+import { createRegistry, equals, fromBinary, toBinary, toJsonString } from '@bufbuild/protobuf';
 import { file_onnx, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { DataType, dataTypeName } from '../src/onnx/dtype.js';
@@ -85,6 +85,8 @@ async function checkCase(name: string, tally: Tally, counts: Counts): Promise<vo
   const orig = new Uint8Array(fs.readFileSync(path.join(dir, 'model.onnx')));
   const model = decodeModel(orig, name);
   const rewritten = encodeModel(model);
+  // encodeModel streams chunks (src/onnx/encode-stream.ts); protobuf-es's own encoder is the oracle.
+  assert.ok(Buffer.from(rewritten).equals(toBinary(ModelProtoSchema, model, { writeUnknownFields: true })), `${name}: chunked encode differs from toBinary`);
   const again = decodeModel(rewritten, `${name} (re-encoded)`);
   const identical = Buffer.from(rewritten).equals(orig);
   if (identical) counts.byteIdentical++;
@@ -168,4 +170,12 @@ test('unknown fields survive a round trip, and the field comparison sees them', 
   assert.ok(!equals(ModelProtoSchema, decodeModel(withUnknown, 'x'), changed, { registry, unknown: true }));
   assert.ok(equals(ModelProtoSchema, decodeModel(withUnknown, 'x'), changed, { registry }), 'differs only in unknown fields');
   assert.ok(Buffer.from(encodeModel(decodeModel(withUnknown, 'x'))).equals(withUnknown));
+  // Unknown fields at every level the chunked encoder splits (model, graph, initializer) keep their place.
+  const deep = decodeModel(new Uint8Array(fs.readFileSync(path.join(SHARED, 'fixtures-real', 'burn_linear_dynamo.onnx'))), 'burn');
+  deep.$unknown = [{ no: 1000, wireType: 0, data: Uint8Array.of(1) }];
+  deep.graph!.$unknown = [{ no: 1001, wireType: 2, data: Uint8Array.of(2, 0x61, 0x62) }];
+  deep.graph!.initializer[0]!.$unknown = [{ no: 1002, wireType: 0, data: Uint8Array.of(3) }];
+  const bytes = encodeModel(deep);
+  assert.ok(Buffer.from(bytes).equals(toBinary(ModelProtoSchema, deep, { writeUnknownFields: true })));
+  assert.ok(equals(ModelProtoSchema, decodeModel(bytes, 'deep'), deep, { registry, unknown: true }));
 });

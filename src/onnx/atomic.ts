@@ -70,7 +70,7 @@ export function writeFileAtomic(target: string, ...chunks: Uint8Array[]): void {
     throw new UserInputError(`${target}: cannot write (${code}); check that the folder exists and is writable`, ExitCode.io);
   }
   try {
-    for (const c of chunks) writeAll(fd, c);
+    writeCoalesced(fd, chunks);
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
@@ -79,6 +79,27 @@ export function writeFileAtomic(target: string, ...chunks: Uint8Array[]): void {
   }
   fs.closeSync(fd);
   commitTemp(temp, target);
+}
+
+/** Writes chunks in order; small ones are gathered into 1 MiB blocks (one syscall each, not one per chunk). */
+function writeCoalesced(fd: number, chunks: readonly Uint8Array[]): void {
+  const block = new Uint8Array(1 << 20);
+  let used = 0;
+  const flush = () => {
+    if (used > 0) writeAll(fd, block.subarray(0, used));
+    used = 0;
+  };
+  for (const c of chunks) {
+    if (c.byteLength >= block.byteLength / 4) {
+      flush();
+      writeAll(fd, c);
+    } else {
+      if (used + c.byteLength > block.byteLength) flush();
+      block.set(c, used);
+      used += c.byteLength;
+    }
+  }
+  flush();
 }
 
 /** Writes a whole buffer in ≤ 1 GiB pieces (a single write is capped at 2^31−1 bytes). */

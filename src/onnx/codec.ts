@@ -5,10 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema, type ModelProto } from 'onnx-buf';
 import { ExitCode, UserInputError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { chunksByteLength, encodeModelChunks } from './encode-stream.js';
 import { externalizeForWrite, type ExternalDataMode } from './external.js';
 
 /** Highest IR version onnxruntime-node 1.30 loads (measured, shared/notes/deps.md). */
@@ -118,8 +119,16 @@ export function readModel(file: string): LoadedModel {
   return { model, path: abs, baseDir: path.dirname(abs), fileBytes: stat.size };
 }
 
+/** The model's bytes; identical to `toBinary(ModelProtoSchema, model, {writeUnknownFields: true})` with one copy instead of three. */
 export function encodeModel(model: ModelProto): Uint8Array {
-  return toBinary(ModelProtoSchema, model, { writeUnknownFields: true });
+  const chunks = encodeModelChunks(model);
+  const out = new Uint8Array(chunksByteLength(chunks));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
 }
 
 export interface WriteOptions {
@@ -153,18 +162,20 @@ export function writeModel(model: ModelProto, file: string, opts: WriteOptions =
     sourceBaseDir: opts.sourceBaseDir ?? dir,
   });
   try {
-    const bytes = encodeModel(plan.model);
-    if (bytes.byteLength >= 2 ** 31) {
+    // Streamed in chunks (raw_data by reference): memory stays about the model itself.
+    const chunks = encodeModelChunks(plan.model);
+    const size = chunksByteLength(chunks);
+    if (size >= 2 ** 31) {
       throw new UserInputError(`${file}: encoded model is over 2 GiB; write with --external-data`, ExitCode.unsupported);
     }
-    writeFileAtomic(abs, bytes);
+    writeFileAtomic(abs, ...chunks);
     try {
       plan.commitData?.();
     } catch (e) {
       fs.rmSync(abs, { force: true }); // a model whose data file is missing is worse than none
       throw e;
     }
-    return { model: abs, data: plan.dataPath, bytes: bytes.byteLength };
+    return { model: abs, data: plan.dataPath, bytes: size };
   } finally {
     plan.cleanup();
   }
