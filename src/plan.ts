@@ -133,6 +133,11 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
   });
   const warnings: string[] = [];
   const params = analysis.params.map((p) => planParam(p, ruleSet, o, f, baseEnv, warnings));
+  for (const p of params) {
+    if (p.role === 'unknown' && !analysis.warnings.some((w) => w.includes(p.name))) {
+      warnings.push(`'${p.name}' could not be classified (${p.reason}); left untouched: give it a role with --role GLOB=ROLE`);
+    }
+  }
   for (const { copy, table } of tiedCopies(params)) {
     Object.assign(copy, { trainable: false, initStd: null, density: 1, maskMode: null, lrAdam: 0, lrSgd: 0, weightDecay: 0 });
     copy.densityReason = `folded into the tied table '${table.name}' (one parameter)`;

@@ -212,3 +212,55 @@ test('inPlace: the rewritten values land in the input\'s own buffers, and the re
   const w = input.model.graph!.initializer.find((t) => t.name === 'transformer.h.0.attn.c_attn.weight')!;
   assert.equal(nonZeroStats(tensorToFloat32(w, '.')).count, 1536, 'input tensor now holds the masked values');
 });
+
+test('width: --base-model (shapes compared tensor by tensor) and --base-width give m_d = 2', async () => {
+  const dir = tempDir();
+  const [narrow, wide] = [path.join(dir, 'narrow.onnx'), path.join(dir, 'wide.onnx')];
+  writeModel(buildGpt({ vocab: 64, dModel: 32, layers: 1, heads: 2, maxPos: 8, seed: 1 }), narrow);
+  writeModel(buildGpt({ vocab: 64, dModel: 64, layers: 1, heads: 2, maxPos: 8, seed: 1 }), wide);
+  const byBase = await transform(readModel(wide), { density: 0.25, baseModel: readModel(narrow) });
+  const byWidth = await transform(readModel(wide), { density: 0.25, baseWidth: 32 });
+  for (const r of [byBase, byWidth]) {
+    assert.equal(r.report.settings.m_d, 2, r.report.settings.width_source);
+    const hidden = r.lrGroups.groups.filter((g) => g.role === 'hidden');
+    assert.ok(hidden.length === 4 && hidden.every((g) => g.lr_adam === 1 / (2 * 0.25) && g.lr_sgd === 4));
+  }
+  await assert.rejects(transform(readModel(wide), { widthMult: 2, baseWidth: 32 }), /give only one way/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('depth factor: residual output projections get std × 1/√(2L); others unchanged', async () => {
+  const r = await transform(readModel(GPT_TINY), { density: 0.125, depthFactor: true });
+  const base = 0.02 / Math.sqrt(0.125);
+  for (const p of r.plan.params.filter((x) => x.role === 'hidden')) {
+    const residual = /c_proj/.test(p.name);
+    assert.equal(p.residualOutput ?? false, residual, `${p.name}: residual output detected`);
+    assert.ok(Math.abs(p.initStd! - (residual ? base / 2 : base)) < 1e-15, `${p.name}: ${p.initStd}`);
+  }
+  assert.equal(r.report.settings.depth_factor, '1/sqrt(2*n_layers)');
+});
+
+test('--strict refuses unclassified tensors; without it they are left untouched and reported', async () => {
+  const roles = [{ pattern: 'lm_head.weight', role: 'unknown' as const }];
+  await assert.rejects(transform(readModel(GPT_TINY), { density: 0.5, roles, strict: true }), (e: Error & { exitCode?: number }) => e.exitCode === 7 && /lm_head\.weight/.test(e.message));
+  const r = await transform(readModel(GPT_TINY), { density: 0.5, roles });
+  const t = r.report.tensors.find((x) => x.name === 'lm_head.weight')!;
+  assert.deepEqual([t.role, t.trained, t.init.action], ['unknown', false, 'kept']);
+  assert.ok(r.report.warnings.some((w) => w.includes('lm_head.weight')), 'a warning names it');
+  assert.equal(r.report.summary.unclassified, 1);
+});
+
+test('external data: an input with a data file gives an output with its own data file that ORT loads', async () => {
+  const dir = tempDir();
+  const input = path.join(dir, 'ext.onnx');
+  writeModel(readModel(GPT_TINY).model, input, { externalData: 'always', externalThreshold: 0 });
+  assert.ok(fs.existsSync(`${input}.data`));
+  const r = await transform(readModel(input), { density: 0.25 });
+  const files = writeTransformOutputs(r, path.join(dir, 'ext.supar.onnx'));
+  assert.ok(files.data && fs.existsSync(files.data), 'output data file');
+  const out = await runOrt(files.model, lm('gpt-tiny').feeds());
+  assert.ok(floats(out.logits!).every(Number.isFinite));
+  const inline = await transform(readModel(GPT_TINY), { density: 0.25 });
+  assert.deepEqual(floats(out.logits!), floats((await runOrt(inline.model, lm('gpt-tiny').feeds())).logits!), 'same model as from the inline input');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
