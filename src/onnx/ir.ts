@@ -5,6 +5,7 @@
  */
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { InvariantError } from '../errors.js';
+import { makeFloatTensor, makeInt64Tensor } from './tensor.js';
 import { forEachGraph, subgraphsOf } from './walk.js';
 
 export interface Use {
@@ -93,9 +94,26 @@ export class GraphIndex {
     if (init) return init;
     const p = this.producers.get(name);
     if (p && p.node.opType === 'Constant' && (p.node.domain === '' || p.node.domain === 'ai.onnx')) {
-      return p.node.attribute.find((a) => a.name === 'value')?.t;
+      return constantNodeTensor(p.node);
     }
     return undefined;
+  }
+}
+
+/**
+ * The tensor a Constant node holds: its `value`, or one built from `value_float(s)` / `value_int(s)`
+ * (opset ≥ 12 spellings; ONNX Operators.md, Constant). Sparse and string forms give undefined.
+ */
+function constantNodeTensor(node: NodeProto): TensorProto | undefined {
+  const a = node.attribute.find((x) => x.name.startsWith('value'));
+  const out = node.output[0] ?? '';
+  switch (a?.name) {
+    case 'value': return a.t;
+    case 'value_float': return makeFloatTensor(out, [], Float32Array.of(a.f));
+    case 'value_floats': return makeFloatTensor(out, [a.floats.length], Float32Array.from(a.floats));
+    case 'value_int': return makeInt64Tensor(out, [], [Number(a.i)]);
+    case 'value_ints': return makeInt64Tensor(out, [a.ints.length], a.ints.map(Number));
+    default: return undefined;
   }
 }
 
