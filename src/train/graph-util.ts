@@ -1,6 +1,6 @@
 /** Small graph helpers for the train-step builder: value shapes, dead-node pruning, opset/IR upgrade. */
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
-import { create } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
 
 export type Dim = number | string;
@@ -76,7 +76,7 @@ export function irVersionForOpset(opset: number): number {
 
 /** Raises the ai.onnx opset import to at least `min` (and the IR version with it). Returns the new opset. */
 export function ensureOpset(model: ModelProto, min: number): number {
-  const entry = model.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  const entry = model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
   const current = entry ? Number(entry.version) : 0;
   if (current >= min) return current;
   if (entry) entry.version = BigInt(min);
@@ -84,4 +84,12 @@ export function ensureOpset(model: ModelProto, min: number): number {
   const ir = irVersionForOpset(min);
   if (model.irVersion < BigInt(ir)) model.irVersion = BigInt(ir);
   return min;
+}
+
+/**
+ * A copy of message `msg` with `changes` applied. onnx.proto is proto2: protobuf-es keeps unset fields'
+ * defaults on the prototype, so a plain `{ ...msg }` loses them (`domain` reads undefined, not '').
+ */
+export function copyWith<Desc extends DescMessage>(schema: Desc, msg: MessageShape<Desc>, changes: Partial<MessageShape<Desc>> = {}): MessageShape<Desc> {
+  return Object.assign(create(schema), msg, changes);
 }

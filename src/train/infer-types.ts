@@ -33,7 +33,7 @@ export function inferElemTypes(graph: GraphProto, outer?: Map<string, number>): 
 function outputType(n: NodeProto, index: number, types: Map<string, number>): number | undefined {
   const inType = (i: number) => (n.input[i] ? types.get(n.input[i]!) : undefined);
   const attr = (name: string) => n.attribute.find((a) => a.name === name);
-  if (n.domain !== '' && n.domain !== 'ai.onnx') return index === 0 ? inType(0) : undefined;
+  if (n.domain && n.domain !== 'ai.onnx') return index === 0 ? inType(0) : undefined;
   if (INT64_OUT.has(n.opType)) return DataType.INT64;
   if (BOOL_OUT.has(n.opType)) return DataType.BOOL;
   switch (n.opType) {

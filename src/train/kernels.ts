@@ -75,7 +75,7 @@ export function checkCudaKernels(model: ModelProto): KernelReport {
   const graph = model.graph;
   if (!graph) throw new InvariantError('model has no graph');
   const table = getCudaKernelTable();
-  const opsets = new Map(model.opsetImport.map((o) => [o.domain === 'ai.onnx' ? '' : o.domain, Number(o.version)]));
+  const opsets = new Map(model.opsetImport.map((o) => [!o.domain || o.domain === 'ai.onnx' ? '' : o.domain, Number(o.version)]));
   const report: KernelReport = { provider: CUDA_PROVIDER, nodes: 0, fallbacks: [], typesUnknown: 0 };
   checkGraph(graph, table, opsets, report, new Map());
   return report;
@@ -96,9 +96,10 @@ function checkGraph(graph: GraphProto, table: KernelTable, opsets: Map<string, n
 }
 
 function checkNode(n: NodeProto, table: KernelTable, opsets: Map<string, number>, types: Map<string, number>): KernelFallback | 'types-unknown' | undefined {
-  if (NO_KERNEL_NEEDED.has(n.opType) && n.domain === '') return undefined;
-  const domainKey = n.domain === '' ? 'ai.onnx' : n.domain;
-  const opset = opsets.get(n.domain === 'ai.onnx' ? '' : n.domain) ?? 0;
+  const domain = !n.domain || n.domain === 'ai.onnx' ? '' : n.domain;
+  if (NO_KERNEL_NEEDED.has(n.opType) && domain === '') return undefined;
+  const domainKey = domain === '' ? 'ai.onnx' : domain;
+  const opset = opsets.get(domain) ?? 0;
   const fallback = (reason: string): KernelFallback => ({ node: n.name || n.output[0] || '?', op: n.opType, domain: domainKey, opset, reason });
   const regs = table[domainKey]?.[n.opType];
   if (!regs || regs.length === 0) return fallback(`no CUDA kernel for ${domainKey}::${n.opType}`);

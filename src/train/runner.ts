@@ -11,14 +11,14 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { ModelProto, TensorProto } from 'onnx-buf';
+import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
 import { encodeModel, writeModel, type WrittenFiles } from '../onnx/codec.js';
 import { isExternal } from '../onnx/external.js';
 import { setTensorFloats, tensorRawBytes, tensorToFloat32 } from '../onnx/tensor.js';
 import { DataType } from '../onnx/dtype.js';
 import type { TokenBatch } from './data.js';
-import type { Dim } from './graph-util.js';
+import { copyWith, type Dim } from './graph-util.js';
 import type { TrainIO } from './train-step.js';
 
 export type EpChoice = 'cpu' | 'cuda' | 'auto';
@@ -118,19 +118,19 @@ export function withWeights(model: ModelProto, values: Map<string, Float32Array>
   const initializer = g.initializer.map((t) => {
     const v = values.get(t.name);
     if (!v) return t;
-    const copy: TensorProto = { ...t };
+    const copy = copyWith(TensorProtoSchema, t);
     setTensorFloats(copy, v);
     return copy;
   });
-  return { ...model, graph: { ...g, initializer } };
+  return copyWith(ModelProtoSchema, model, { graph: copyWith(GraphProtoSchema, g, { initializer }) });
 }
 
 /** Session bytes carry no folder, so tensors stored in external files are inlined first. */
 function withInlinedExternalData(model: ModelProto, baseDir: string): ModelProto {
   const g = model.graph;
   if (!g || !g.initializer.some(isExternal)) return model;
-  const initializer = g.initializer.map((t) => (isExternal(t) ? { ...t, rawData: tensorRawBytes(t, baseDir) as Uint8Array<ArrayBuffer>, externalData: [], dataLocation: 0 } : t));
-  return { ...model, graph: { ...g, initializer } };
+  const initializer = g.initializer.map((t) => (isExternal(t) ? copyWith(TensorProtoSchema, t, { rawData: tensorRawBytes(t, baseDir) as Uint8Array<ArrayBuffer>, externalData: [], dataLocation: 0 }) : t));
+  return copyWith(ModelProtoSchema, model, { graph: copyWith(GraphProtoSchema, g, { initializer }) });
 }
 
 async function openSession(bytes: Uint8Array, ep: EpChoice, threads: number | undefined, warn: (m: string) => void): Promise<{ session: ort.InferenceSession; ep: 'cpu' | 'cuda' }> {

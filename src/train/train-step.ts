@@ -9,22 +9,25 @@
  *
  * Masks stay initializers. The eval graph is forward + loss (inputs: model inputs, targets, parameters).
  */
-import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
+import { create } from '@bufbuild/protobuf';
+import {
+  GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
 import { UserInputError } from '../errors.js';
 import { tensorValueInfo } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
 import { NameAuthority, opsetVersion } from '../onnx/ir.js';
 import { buildBackward } from './autodiff.js';
 import { Emitter } from './emit.js';
-import { ensureOpset, findValueShape, pruneToOutputs, valueInfoElemType, type Dim } from './graph-util.js';
+import { copyWith, findValueShape, pruneToOutputs, valueInfoElemType, type Dim } from './graph-util.js';
 import { inferElemTypes } from './infer-types.js';
 import { checkCudaKernels, type KernelReport } from './kernels.js';
 import { emitLoss, type LossKind } from './loss.js';
+import { upgradeToOpset13 } from './opset-upgrade.js';
 import { DEFAULT_OPTIMIZER, emitOptimizer, type OptimizerConfig, type ParamToUpdate, type StateSlot } from './optimizer.js';
 import type { LrGroup, LrGroupsFile } from './types.js';
 
-/** Opset the loss and optimizer subgraphs need at least (ScatterElements/GatherElements-11, Slice inputs-10). */
-const MIN_TRAIN_OPSET = 11;
+/** metadata_props key of the train graph holding its TrainIO (JSON): which input/output is what. */
+export const TRAIN_IO_KEY = 'supar.train_io';
 
 export interface TrainStepOptions {
   loss: LossKind;
@@ -74,16 +77,19 @@ export interface TrainStep {
   eval: ModelProto;
   io: TrainIO;
   kernelReport: { train: KernelReport; eval: KernelReport };
+  /** Opset the model had, and the rewrites that raised it to 13 (empty when it was ≥ 13). */
+  opsetUpgrade: { from: number; changes: string[] };
 }
 
 export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGroupsFile, opts: TrainStepOptions): TrainStep {
   void baseDir; // parameters become inputs; masks and constants keep their storage (the runner inlines external data)
-  const graph = model.graph;
-  if (!graph) throw new UserInputError('model has no graph');
+  if (!model.graph) throw new UserInputError('model has no graph');
   const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
-  const train: ModelProto = { ...model, opsetImport: model.opsetImport.map((o) => ({ ...o })) };
-  const opset = ensureOpset(train, Math.max(MIN_TRAIN_OPSET, opsetVersion(model) ?? 0));
   const names = new NameAuthority(model);
+  const upgrade = upgradeToOpset13(model, names);
+  const graph = upgrade.model.graph!;
+  const train = copyWith(ModelProtoSchema, upgrade.model, { opsetImport: upgrade.model.opsetImport.map((o) => copyWith(OperatorSetIdProtoSchema, o)) });
+  const opset = opsetVersion(train)!;
   const e = new Emitter(names, opset, 'train');
 
   const params = resolveParams(graph, groups);
@@ -129,7 +135,7 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   const allInits = [...graph.initializer.filter((t) => !paramNames.has(t.name)), ...backward.initializers, ...e.initializers];
   train.graph = assembleGraph(graph, allNodes, allInits, trainInputs, trainOutputs, `${graph.name || 'model'}_train_step`);
 
-  const evalModel: ModelProto = { ...train, opsetImport: train.opsetImport.map((o) => ({ ...o })) };
+  const evalModel = copyWith(ModelProtoSchema, train, { opsetImport: train.opsetImport.map((o) => copyWith(OperatorSetIdProtoSchema, o)) });
   const evalOutputs = [tensorValueInfo(lossVals.loss, DataType.FLOAT, []), ...extras.map((x) => valueOrTyped(graph, x, types))];
   evalModel.graph = assembleGraph(graph, [...graph.node, ...e.nodes.slice(0, lossNodeCount)], allInits,
     [...modelInputs, targetsVI(targets), ...paramInputs], evalOutputs, `${graph.name || 'model'}_eval`);
@@ -139,7 +145,11 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
     targets, params: paramIO, state: upd.state, step, lr, loss: lossVals.loss, extras, output,
     lossKind: opts.loss, nextToken: opts.nextToken ?? false, optimizer,
   };
-  return { train, eval: evalModel, io, kernelReport: { train: checkCudaKernels(train), eval: checkCudaKernels(evalModel) } };
+  train.metadataProps = [...model.metadataProps.filter((p) => p.key !== TRAIN_IO_KEY), create(StringStringEntryProtoSchema, { key: TRAIN_IO_KEY, value: JSON.stringify(io) })];
+  return {
+    train, eval: evalModel, io, kernelReport: { train: checkCudaKernels(train), eval: checkCudaKernels(evalModel) },
+    opsetUpgrade: { from: upgrade.from, changes: upgrade.changes },
+  };
 }
 
 interface ResolvedParam {
@@ -217,22 +227,22 @@ function buildBackwardFromSeed(graph: GraphProto, output: string, seed: string, 
   e.opTo('Mul', [output, seedIn], [prod]);
   const s = e.reduceSum(prod, undefined, false, surrogate);
   const outShape = findValueShape(graph, output);
-  const g: GraphProto = {
-    ...graph, node: [...graph.node, ...e.nodes], initializer: [...graph.initializer, ...e.initializers],
+  const g = copyWith(GraphProtoSchema, graph, {
+    node: [...graph.node, ...e.nodes], initializer: [...graph.initializer, ...e.initializers],
     input: [...graph.input, tensorValueInfo(seedIn, DataType.FLOAT, outShape)],
     valueInfo: [...graph.valueInfo, tensorValueInfo(s, DataType.FLOAT, [])],
-  };
+  });
   const back = buildBackward(g, { loss: s, wrt, names, opset });
   // The surrogate's values are only read for their shape (Shape(prod) = Shape(output)); anything else keeps
   // the surrogate nodes in the graph.
   const readers = (v: string) => back.nodes.filter((n) => n.input.includes(v));
   const shapeOnly = readers(prod).every((n) => n.opType === 'Shape') && readers(s).length === 0;
   for (const n of back.nodes) n.input = n.input.map((x) => (x === seedIn ? seed : shapeOnly && x === prod ? output : x));
-  const nodes = shapeOnly ? back.nodes : [...e.nodes, ...back.nodes].map((n) => ({ ...n, input: n.input.map((x) => (x === seedIn ? seed : x)) }));
+  const nodes = shapeOnly ? back.nodes : [...e.nodes, ...back.nodes].map((n) => copyWith(NodeProtoSchema, n, { input: n.input.map((x) => (x === seedIn ? seed : x)) }));
   return { nodes, initializers: [...back.initializers, ...e.initializers], grads: back.grads };
 }
 
 function assembleGraph(graph: GraphProto, nodes: NodeProto[], inits: TensorProto[], inputs: ValueInfoProto[], outputs: ValueInfoProto[], name: string): GraphProto {
   const pruned = pruneToOutputs(nodes, inits, outputs.map((v) => v.name));
-  return { ...graph, name, node: pruned.nodes, initializer: pruned.initializers, input: inputs, output: outputs, valueInfo: [] };
+  return copyWith(GraphProtoSchema, graph, { name, node: pruned.nodes, initializer: pruned.initializers, input: inputs, output: outputs, valueInfo: [] });
 }
