@@ -121,8 +121,8 @@ test('more real exports: Llama (tied, RMSNorm, rotary, GQA) and Megatron GPT-2 (
   await checkEndToEnd(megatron, 1e-2, 4);
 });
 
-test('save() writes the forward model with trained weights: its ORT forward reproduces the next step\'s loss; masks intact', async () => {
-  const p = await prepare(GPT_TINY, {}, 2, 8);
+test('save() writes the forward model with trained weights: its ORT forward reproduces the next step\'s loss and extra output; masks intact', async () => {
+  const p = await prepare(GPT_TINY, { extraOutputs: ['logits'] }, 2, 8);
   const data = batches(p, 6);
   const tr = await createTrainer({ train: p.ts.train, io: p.ts.io, forward: p.forward, threads: 1 });
   for (const b of data.slice(0, 5)) await tr.step(feedsForBatch(p.ts.io, b), 3e-3);
@@ -148,4 +148,25 @@ test('save() writes the forward model with trained weights: its ORT forward repr
   }
   loss /= b.batch * b.seq;
   assert.ok(Math.abs(loss - next.loss) < 1e-4, `saved model loss ${loss} vs train step ${next.loss}`);
+  // extraOutputs: the train step exposes the forward value it computed before the update.
+  const extra = next.extras['logits']!.data as Float32Array;
+  assert.deepEqual(next.extras['logits']!.dims, [b.batch, b.seq, 256]);
+  let worst = 0;
+  extra.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - z[i]!)); });
+  assert.ok(worst < 1e-4, `extra 'logits' vs saved model forward: max diff ${worst}`);
+});
+
+test('MSE regression on a real MLP export (wake-word head: Gemm, decomposed LayerNorm, Relu, Sigmoid): loss falls 10×', async () => {
+  const loaded = readModel(path.join(SHARED, 'fixtures-real', 'owwjs_hello_deepa_mlp.onnx'));
+  const r = await transform(loaded, { density: 0.25, seed: 1 });
+  const ts = buildTrainStep(r.model, loaded.baseDir, r.lrGroups, { loss: 'mse', optimizer: { kind: 'adamw' } });
+  assert.equal(ts.kernelReport.train.fallbacks.length, 0, formatKernelReport(ts.kernelReport.train));
+  const tr = await createTrainer({ train: ts.train, io: ts.io, forward: { model: r.model, baseDir: loaded.baseDir }, threads: 1 });
+  const input = ts.io.modelInputs[0]!;
+  const x = new ort.Tensor('float32', Float32Array.from({ length: 25 * 96 }, (_, i) => Math.sin(i * 0.37)), [1, 25, 96]);
+  const feeds = { [input.name]: x, [ts.io.targets.name]: new ort.Tensor('float32', Float32Array.of(0.9), [1, 1]) };
+  const losses: number[] = [];
+  for (let t = 0; t < 50; t++) losses.push((await tr.step(feeds, 3e-3)).loss);
+  await tr.release();
+  assert.ok(losses.at(-1)! < losses[0]! / 10, `MSE ${losses[0]} → ${losses.at(-1)}`);
 });
