@@ -18,7 +18,7 @@ import type { AnalysisGraph } from './graph.js';
 import type { AttentionSite } from './types.js';
 
 /** Ops allowed between QKᵀ and Softmax on the logits path (scale, mask, casts, views). */
-const LOGIT_PATH_OPS = new Set(['Div', 'Mul', 'Add', 'Sub', 'Where', 'Cast', 'Reshape', 'Identity', 'Max', 'Min', 'Clip', 'Squeeze', 'Unsqueeze', 'Expand']);
+const LOGIT_PATH_OPS = new Set(['Div', 'Mul', 'Add', 'Sub', 'Where', 'Cast', 'Reshape', 'Identity', 'Max', 'Min', 'Clip', 'Squeeze', 'Unsqueeze', 'Expand', 'Tanh']);
 /** Ops walked back over from a QKᵀ operand when looking for a pre-scale on Q or K. */
 const OPERAND_PATH_OPS = new Set(['Transpose', 'Reshape', 'Cast', 'Identity', 'Unsqueeze', 'Squeeze', 'Expand', 'Contiguous']);
 const FUSED_ATTENTION = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'PackedAttention', 'PackedMultiHeadAttention', 'DecoderMaskedMultiHeadAttention']);
@@ -32,6 +32,8 @@ export interface FoundSite {
   logitPath: NodeProto[];
   /** The fused attention node, for the fused form. */
   fused?: NodeProto;
+  /** Set when the site cannot be rewritten safely (head size unknown): reported, not listed as a site. */
+  unresolved?: string;
 }
 
 export function findAttentionSites(g: AnalysisGraph): FoundSite[] {
@@ -66,17 +68,23 @@ function pathToSoftmax(g: AnalysisGraph, qk: NodeProto): { softmax: NodeProto; p
 }
 
 function siteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
+  const found = describeSiteAtQk(g, qk);
+  if (found && !(found.site.dHead > 0)) found.unresolved = `attention at QKᵀ ${g.label(qk)}: head size unknown (shapes not inferable); left unchanged — ${found.site.reason}`;
+  return found;
+}
+
+function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
   const reach = pathToSoftmax(g, qk);
   if (!reach) return undefined;
   const dHeadFromShape = headSizeOf(g, qk);
-  const post = reach.path.map((n) => scaleOn(g, n, chainInput(n, reach.path, qk))).filter((x) => x !== undefined);
+  const post = scaleCandidates(reach.path).map((n) => scaleOn(g, n, chainInput(n, reach.path, qk))).filter((x) => x !== undefined);
   const pre = [0, 1].map((i) => preScale(g, qk.input[i]!)).filter((x) => x !== undefined);
   const all = [...pre, ...post];
   const base = { qk, softmax: reach.softmax, logitPath: reach.path };
   const runtime = all.some((x) => x.runtime);
   const known = all.every((x) => x.factor !== undefined);
   const scale = all.reduce((acc, x) => acc * (x.factor ?? 1), 1);
-  const dHead = dHeadFromShape ?? (known ? Math.round(1 / (scale * scale)) : undefined);
+  const dHead = dHeadFromShape ?? (known ? headSizeFromScale(scale) : undefined);
   if (all.length === 0) {
     // No scale at all (T5-style): the site is the QKᵀ MatMul itself; a rewrite multiplies its output.
     return { ...base, site: site(g, 'mul-after-qk', [g.label(qk)], [], 1, dHeadFromShape ?? 0, qk, reach.softmax, `no scale between QKᵀ ${g.label(qk)} and Softmax (scale 1); a rewrite multiplies the QKᵀ output`) };
@@ -87,7 +95,7 @@ function siteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
     const s = known ? scale : d > 0 ? 1 / Math.sqrt(d) : 1;
     const how = known ? `evaluated from known shapes: ${fmt(s)}` : `assumed 1/√d_head = ${fmt(s)}`;
     const what = all.map((x) => `${x.node.opType} ${g.label(x.node)}`).join(', ');
-    return { ...base, site: site(g, 'runtime-sqrt', all.map((x) => g.label(x.node)), [], s, d, qk, reach.softmax, `${what} by a scale computed at run time from a shape (${how})`) };
+    return { ...base, site: site(g, 'runtime-sqrt', all.map((x) => g.label(x.node)), [], s, d, qk, reach.softmax, `${what} by a scale computed at run time (${how})`) };
   }
   const kind: AttentionSite['kind'] = pre.length === 2 ? 'split-qk' : pre.length === 1 && post.length === 0 ? 'scale-before-qk' : post[0]?.node.opType === 'Div' ? 'div-after-qk' : 'mul-after-qk';
   const what = all.map((x) => `${x.node.opType} ${g.label(x.node)} by ${x.constant}=${fmt(x.value!)}`).join(', ');
@@ -115,6 +123,18 @@ interface ScaleFactor {
   runtime?: boolean;
 }
 
+/**
+ * Path nodes that may carry the QKᵀ scale: those before a soft-cap `c·tanh(x/c)` (Gemma 2), and not the
+ * Div/Mul by c that belongs to the cap itself.
+ */
+function scaleCandidates(path: NodeProto[]): NodeProto[] {
+  const tanh = path.findIndex((n) => n.opType === 'Tanh');
+  if (tanh < 0) return path;
+  const before = path.slice(0, tanh);
+  const last = before.at(-1);
+  return last && (last.opType === 'Div' || last.opType === 'Mul') ? before.slice(0, -1) : before;
+}
+
 /** The input of `n` that carries the QKᵀ chain. */
 function chainInput(n: NodeProto, path: NodeProto[], qk: NodeProto): number {
   const idx = path.indexOf(n);
@@ -133,8 +153,9 @@ function scaleOn(g: AnalysisGraph, n: NodeProto, slot: number): ScaleFactor | un
     const factor = n.opType === 'Mul' ? value : slot === 0 ? 1 / value : undefined;
     return factor === undefined ? undefined : { node: n, constant: other, value, factor };
   }
-  if (!computedFromShape(g, other)) return undefined;
+  // A static value computed by nodes (from shapes, or constant arithmetic such as Sqrt(scale)).
   const v = evaluateStatic(g, other);
+  if (v?.length !== 1 && !computedFromShape(g, other)) return undefined;
   const factor = v?.length === 1 && v[0] !== 0 ? (n.opType === 'Mul' ? v[0] : slot === 0 ? 1 / v[0]! : undefined) : undefined;
   return { node: n, runtime: true, ...(factor !== undefined ? { factor } : {}) };
 }
@@ -170,6 +191,12 @@ function preScale(g: AnalysisGraph, operand: string): ScaleFactor | undefined {
   return undefined;
 }
 
+/** n when the scale is 1/√n for an integer head size n ≤ 1024 (a guess used only when shapes are unknown). */
+function headSizeFromScale(scale: number): number | undefined {
+  const n = 1 / (scale * scale);
+  return Math.abs(n - Math.round(n)) < 1e-3 && Math.round(n) >= 1 && Math.round(n) <= 1024 ? Math.round(n) : undefined;
+}
+
 /** d_head: the contracted dim of QKᵀ (Q's last dim, or Kᵀ's second-to-last). */
 function headSizeOf(g: AnalysisGraph, qk: NodeProto): number | undefined {
   const q = g.dims(qk.input[0]!);
@@ -189,6 +216,7 @@ function fusedSite(g: AnalysisGraph, n: NodeProto): FoundSite {
   return {
     site: { kind: 'scale-attribute', nodes: [g.label(n)], constants: [], currentScale: scale, dHead, reason },
     logitPath: [], fused: n,
+    ...(dHead > 0 ? {} : { unresolved: `${reason}: head size unknown; left unchanged` }),
   };
 }
 

@@ -36,7 +36,11 @@ export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOp
   const roles = classifyRoles(g, found);
   const structure = assignStructure(g, found, roles);
   const warnings = [...roles.warnings];
-  for (const s of found) if (s.site.constants.length === 0 && s.site.kind === 'mul-after-qk') warnings.push(`attention at ${s.site.qkMatMul}: ${s.site.reason}`);
+  for (const s of found) {
+    if (s.unresolved) warnings.push(s.unresolved);
+    else if (s.site.constants.length === 0 && s.site.kind === 'mul-after-qk') warnings.push(`attention at ${s.site.qkMatMul}: ${s.site.reason}`);
+  }
+  const sites = found.filter((s) => !s.unresolved);
   const params = [...roles.params.values()];
   applyOverrides(params, opts.overrides ?? [], warnings);
 
@@ -45,11 +49,11 @@ export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOp
   const blocks = [...structure.blocks];
   if (logitsSrc) blocks.push({ value: logitsSrc.output, kind: 'output_logits' });
   else warnings.push('no readout found: no graph output is produced by a MatMul/Gemm/Conv with a weight initializer (through bias/reshape/softmax)');
-  const dHeads = found.map((s) => s.site.dHead).filter((d) => d > 0);
+  const dHeads = sites.map((s) => s.site.dHead);
   const width = detectWidth({ params });
   const analysis: Analysis = {
     params,
-    attention: found.map((s) => s.site),
+    attention: sites.map((s) => s.site),
     ...(logitsSrc ? { logits: { output: logitsSrc.output, node: g.label(logitsSrc.node), ...(readoutParam ? { readout: readoutParam.name } : {}) } } : {}),
     embeddingOutputs: roles.embeddings.map((e) => ({ param: e.weight, value: e.value })),
     blocks,

@@ -6,6 +6,7 @@
 import type { ValueInfoProto } from 'onnx-buf';
 import { dimsOf } from '../onnx/tensor.js';
 import { attrInt, attrInts } from '../onnx/build.js';
+import { evaluateStatic } from './evaluate.js';
 import type { AnalysisGraph } from './graph.js';
 
 export type Dims = (number | undefined)[];
@@ -96,7 +97,7 @@ function reshapeDims(g: AnalysisGraph, data: string, shapeValue: string): Dims |
     if (c?.opType !== 'Concat') return undefined;
     target = [];
     for (const piece of c.input) {
-      const vals = g.intConstant(piece);
+      const vals = g.intConstant(piece) ?? evaluateStatic(g, piece);
       if (vals) target.push(...vals);
       else target.push(undefined);
     }
