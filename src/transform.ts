@@ -13,10 +13,9 @@ import { ExitCode, UsageError, UserInputError } from './errors.js';
 import type { Analysis, Role } from './analysis/types.js';
 import { DEFAULT_HYPERPARAMETERS, type Hyperparameters } from './rules/types.js';
 import type { LrGroupsFile } from './train/types.js';
-import { DEFAULT_EXTERNAL_THRESHOLD, writeModel, type LoadedModel } from './onnx/codec.js';
-import { writeModelStreaming } from './onnx/stream-write.js';
+import { writeModel, type LoadedModel } from './onnx/codec.js';
 import { writeFileAtomic } from './onnx/atomic.js';
-import { isExternal, type ExternalDataMode } from './onnx/external.js';
+import type { ExternalDataMode } from './onnx/external.js';
 import { forEachTensor } from './onnx/walk.js';
 import { buildPlan, DEFAULT_DEPTH_FACTOR, type DensityEntry, type InitMode, type MaskMode, type TransformPlan } from './plan.js';
 import { labelNodes, runPasses, type Pass, type PassContext } from './passes/manager.js';
@@ -219,28 +218,14 @@ export function checkOutputPath(outPath: string, inputPath: string): void {
   }
 }
 
-/** Inline data with no external tensors to re-home: the streaming writer applies (no full encoded copy). */
-function canStreamInline(model: ModelProto, mode: ExternalDataMode): boolean {
-  if (mode === 'always') return false;
-  let external = false;
-  let bytes = 0;
-  forEachTensor(model, (t) => {
-    if (isExternal(t)) external = true;
-    bytes += t.rawData.byteLength;
-  });
-  return !external && (mode === 'never' || bytes < DEFAULT_EXTERNAL_THRESHOLD);
-}
-
 export function writeTransformOutputs(result: TransformResult, outPath: string, opts: WriteOutputsOptions = {}): WrittenOutputs {
   checkOutputPath(outPath, result.sourcePath);
   const out = outputPaths(outPath);
-  const mode = opts.externalData ?? 'auto';
-  const written = canStreamInline(result.model, mode)
-    ? writeModelStreaming(result.model, out.model)
-    : writeModel(result.model, out.model, { externalData: mode, sourceBaseDir: result.sourceBaseDir });
+  // writeModel streams the encoding (raw_data by reference), so memory stays about the model itself.
+  const written = writeModel(result.model, out.model, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
   writeFileAtomic(out.lrGroups, new TextEncoder().encode(`${JSON.stringify(result.lrGroups, null, 2)}\n`));
   writeFileAtomic(out.report, new TextEncoder().encode(reportJson(result.report)));
-  const files: WrittenOutputs = { model: written.model, data: 'data' in written ? (written.data as string | undefined) : undefined, lrGroups: out.lrGroups, report: out.report };
+  const files: WrittenOutputs = { model: written.model, data: written.data, lrGroups: out.lrGroups, report: out.report };
   if (result.train) {
     writeModel(result.train.train, out.train, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
     files.train = out.train;
