@@ -81,6 +81,7 @@ export function buildReport(r: ReportInputs): TransformReport {
   const mult = (r.reports.get('multipliers') as MultiplierPassReport | undefined) ?? { multipliers: [], attention: [] };
   const ties = (r.reports.get('ties') as TiePassReport | undefined) ?? { ties: [] };
   const maskBy = new Map(masks.masks.map((m) => [m.tensor, m]));
+  const folded = new Set(ties.ties.map((t) => t.copy));
   const initBy = new Map(init.tensors.map((t) => [t.tensor, t]));
   const p = r.plan;
   const tensors: TensorReport[] = p.params.map((t) => {
@@ -92,7 +93,7 @@ export function buildReport(r: ReportInputs): TransformReport {
       density: round12(t.density), density_reason: t.densityReason, mask: m?.mask ?? null,
       non_zeros: m ? m.non_zeros : i ? i.non_zeros : t.elements,
       init: {
-        action: i?.action ?? 'kept', target_std: t.initStd === null ? null : round12(t.initStd),
+        action: folded.has(t.name) ? 'folded into tied table' : i?.action ?? 'kept', target_std: t.initStd === null ? null : round12(t.initStd),
         std_before: i ? round6(i.std_before) : null, std_after: i ? round6(i.std_after) : null,
       },
       lr_adam: t.trainable ? round12(t.lrAdam) : null,

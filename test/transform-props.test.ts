@@ -252,3 +252,21 @@ test('external data: an input with a data file gives an output with its own data
   assert.deepEqual(floats(out.logits!), floats((await runOrt(inline.model, lm('gpt-tiny').feeds())).logits!), 'same model as from the inline input');
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('density map, --sparsify and --dense globs set per-tensor densities (map first, then globs, then rules)', async () => {
+  const r = await transform(readModel(GPT_TINY), {
+    density: 0.125,
+    densityMap: [{ pattern: 'transformer.h.*.mlp.*.weight', density: 0.5 }],
+    dense: ['transformer.h.1.attn.c_proj.weight'],
+    sparsify: ['lm_head.weight'],
+  });
+  const d = new Map(r.report.tensors.map((t) => [t.name, [t.density, t.non_zeros]]));
+  assert.deepEqual(d.get('transformer.h.0.mlp.c_fc.weight'), [0.5, 8192]);
+  assert.deepEqual(d.get('transformer.h.1.mlp.c_proj.weight'), [0.5, 8192]);
+  assert.deepEqual(d.get('transformer.h.0.attn.c_attn.weight'), [0.125, 1536]);
+  assert.deepEqual(d.get('transformer.h.1.attn.c_proj.weight'), [1, 4096]);
+  assert.deepEqual(d.get('lm_head.weight'), [0.125, 2048]);
+  const mlp = r.plan.params.find((p) => p.name === 'transformer.h.0.mlp.c_fc.weight')!;
+  assert.equal(mlp.lrAdam, 1 / 0.5, 'm_ρ is the tensor\'s own density');
+  assert.equal(r.plan.params.find((p) => p.name === 'transformer.h.1.attn.c_proj.weight')!.lrAdam, 1, 'dense hidden: m_ρ = 1');
+});
