@@ -183,3 +183,23 @@ export async function checkGradient(c: GradCase): Promise<GradReport> {
   }
   return { relError: worst, perInput, backwardOps: [...new Set(back.nodes.map((n) => n.opType))].sort(), fdRuns };
 }
+
+/**
+ * The case's forward graph + loss Σ_k ReduceSum(out_k) + backward, at element type `floatType`, without
+ * running it (for static checks such as CUDA kernel coverage). Returns the model and its backward node names.
+ */
+export function caseWithBackward(c: GradCase, floatType: number): { model: ModelProto; backwardNodes: Set<string> } {
+  const rand = rng(c.seed ?? 1234);
+  const inits = [...(c.initializers ?? []), ...c.inputs.filter((i) => i.constant || i.asInitializer).map((i) =>
+    constInit(i, Float64Array.from(i.values ?? Array.from({ length: count(i.shape) }, () => rand())), floatType))];
+  const outputs = c.outputs ?? [c.nodes[c.nodes.length - 1]!.output[0]!];
+  const lossNodes = outputs.map((o, k) => node('ReduceSum', [o], [`term_${k}`], { keepdims: 0 }));
+  let loss = 'term_0';
+  outputs.slice(1).forEach((_, k) => { lossNodes.push(node('Add', [loss, `term_${k + 1}`], [`loss_${k + 1}`])); loss = `loss_${k + 1}`; });
+  const model = makeModel([...c.nodes, ...lossNodes], c, c.inputs.filter((i) => !i.constant && !i.asInitializer), [loss], inits, floatType);
+  const wrt = c.inputs.filter((i) => !i.constant && !i.ints && i.wrt !== false).map((i) => i.name);
+  const back = buildBackward(model.graph!, { loss, wrt, names: new NameAuthority(model), opset: c.opset ?? 17 });
+  model.graph!.node.push(...back.nodes);
+  model.graph!.initializer.push(...back.initializers);
+  return { model, backwardNodes: new Set(back.nodes.map((n) => n.name)) };
+}
