@@ -49,6 +49,8 @@ function skip(tally: Tally, reason: string, name: string): void {
 export function classifyOrtError(msg: string): string {
   const impl = /Could not find an implementation for (\w+)\((\d+)\)/.exec(msg);
   if (impl) return `onnxruntime-node has no CPU kernel for this op/type (e.g. ${impl[1]}-${impl[2]})`;
+  const feed = /Tensor\.type is not supported: (\w+)/.exec(msg);
+  if (feed) return `the node binding cannot feed ${feed[1]} tensors`;
   const opset = /Opset (\d+) is under development/.exec(msg);
   if (opset) return `opset ${opset[1]} is newer than onnxruntime-node 1.30 supports`;
   if (/is not a registered function\/op|No Op registered/.test(msg)) return 'op unknown to onnxruntime-node (e.g. ai.onnx.preview.training)';
