@@ -77,16 +77,28 @@ export const multiplierPass: Pass<MultiplierPassReport> = {
   },
 };
 
-/** Element type of a value: from its value_info / graph input / output / initializer; float when unknown. */
+/**
+ * Element type of a value: from its value_info / graph input / output / initializer; otherwise the type of
+ * the model's largest float initializer (an fp16 model multiplies in fp16), float when there is none.
+ */
 function elemTypeOf(model: ModelProto, value: string): number {
   const g = model.graph!;
   const init = g.initializer.find((t) => t.name === value);
   if (init) return init.dataType;
   for (const v of [...g.valueInfo, ...g.output, ...g.input]) {
-    if (v.name === value && v.type?.value.case === 'tensorType') return v.type.value.value.elemType || DataType.FLOAT;
+    if (v.name === value && v.type?.value.case === 'tensorType' && v.type.value.value.elemType) return v.type.value.value.elemType;
   }
-  return DataType.FLOAT;
+  let best: TensorProto | undefined;
+  let bestSize = -1;
+  for (const t of g.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const size = t.dims.reduce((a, b) => a * Number(b), 1);
+    if (size > bestSize) [best, bestSize] = [t, size];
+  }
+  return best?.dataType ?? DataType.FLOAT;
 }
+
+const FLOAT_TYPES: ReadonlySet<number> = new Set([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 
 /**
  * Multiplies `value` by a constant. A node's output is renamed to `<value>__supar_pre` and the Mul takes the
