@@ -88,13 +88,12 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   const names = new NameAuthority(model);
   const upgrade = upgradeToOpset13(model, names);
   const graph = upgrade.model.graph!;
-  const train = copyWith(ModelProtoSchema, upgrade.model, { opsetImport: upgrade.model.opsetImport.map((o) => copyWith(OperatorSetIdProtoSchema, o)) });
-  const opset = opsetVersion(train)!;
+  const opset = opsetVersion(upgrade.model)!;
   const e = new Emitter(names, opset, 'train');
 
   const params = resolveParams(graph, groups);
-  const paramNames = new Set(params.map((p) => p.group.name));
-  const modelInputs = graph.input.filter((v) => !paramNames.has(v.name) && !graph.initializer.some((t) => t.name === v.name));
+  const paramNames = params.map((p) => p.group.name);
+  const modelInputs = graph.input.filter((v) => !paramNames.includes(v.name) && !graph.initializer.some((t) => t.name === v.name));
   const output = opts.logits ?? detectOutput(graph, opts.loss);
   const outShape = findValueShape(graph, output);
   const targets = targetsInput(graph, names, opts, output, outShape, modelInputs);
@@ -102,8 +101,8 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
     kind: opts.loss, output, outputRank: outShape?.length ?? targets.shape.length + 1, targets: targets.name,
     targetsInt32: targets.elemType === DataType.INT32, ignoreIndex: opts.ignoreIndex ?? -100, nextToken: opts.nextToken ?? false,
   });
-  const lossNodeCount = e.nodes.length;
-  const backward = buildBackwardFromSeed(graph, output, lossVals.dOutput, [...paramNames], names, opset);
+  const lossNodes = e.nodes.splice(0);
+  const backward = buildBackwardFromSeed(graph, output, lossVals.dOutput, paramNames, names, opset);
 
   const lr = names.fresh('lr');
   const step = optimizer.kind === 'adamw' ? names.fresh('step') : undefined;
@@ -112,44 +111,46 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
     maskBool: p.group.mask ? maskAsBool(e, graph, p.group.mask) : undefined,
   }));
   const upd = emitOptimizer(e, toUpdate, optimizer, lr, step);
-
-  const extras = opts.extraOutputs ?? [];
-  const types = inferElemTypes(graph);
-  const paramIO: TrainParamIO[] = params.map((p, i) => ({
-    name: p.group.name, shape: p.shape, updated: upd.newParams.get(p.group.name)!, mask: p.group.mask, group: p.group,
-    grad: opts.exposeGradients ? toUpdate[i]!.grad : undefined,
-  }));
-  const floatVI = (name: string, dims: Dim[]) => tensorValueInfo(name, DataType.FLOAT, dims);
-  const paramInputs = params.map((p) => floatVI(p.group.name, p.shape));
-  const stateInputs = upd.state.map((s) => floatVI(s.input, params.find((p) => p.group.name === s.param)!.shape));
-  const trainInputs = [...modelInputs, targetsVI(targets), ...paramInputs, ...stateInputs,
-    ...(step ? [tensorValueInfo(step, DataType.INT64, [])] : []), tensorValueInfo(lr, DataType.FLOAT, [])];
-  const trainOutputs = [
-    tensorValueInfo(lossVals.loss, DataType.FLOAT, []),
-    ...paramIO.map((p) => floatVI(p.updated, p.shape)),
-    ...upd.state.map((s) => floatVI(s.output, params.find((p) => p.group.name === s.param)!.shape)),
-    ...extras.map((x) => valueOrTyped(graph, x, types)),
-    ...paramIO.filter((p) => p.grad).map((p) => floatVI(p.grad!, p.shape)),
-  ];
-  const allNodes = [...graph.node, ...e.nodes.slice(0, lossNodeCount), ...backward.nodes, ...e.nodes.slice(lossNodeCount)];
-  const allInits = [...graph.initializer.filter((t) => !paramNames.has(t.name)), ...backward.initializers, ...e.initializers];
-  train.graph = assembleGraph(graph, allNodes, allInits, trainInputs, trainOutputs, `${graph.name || 'model'}_train_step`);
-
-  const evalModel = copyWith(ModelProtoSchema, train, { opsetImport: train.opsetImport.map((o) => copyWith(OperatorSetIdProtoSchema, o)) });
-  const evalOutputs = [tensorValueInfo(lossVals.loss, DataType.FLOAT, []), ...extras.map((x) => valueOrTyped(graph, x, types))];
-  evalModel.graph = assembleGraph(graph, [...graph.node, ...e.nodes.slice(0, lossNodeCount)], allInits,
-    [...modelInputs, targetsVI(targets), ...paramInputs], evalOutputs, `${graph.name || 'model'}_eval`);
-
   const io: TrainIO = {
     modelInputs: modelInputs.map((v) => ({ name: v.name, elemType: valueInfoElemType(v) ?? DataType.FLOAT, shape: findValueShape(graph, v.name) ?? [] })),
-    targets, params: paramIO, state: upd.state, step, lr, loss: lossVals.loss, extras, output,
+    targets, state: upd.state, step, lr, loss: lossVals.loss, extras: opts.extraOutputs ?? [], output,
     lossKind: opts.loss, nextToken: opts.nextToken ?? false, optimizer,
+    params: params.map((p, i) => ({
+      name: p.group.name, shape: p.shape, updated: upd.newParams.get(p.group.name)!, mask: p.group.mask, group: p.group,
+      grad: opts.exposeGradients ? toUpdate[i]!.grad : undefined,
+    })),
   };
+  const inits = [...graph.initializer.filter((t) => !paramNames.includes(t.name)), ...backward.initializers, ...e.initializers];
+  const sig = signatures(graph, io, modelInputs);
+  const train = modelWithGraph(upgrade.model, assembleGraph(graph, [...graph.node, ...lossNodes, ...backward.nodes, ...e.nodes], inits, sig.trainInputs, sig.trainOutputs, 'train_step'));
+  const evalModel = modelWithGraph(upgrade.model, assembleGraph(graph, [...graph.node, ...lossNodes], inits, sig.evalInputs, sig.evalOutputs, 'eval'));
   train.metadataProps = [...model.metadataProps.filter((p) => p.key !== TRAIN_IO_KEY), create(StringStringEntryProtoSchema, { key: TRAIN_IO_KEY, value: JSON.stringify(io) })];
   return {
     train, eval: evalModel, io, kernelReport: { train: checkCudaKernels(train), eval: checkCudaKernels(evalModel) },
     opsetUpgrade: { from: upgrade.from, changes: upgrade.changes },
   };
+}
+
+/** Graph inputs and outputs of the train and eval graphs, in the documented order. */
+function signatures(graph: GraphProto, io: TrainIO, modelInputs: ValueInfoProto[]) {
+  const floatVI = (name: string, dims: Dim[]) => tensorValueInfo(name, DataType.FLOAT, dims);
+  const shapeOf = (param: string) => io.params.find((p) => p.name === param)!.shape;
+  const types = inferElemTypes(graph);
+  const extras = io.extras.map((x) => valueOrTyped(graph, x, types));
+  const lossVI = tensorValueInfo(io.loss, DataType.FLOAT, []);
+  const evalInputs = [...modelInputs, tensorValueInfo(io.targets.name, io.targets.elemType, io.targets.shape), ...io.params.map((p) => floatVI(p.name, p.shape))];
+  return {
+    evalInputs,
+    evalOutputs: [lossVI, ...extras],
+    trainInputs: [...evalInputs, ...io.state.map((s) => floatVI(s.input, shapeOf(s.param))),
+      ...(io.step ? [tensorValueInfo(io.step, DataType.INT64, [])] : []), tensorValueInfo(io.lr, DataType.FLOAT, [])],
+    trainOutputs: [lossVI, ...io.params.map((p) => floatVI(p.updated, p.shape)), ...io.state.map((s) => floatVI(s.output, shapeOf(s.param))),
+      ...extras, ...io.params.filter((p) => p.grad).map((p) => floatVI(p.grad!, p.shape))],
+  };
+}
+
+function modelWithGraph(model: ModelProto, graph: GraphProto): ModelProto {
+  return copyWith(ModelProtoSchema, model, { graph, opsetImport: model.opsetImport.map((o) => copyWith(OperatorSetIdProtoSchema, o)) });
 }
 
 interface ResolvedParam {
@@ -193,10 +194,6 @@ function targetsInput(graph: GraphProto, names: NameAuthority, opts: TrainStepOp
   const ids = modelInputs.find((v) => valueInfoElemType(v) === DataType.INT64 || valueInfoElemType(v) === DataType.INT32);
   if (ids) return { name, elemType: DataType.INT64, shape: findValueShape(graph, ids.name) ?? [] };
   throw new UserInputError(`output '${output}' has no recorded shape; cannot shape the targets (re-export with shapes, or use a model with value_info)`);
-}
-
-function targetsVI(t: TrainIO['targets']): ValueInfoProto {
-  return tensorValueInfo(t.name, t.elemType, t.shape);
 }
 
 function valueOrTyped(graph: GraphProto, name: string, types: Map<string, number>): ValueInfoProto {
@@ -244,5 +241,5 @@ function buildBackwardFromSeed(graph: GraphProto, output: string, seed: string, 
 
 function assembleGraph(graph: GraphProto, nodes: NodeProto[], inits: TensorProto[], inputs: ValueInfoProto[], outputs: ValueInfoProto[], name: string): GraphProto {
   const pruned = pruneToOutputs(nodes, inits, outputs.map((v) => v.name));
-  return copyWith(GraphProtoSchema, graph, { name, node: pruned.nodes, initializer: pruned.initializers, input: inputs, output: outputs, valueInfo: [] });
+  return copyWith(GraphProtoSchema, graph, { name: `${graph.name || 'model'}_${name}`, node: pruned.nodes, initializer: pruned.initializers, input: inputs, output: outputs, valueInfo: [] });
 }
