@@ -141,9 +141,9 @@ test('attention: √d computed at run time (Shape → Gather → Cast → Sqrt �
 
 test('attention: scale attribute on com.microsoft Attention (set, and default 1/√head_size) and ai.onnx Attention', () => {
   const fused = (attrs: Record<string, number | { float: number }>) => makeModel(
-    [node('Attention', ['x', 'w', 'b'], ['y'], attrs, 'attn', 'com.microsoft')],
+    [node('Relu', ['x0'], ['x'], {}, 'relu'), node('Attention', ['x', 'w', 'b'], ['y'], attrs, 'attn', 'com.microsoft')],
     [weight('w', [8, 24]), weight('b', [24])],
-    [tensorValueInfo('x', F, [1, 5, 8])], [tensorValueInfo('y', F, [1, 5, 8])], [['', 17], ['com.microsoft', 1]],
+    [tensorValueInfo('x0', F, [1, 5, 8])], [tensorValueInfo('y', F, [1, 5, 8])], [['', 17], ['com.microsoft', 1]],
   );
   const set = analyzeModel(fused({ num_heads: 2, scale: { float: 0.1 } }), '.').attention[0]!;
   assert.deepEqual([set.kind, set.nodes, set.dHead], ['scale-attribute', ['attn'], 4]);
@@ -166,12 +166,13 @@ test('weights reached through Transpose/Cast, Gemm transB, and inside an If body
   ifNode.attribute[0]!.type = 5; ifNode.attribute[0]!.g = thenBranch; ifNode.attribute[0]!.i = 0n; ifNode.attribute[0]!.name = 'then_branch';
   ifNode.attribute[1]!.type = 5; ifNode.attribute[1]!.g = elseBranch; ifNode.attribute[1]!.i = 0n; ifNode.attribute[1]!.name = 'else_branch';
   const m = makeModel([
+    node('Relu', ['x0'], ['x'], {}, 'relu'),
     node('Transpose', ['Wt'], ['Wt_T'], { perm: [1, 0] }, 'tr'), node('Cast', ['Wt_T'], ['Wt_TC'], { to: F }, 'cast'),
     node('MatMul', ['x', 'Wt_TC'], ['y0'], {}, 'mm'),
     node('Gemm', ['x', 'Wg'], ['y1'], { transB: 1 }, 'gemm'),
     ifNode,
   ], [weight('Wt', [3, 6]), weight('Wg', [5, 6]), weight('Wif', [6, 7])],
-  [tensorValueInfo('x', F, [2, 6]), tensorValueInfo('cond', DataType.BOOL, [])],
+  [tensorValueInfo('x0', F, [2, 6]), tensorValueInfo('cond', DataType.BOOL, [])],
   [tensorValueInfo('y0', F), tensorValueInfo('y1', F), tensorValueInfo('y2', F)]);
   const p = byName(analyzeModel(m, '.'));
   assert.deepEqual(['Wt', 'Wg', 'Wif'].map((n) => [p.get(n)!.role === 'hidden' || p.get(n)!.role === 'readout', p.get(n)!.fanIn, p.get(n)!.fanOut, p.get(n)!.inputAxis]), [
@@ -278,4 +279,19 @@ test('rotary frequencies (positions × inv_freq → Cos/Sin) are buffers even wi
   const p = byName(analyzeModel(m, '.'));
   assert.deepEqual([p.get('freq')!.role, p.get('freq')!.reason], ['buffer', 'rotary frequencies: MatMul freqs feeds Cos/Sin']);
   assert.equal(p.get('bert.embeddings.token_type_embeddings.weight')!.role, 'embedding');
+});
+
+test('input layers (a linear map reading a graph input through views/affine constants) are µP input weights: role embedding', () => {
+  const m = makeModel([
+    node('Flatten', ['img'], ['flat'], { axis: 1 }, 'flatten'), node('Sub', ['flat', 'mu'], ['c'], {}, 'center'),
+    node('Gemm', ['c', 'W_in'], ['h'], { transB: 1 }, 'in_proj'), node('Relu', ['h'], ['r'], {}, 'relu'),
+    node('MatMul', ['r', 'W_hid'], ['h2'], {}, 'hid'), node('Relu', ['h2'], ['r2'], {}, 'relu2'), node('MatMul', ['r2', 'W_out'], ['y'], {}, 'out'),
+  ], [weight('mu', [12]), weight('W_in', [8, 12]), weight('W_hid', [8, 8]), weight('W_out', [8, 2])],
+  [tensorValueInfo('img', F, [2, 3, 4])], [tensorValueInfo('y', F, [2, 2])]);
+  const a = analyzeModel(m, '.');
+  const p = byName(a);
+  assert.deepEqual(['W_in', 'W_hid', 'W_out', 'mu'].map((n) => p.get(n)!.role), ['embedding', 'hidden', 'readout', 'buffer']);
+  assert.deepEqual([p.get('W_in')!.fanIn, p.get('W_in')!.inputAxis], [12, 1]);
+  assert.deepEqual(a.embeddingOutputs, [{ param: 'W_in', value: 'h' }]);
+  assert.equal(a.dModel, 8);
 });

@@ -138,12 +138,16 @@ test('every real fixture analyzes without crashing and its roles are sane', () =
 
 test('the other real fixtures: expected roles', () => {
   const mlp = analyze(path.join(REAL, 'owwjs_hello_deepa_mlp.onnx'));
-  assert.deepEqual(['layer1.weight', 'blocks.0.fcn_layer.weight', 'last_layer.weight', 'layernorm1.bias'].map((n) => roleOf(mlp, n)), ['hidden', 'hidden', 'readout', 'norm_bias']);
+  // layer1 reads the flattened graph input (2400 features): an input layer, i.e. an embedding in µP terms.
+  assert.deepEqual(['layer1.weight', 'blocks.0.fcn_layer.weight', 'last_layer.weight', 'layernorm1.bias'].map((n) => roleOf(mlp, n)), ['embedding', 'hidden', 'readout', 'norm_bias']);
   assert.equal(byName(mlp).get('layer1.weight')!.fanIn, 2400);
   const cnn = analyze(path.join(REAL, 'ortext_pytorch_super_resolution.onnx'));
-  assert.deepEqual(cnn.params.filter((p) => p.name.endsWith('weight')).map((p) => [p.role, p.fanIn, p.inputAxis]), [['hidden', 25, 1], ['hidden', 576, 1], ['hidden', 576, 1], ['readout', 288, 1]]);
+  assert.deepEqual(cnn.params.filter((p) => p.name.endsWith('weight')).map((p) => [p.role, p.fanIn, p.inputAxis]), [['embedding', 25, 1], ['hidden', 576, 1], ['hidden', 576, 1], ['readout', 288, 1]]);
   const rnn = analyze(path.join(REAL, 'ort_nuphar_tiny_model_with_loop.onnx'));
   assert.deepEqual([roleOf(rnn, 'rnn.weight_ih_l1'), byName(rnn).get('rnn.weight_ih_l1')!.fanIn, roleOf(rnn, 'rnn.bias_hh_l0'), roleOf(rnn, '207')], ['hidden', 40, 'bias', 'readout']);
+  // Layer 0 reads the normalised graph input inside its Loop bodies (through Gather/Slice): input layers.
+  assert.deepEqual(['rnn.weight_ih_l0', 'rnn.weight_ih_l0_reverse', 'rnn.weight_hh_l0'].map((n) => roleOf(rnn, n)), ['embedding', 'embedding', 'hidden']);
+  assert.equal(rnn.dModel, 20);
   const attn = analyze(path.join(REAL, 'ort_attention_mask1d_fp32.onnx'));
   assert.deepEqual(attn.attention.map((s) => [s.kind, s.currentScale, s.dHead]), [['div-after-qk', 0.125, 64]]);
   assert.equal(attn.params.filter((p) => p.role === 'hidden').length, 0);

@@ -4,7 +4,7 @@
  * sliced and cast to bool for a Where; or a float additive mask on the attention logits), rotary tables
  * (multiplied into Q or K before QKᵀ), and constants applied to a raw graph input (feature normalisation).
  */
-import type { AnalysisGraph } from './graph.js';
+import { VIEW_OPS, type AnalysisGraph } from './graph.js';
 import type { FoundSite } from './attention.js';
 import type { ParamInfo } from './types.js';
 import { feedsCosSin, isFloatTensor } from './weights.js';
@@ -73,7 +73,7 @@ function appliedToGraphInput(g: AnalysisGraph, name: string): string | undefined
     for (let hops = 0; hops < 4; hops++) {
       if (inputs.has(v)) return v;
       const p = g.producer(v);
-      if (!p || !ELEMENTWISE.has(p.opType)) return undefined;
+      if (!p || !(ELEMENTWISE.has(p.opType) || VIEW_OPS.has(p.opType))) return undefined;
       const dyn = p.input.filter((i) => i && g.dynamic.has(i));
       if (dyn.length !== 1) return undefined;
       v = dyn[0]!;

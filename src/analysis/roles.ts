@@ -40,7 +40,7 @@ export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult 
     set(e.weight, e.position ? 'position_embedding' : 'embedding', e.why, { fanIn: 1, fanOut: shape.at(-1), inputAxis: 0, outputAxis: shape.length - 1 });
   }
   const logits = findLogitsSource(g);
-  const linear = classifyLinear(g, params, decided, set, logits, warnings);
+  const linear = classifyLinear(g, params, decided, set, logits, embeddings, warnings);
   if (logits) tieReadout(g, params, embeddings, logits, warnings);
   const norms = findNormParams(g);
   for (const n of norms) {
@@ -88,7 +88,7 @@ function describeUses(g: AnalysisGraph, uses: LinearUse[]): string {
   return `${first.form} at ${where(first)}${more}`;
 }
 
-function classifyLinear(g: AnalysisGraph, params: Map<string, ParamInfo>, decided: Set<string>, set: Setter, logits: LogitsSource | undefined, warnings: string[]): Map<string, LinearUse[]> {
+function classifyLinear(g: AnalysisGraph, params: Map<string, ParamInfo>, decided: Set<string>, set: Setter, logits: LogitsSource | undefined, embeddings: EmbeddingUse[], warnings: string[]): Map<string, LinearUse[]> {
   const out = new Map<string, LinearUse[]>();
   for (const p of params.values()) {
     if (!isFloatTensor(p.dataType) || p.shape.length < 2) continue;
@@ -106,10 +106,44 @@ function classifyLinear(g: AnalysisGraph, params: Map<string, ParamInfo>, decide
       }
       set(p.name, 'readout', `${describeUses(g, uses)} producing graph output '${logits.output}'${tailText(g, logits.tail)}`, geo);
     } else {
-      set(p.name, 'hidden', `${describeUses(g, uses)}, inside the network`, geo);
+      const input = uses.length === 1 ? inputLayerSource(g, uses[0]!) : undefined;
+      if (input) {
+        const why = `input layer: ${describeUses(g, uses)} reads graph input '${input}' directly (µP input weight: its fan-in does not grow with width)`;
+        set(p.name, 'embedding', why, geo);
+        const u = uses[0]!;
+        if (!u.via) embeddings.push({ weight: p.name, value: u.node.output[0]!, position: false, node: u.node, why });
+        else warnings.push(`input layer '${p.name}' is used inside ${u.via.opType} ${g.label(u.via)}: no embedding output listed for α_input`);
+      }
+      else set(p.name, 'hidden', `${describeUses(g, uses)}, inside the network`, geo);
     }
   }
   return out;
+}
+
+/** Ops between a graph input and an input layer: views, picks, and elementwise ops with a constant. */
+const INPUT_PATH_OPS = new Set(['Reshape', 'Flatten', 'Transpose', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Gather', 'Slice', 'Sub', 'Mul', 'Div', 'Add']);
+
+/**
+ * The graph input a linear map reads with nothing but views and constant affine ops in between (a patch
+ * embedding, the first layer of an MLP or RNN): in µP an input weight, like an embedding table.
+ */
+export function inputLayerSource(g: AnalysisGraph, use: LinearUse): string | undefined {
+  const inputs = new Set(g.model.graph!.input.map((v) => v.name).filter((v) => !g.isInitializer(v)));
+  const data = use.node.input.find((i, k) => k !== use.slot && k < 2 && i);
+  let v = data;
+  for (let hops = 0; v && hops < 8; hops++) {
+    if (inputs.has(v)) return v;
+    const p = g.producer(v);
+    if (!p || !INPUT_PATH_OPS.has(p.opType)) return undefined;
+    if (p.opType === 'Gather' || p.opType === 'Slice') {
+      v = p.input[0]; // the data picked from; indices may be loop counters
+      continue;
+    }
+    const dyn = p.input.filter((i) => i && g.dynamic.has(i));
+    if (dyn.length !== 1 || (dyn[0] !== p.input[0] && !['Mul', 'Add'].includes(p.opType))) return undefined;
+    v = dyn[0];
+  }
+  return undefined;
 }
 
 function tailText(g: AnalysisGraph, tail: NodeProto[]): string {

@@ -102,9 +102,12 @@ function mostCommon(xs: number[]): number | undefined {
  * readout weights (their size along the input axis: channels for a Conv).
  */
 export function detectWidth(a: Pick<Analysis, 'params'>): { dModel: number; reason: string } | undefined {
-  const emb = a.params.find((p) => p.role === 'embedding');
+  // A lookup table (fan-in 1); an input layer's fan-out may be several widths (LSTM gates).
+  const emb = a.params.find((p) => p.role === 'embedding' && p.fanIn === 1);
   if (emb && emb.fanOut) return { dModel: emb.fanOut, reason: `width of token embedding '${emb.name}'` };
   const widths = a.params.filter((p: ParamInfo) => (p.role === 'hidden' || p.role === 'readout') && p.inputAxis !== undefined).map((p) => p.shape[p.inputAxis!]!);
+  const inputLayer = a.params.find((p) => p.role === 'embedding' && p.outputAxis !== undefined);
+  if (widths.length === 0 && inputLayer) return { dModel: inputLayer.shape[inputLayer.outputAxis!]!, reason: `output width of input layer '${inputLayer.name}'` };
   const w = mostCommon(widths);
   return w === undefined ? undefined : { dModel: w, reason: `most common input width of ${widths.length} hidden/readout weights` };
 }
