@@ -157,6 +157,22 @@ function child(step: string, file: string, out: string, count: number, elems: nu
   return res;
 }
 
+function sameFile(a: string, b: string): boolean {
+  if (!fs.existsSync(b) || fs.statSync(a).size !== fs.statSync(b).size) return false;
+  const [fa, fb] = [fs.openSync(a, 'r'), fs.openSync(b, 'r')];
+  const [ba, bb] = [Buffer.alloc(1 << 24), Buffer.alloc(1 << 24)];
+  try {
+    for (let pos = 0; ; pos += ba.length) {
+      const n = fs.readSync(fa, ba, 0, ba.length, pos);
+      if (n === 0) return true;
+      if (fs.readSync(fb, bb, 0, bb.length, pos) !== n || !ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
+    }
+  } finally {
+    fs.closeSync(fa);
+    fs.closeSync(fb);
+  }
+}
+
 const LABELS: Record<string, string> = {
   'baseline': 'node + tsx start-up, nothing else (baseline)',
   'generate-inline': 'generate: build tensors + writeModel (inline)',
@@ -206,11 +222,12 @@ async function driver(mb: number | undefined, gib: number | undefined, keep: boo
     if (!external) add(`${LABELS['ort-create']!} (inline file)`, child('ort-create', model, '', count, elems));
     add(`${LABELS['ort-create']!} (external-data file)`, child('ort-create', o('ext/model.onnx'), '', count, elems));
     const size = fs.statSync(model).size + (external ? fs.statSync(`${model}.data`).size : 0);
+    const verified = !external && sameFile(model, o('inline.onnx')) ? ' The inline rewrite was checked byte-identical to the input.' : '';
     const header = [
       `### I/O: ${count} float32 initializers, ${(size / 1e6).toFixed(1)} MB (${(size / 1024 ** 3).toFixed(2)} GiB)${external ? ' as external data' : ' inline'}`,
       '',
       `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, ${os.platform()}, load average at start ${os.loadavg()[0]!.toFixed(1)}; page cache warm; each step in its own process.`,
-      'time = the operation inside the child; peak RSS = the child process (Node + tsx + the step).',
+      `time = the operation inside the child; peak RSS = the child process (Node + tsx + the step).${verified}`,
     ].join('\n');
     const md = table(rows, header);
     process.stdout.write(md);
