@@ -104,7 +104,7 @@ export class GraphIndex {
  * The tensor a Constant node holds: its `value`, or one built from `value_float(s)` / `value_int(s)`
  * (opset ≥ 12 spellings; ONNX Operators.md, Constant). Sparse and string forms give undefined.
  */
-function constantNodeTensor(node: NodeProto): TensorProto | undefined {
+export function constantNodeTensor(node: NodeProto): TensorProto | undefined {
   const a = node.attribute.find((x) => x.name.startsWith('value'));
   const out = node.output[0] ?? '';
   switch (a?.name) {

@@ -7,6 +7,7 @@
 import type { GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto } from 'onnx-buf';
 import { dataTypeName, DataType } from './dtype.js';
 import { isExternal, externalInfo } from './external.js';
+import { constantNodeTensor } from './ir.js';
 import { dimsOf, elementCount, tensorDataBytes } from './tensor.js';
 import { forEachGraph, forEachTensor, subgraphsOf } from './walk.js';
 
@@ -44,7 +45,7 @@ export interface ModelSummary {
   ops: { op: string; count: number }[];
   initializers: TensorTally & { byDtype: DtypeTally[] };
   sparseInitializers: number;
-  /** Constant nodes (weights stored as node attributes). */
+  /** Constant nodes holding a numeric tensor (`value`, `value_float(s)`, `value_int(s)`): weights stored as node attributes. */
   constants: TensorTally;
   inputs: ValueSummary[];
   outputs: ValueSummary[];
@@ -131,7 +132,7 @@ function constantTensors(graph: GraphProto): TensorProto[] {
   forEachGraph(graph, (g) => {
     for (const n of g.node) {
       if (n.opType !== 'Constant' || !DEFAULT_DOMAINS.has(n.domain)) continue;
-      const t = n.attribute.find((a) => a.name === 'value')?.t;
+      const t = constantNodeTensor(n);
       if (t) out.push(t);
     }
   });
