@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create } from '@bufbuild/protobuf';
 import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
-import { analyzeModel, compareBaseShapes, detectWidth, matchGlob, type Analysis } from '../src/analysis/index.js';
+import { analyzeModel, compareBaseShapes, detectWidth, layerFromName, matchGlob, type Analysis } from '../src/analysis/index.js';
 import { tieByValue } from '../src/analysis/ties.js';
 import { attr, node, tensorValueInfo } from '../src/onnx/build.js';
 import { DataType } from '../src/onnx/dtype.js';
@@ -294,4 +294,14 @@ test('input layers (a linear map reading a graph input through views/affine cons
   assert.deepEqual([p.get('W_in')!.fanIn, p.get('W_in')!.inputAxis], [12, 1]);
   assert.deepEqual(a.embeddingOutputs, [{ param: 'W_in', value: 'h' }]);
   assert.equal(a.dModel, 8);
+});
+
+test('layerFromName: module-path layer indices of common exporters', () => {
+  const cases: [string, number | undefined][] = [
+    ['transformer.h.3.attn.c_attn.weight', 3], ['m.transformer.h.11.mlp.c_fc.weight', 11], ['model.layers.12.self_attn.q_proj.weight', 12],
+    ['bert.encoder.layer.3.attention.self.query.weight', 3], ['blocks.0.fcn_layer.weight', 0], ['/blocks.2/fcn_layer/Gemm', 2],
+    ['gpt_neox.layers.5.attention.dense.weight', 5], ['model_layers_7_mlp_down_proj_weight', 7], ['h.0.attn.bias_resize', 0],
+    ['transformer.wte.weight', undefined], ['layer1.weight', undefined], ['val_3', undefined], ['rnn.weight_ih_l0', undefined], ['h0.weight', undefined],
+  ];
+  for (const [name, want] of cases) assert.equal(layerFromName(name), want, name);
 });

@@ -93,7 +93,7 @@ export function residualEntry(g: AnalysisGraph, node: NodeProto): { add: NodePro
     if (!TO_RESIDUAL_OPS.has(n.opType)) return undefined;
     if (n.opType === 'Add') {
       const other = n.input[1 - uses[0]!.index];
-      if (other && g.dynamic.has(other)) return g.dependsOn(input, other) ? { add: n, value: v } : undefined;
+      if (other && g.dynamic.has(other)) return g.dependsOn(input, other, 4000) ? { add: n, value: v } : undefined;
     }
     v = n.output[0]!;
   }

@@ -102,6 +102,8 @@ function geometry(g: AnalysisGraph, use: Use, shape: number[], flipped: boolean)
   return undefined;
 }
 
+const TO_TRIG_OPS = new Set(['Transpose', 'Concat', 'Reshape', 'Cast', 'Mul', 'Unsqueeze', 'Expand', 'MatMul', 'Einsum', 'Gather', 'Slice']);
+
 /** The MatMul's output reaches Cos or Sin within a few view/concat hops (rotary embedding frequencies). */
 export function feedsCosSin(g: AnalysisGraph, n: NodeProto): boolean {
   const stack: { v: string; d: number }[] = [{ v: n.output[0]!, d: 0 }];
@@ -109,7 +111,7 @@ export function feedsCosSin(g: AnalysisGraph, n: NodeProto): boolean {
     const { v, d } = stack.pop()!;
     for (const u of g.directUses(v)) {
       if (u.node.opType === 'Cos' || u.node.opType === 'Sin') return true;
-      if (d < 4 && ['Transpose', 'Concat', 'Reshape', 'Cast', 'Mul', 'Unsqueeze'].includes(u.node.opType)) stack.push({ v: u.node.output[0]!, d: d + 1 });
+      if (d < 5 && TO_TRIG_OPS.has(u.node.opType)) stack.push({ v: u.node.output[0]!, d: d + 1 });
     }
   }
   return false;
