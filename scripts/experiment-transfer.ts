@@ -7,7 +7,7 @@
  * text-corpus.ts, byte-level), at densities 1 … 1/16 under SP and SµPar:
  *   1. an LR sweep per density (final train loss vs log2 LR, optimum per density);
  *   2. a coordinate check (mean |activation| per block over the first 10 steps, per density).
- * Writes docs/img/transfer-<tag>.svg, docs/img/coord-check-<tag>.<rules>.svg, docs/results/*.json|csv
+ * Writes docs/img/transfer-<tag>.svg, docs/img/coord-check-<tag>-lr<LR>.<rules>.svg, docs/results/*.json|csv
  * and docs/results/transfer-<tag>.optima.md. Progress on stderr.
  */
 import * as fs from 'node:fs';
@@ -28,27 +28,28 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Full run and reduced run settings; any can be overridden by a flag. */
 const PRESETS = {
-  full: { width: '256', layers: '2', heads: '4', seq: '64', batch: '16', steps: '150', lastK: '15', lrs: '2^-12:2^-4', densities: '1,1/2,1/4,1/8,1/16', threads: '2', coordSteps: '10' },
-  reduced: { width: '256', layers: '2', heads: '4', seq: '64', batch: '8', steps: '40', lastK: '8', lrs: '2^-11:2^-5', densities: '1,1/2,1/4,1/8,1/16', threads: '1', coordSteps: '10' },
+  full: { width: '256', layers: '2', heads: '4', seq: '64', batch: '8', steps: '300', lastK: '30', lrs: '2^-12:2^-4', densities: '1,1/2,1/4,1/8,1/16', threads: '2', coordSteps: '10', coordLrs: '2^-10,2^-7' },
+  reduced: { width: '256', layers: '2', heads: '4', seq: '64', batch: '8', steps: '50', lastK: '10', lrs: '2^-11:2^-5', densities: '1,1/2,1/4,1/8,1/16', threads: '1', coordSteps: '10', coordLrs: '2^-10,2^-7' },
 };
 
-function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; rules: string[]; out: string; skipCoord: boolean } {
+function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; rules: string[]; out: string; skipCoord: boolean; skipSweep: boolean } {
   const flag = { type: 'string' } as const;
   const { values } = parseArgs({
     options: {
-      reduced: { type: 'boolean', default: false }, tag: flag, rules: flag, out: flag, 'skip-coord': { type: 'boolean', default: false },
-      width: flag, layers: flag, heads: flag, seq: flag, batch: flag, steps: flag, 'last-k': flag, lrs: flag, densities: flag, threads: flag, 'coord-steps': flag,
+      reduced: { type: 'boolean', default: false }, tag: flag, rules: flag, out: flag, 'skip-coord': { type: 'boolean', default: false }, 'skip-sweep': { type: 'boolean', default: false },
+      width: flag, layers: flag, heads: flag, seq: flag, batch: flag, steps: flag, 'last-k': flag, lrs: flag, densities: flag, threads: flag, 'coord-steps': flag, 'coord-lrs': flag,
     },
   });
   const preset = values.reduced ? PRESETS.reduced : PRESETS.full;
   const pick = (k: keyof typeof preset, flagName: string = k): string => (values as unknown as Record<string, string | undefined>)[flagName] ?? preset[k];
   return {
     width: pick('width'), layers: pick('layers'), heads: pick('heads'), seq: pick('seq'), batch: pick('batch'), steps: pick('steps'),
-    lastK: pick('lastK', 'last-k'), lrs: pick('lrs'), densities: pick('densities'), threads: pick('threads'), coordSteps: pick('coordSteps', 'coord-steps'),
+    lastK: pick('lastK', 'last-k'), lrs: pick('lrs'), densities: pick('densities'), threads: pick('threads'), coordSteps: pick('coordSteps', 'coord-steps'), coordLrs: pick('coordLrs', 'coord-lrs'),
     tag: values.tag ?? (values.reduced ? 'reduced' : 'full'),
     rules: (values.rules ?? 'sp,supar').split(','),
     out: path.resolve(values.out ?? path.join(ROOT, 'docs')),
     skipCoord: values['skip-coord'] ?? false,
+    skipSweep: values['skip-sweep'] ?? false,
   };
 }
 
@@ -77,14 +78,20 @@ async function main(): Promise<void> {
   const results = path.join(o.out, 'results');
 
   if (!o.skipCoord) {
+    // mup's coordinate check, fixed batch, at a moderate LR (≈ η_base) and a large one (mup's advice).
     const coordRun = await makeOnnxTrainRun({ ...common, fixedBatch: true });
-    const coord = await runCoordCheck({ rules: o.rules, densities, steps: Number(o.coordSteps), lr: 2 ** -7, seed: 0, threshold: 1.5 }, coordRun, log);
-    for (const r of o.rules) writeOut(path.join(img, `coord-check-${o.tag}.${safeName(r)}.svg`), figureSvg(coordFigure(coord, r)));
-    writeOut(path.join(results, `coord-check-${o.tag}.csv`), coordCsv(coord));
-    writeOut(path.join(results, `coord-check-${o.tag}.verdicts.txt`), verdictLines(coord).join('\n') + '\n');
-    process.stdout.write(verdictLines(coord).join('\n') + '\n');
+    for (const lr of parseLrGrid(o.coordLrs)) {
+      const lrTag = `lr2^${Math.log2(lr)}`;
+      const coord = await runCoordCheck({ rules: o.rules, densities, steps: Number(o.coordSteps), lr, seed: 0, threshold: 1.5 }, coordRun, log);
+      for (const r of o.rules) writeOut(path.join(img, `coord-check-${o.tag}-${lrTag}.${safeName(r)}.svg`), figureSvg(coordFigure(coord, r)));
+      writeOut(path.join(results, `coord-check-${o.tag}-${lrTag}.csv`), coordCsv(coord));
+      const verdicts = [`# base LR ${lrTag}, ${o.coordSteps} steps, fixed batch ${o.batch} x ${o.seq} bytes`, ...verdictLines(coord)].join('\n') + '\n';
+      writeOut(path.join(results, `coord-check-${o.tag}-${lrTag}.verdicts.txt`), verdicts);
+      process.stdout.write(verdicts);
+    }
   }
 
+  if (o.skipSweep) return finish(dir, started);
   const sweepRun = await makeOnnxTrainRun({ ...common, fixedBatch: false, schedule: 'warmup-decay' });
   const sweepOpts = { rules: o.rules, densities, lrs: parseLrGrid(o.lrs), steps: Number(o.steps), seed: 0, lastK: Number(o.lastK) };
   log(`sweep: ${sweepOpts.rules.length} rule sets × ${densities.length} densities × ${sweepOpts.lrs.length} LRs × ${sweepOpts.steps} steps (batch ${o.batch} × ${o.seq} bytes)`);
@@ -95,6 +102,10 @@ async function main(): Promise<void> {
   writeOut(path.join(results, `transfer-${o.tag}.csv`), sweepCsv(sweep));
   writeOut(path.join(results, `transfer-${o.tag}.optima.md`), optimaMarkdown(sweep));
   process.stdout.write(optimaMarkdown(sweep));
+  finish(dir, started);
+}
+
+function finish(dir: string, started: number): void {
   log(`done in ${((Date.now() - started) / 60000).toFixed(1)} min`);
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -23,6 +23,8 @@ test('log2 ticks sit at every power of two in range, labelled 2^k', () => {
   for (const x of wide) assert.ok(Number.isInteger(Math.log2(x.value)));
   // Less than one power of ten in range: nice linear ticks inside it.
   assert.deepEqual(logTicks(10, 0.21, 0.58).map((x) => x.value), [0.3, 0.4, 0.5]);
+  // Within two decades: 1-2-5 steps.
+  assert.deepEqual(logTicks(10, 0.004, 0.06).map((x) => x.value), [0.005, 0.01, 0.02, 0.05]);
   assert.deepEqual(linearTicks(0, 1).map((x) => x.value), [0, 0.2, 0.4, 0.6, 0.8, 1]);
 });
 

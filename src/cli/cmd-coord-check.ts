@@ -19,7 +19,7 @@ export function register(program: Command, _ctx: CliContext): void {
   const cmd = program
     .command('coord-check <model>')
     .description('coordinate check: mean |activation| per block and step across densities (paper Fig. 5)')
-    .option('--lr <lr>', 'base learning rate (a larger one than usual shows drift sooner, as mup advises)', '2^-7')
+    .option('--lr <lr>', 'base learning rate (mup advises one on the large side; too large and a small model\'s own noise dominates)', '2^-10')
     .option('--threshold <r>', 'a block is flat when max/min across densities stays at or below this', '1.5');
   commonTrainOptions(cmd, { steps: '10', out: 'coord-check-out' });
   cmd.action(async (model: string, f: CoordFlags) => {

@@ -100,7 +100,7 @@ export function linearTicks(min: number, max: number, target = 5): Tick[] {
 export function logTicks(base: 2 | 10, min: number, max: number): Tick[] {
   const lo = Math.ceil(Math.log(min) / Math.log(base) - 1e-9);
   const hi = Math.floor(Math.log(max) / Math.log(base) + 1e-9);
-  if (hi - lo < 1) return linearTicks(min, max, 4).filter((t) => t.value > 0);
+  if (hi - lo < 1) return base === 10 ? decadeTicks(min, max) : linearTicks(min, max, 4).filter((t) => t.value > 0);
   const every = Math.ceil((hi - lo + 1) / 12);
   const ticks: Tick[] = [];
   for (let k = lo; k <= hi; k++) {
@@ -108,6 +108,21 @@ export function logTicks(base: 2 | 10, min: number, max: number): Tick[] {
     ticks.push({ value: base ** k, label: `${base}^${k}`, base: String(base), exponent: String(k) });
   }
   return ticks;
+}
+
+/** Within less than two decades: 1-2-5 × 10^k values in range (or 1…9 × 10^k when that gives < 3). */
+function decadeTicks(min: number, max: number): Tick[] {
+  for (const mantissas of [[1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+    const ticks: Tick[] = [];
+    for (let k = Math.floor(Math.log10(min)) - 1; k <= Math.ceil(Math.log10(max)); k++) {
+      for (const m of mantissas) {
+        const value = Number((m * 10 ** k).toPrecision(12));
+        if (value >= min && value <= max) ticks.push({ value, label: formatNumber(value) });
+      }
+    }
+    if (ticks.length >= 3) return ticks;
+  }
+  return linearTicks(min, max, 4).filter((t) => t.value > 0);
 }
 
 export function ticksFor(kind: ScaleKind, min: number, max: number): Tick[] {

@@ -13,7 +13,7 @@ import { UserInputError } from '../errors.js';
 import { DataType } from '../onnx/dtype.js';
 import { findValueShape } from '../train/graph-util.js';
 import { buildTrainStep, type TrainIO } from '../train/train-step.js';
-import { createTrainer } from '../train/runner.js';
+import { createTrainer, type Feeds, type Trainer } from '../train/runner.js';
 import type { LrGroupsFile } from '../train/types.js';
 import { isDivergedLoss, lrAt, meanAbs, meanAbsUnmasked, type LrSchedule, type RunConfig, type RunResult, type TrainRun } from './run-types.js';
 import { byteBatchStream, mulberry32, type TokenBatch } from './text-corpus.js';
@@ -66,30 +66,35 @@ export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<Train
     }
     const { prepared, ts } = cached;
     const blocks = cfg.recordActivations ? prepared.blocks : [];
-    const logitValues = new Set(blocks.filter((b) => b.kind === 'attention_logits').map((b) => b.value));
     const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: { model: prepared.model, baseDir: prepared.baseDir }, threads: opts.threads ?? 1 });
     try {
       const next = batchSource(ts.io, vocabSize(prepared.model, ts.io.output), opts, text, cfg.seed);
-      const losses: number[] = [];
-      const activations: Record<string, number>[] = [];
-      let batch = next();
-      for (let t = 0; t < cfg.steps; t++) {
-        if (t > 0 && !opts.fixedBatch) batch = next();
-        const r = await trainer.step(batch, lrAt(opts.schedule ?? 'constant', cfg.lr, t, cfg.steps));
-        losses.push(r.loss);
-        if (cfg.recordActivations) {
-          activations.push(Object.fromEntries(Object.entries(r.extras).map(([k, v]) => [k, (logitValues.has(k) ? meanAbsUnmasked : meanAbs)(v.data as Float32Array)])));
-        }
-        if (opts.stopOnDivergence !== false && isDivergedLoss(r.loss, losses[0])) {
-          while (losses.length < cfg.steps) losses.push(NaN);
-          break;
-        }
-      }
-      return { losses, activations, blocks };
+      return { ...(await runSteps(trainer, next, cfg, opts, blocks)), blocks };
     } finally {
       await trainer.release();
     }
   };
+}
+
+/** The training loop of one run: one batch per step (or the same one), the LR schedule, early stop on divergence. */
+async function runSteps(trainer: Trainer, next: () => Feeds, cfg: RunConfig, opts: OnnxTrainRunOptions, blocks: BlockOutput[]): Promise<Omit<RunResult, 'blocks'>> {
+  const logitValues = new Set(blocks.filter((b) => b.kind === 'attention_logits').map((b) => b.value));
+  const losses: number[] = [];
+  const activations: Record<string, number>[] = [];
+  let batch = next();
+  for (let t = 0; t < cfg.steps; t++) {
+    if (t > 0 && !opts.fixedBatch) batch = next();
+    const r = await trainer.step(batch, lrAt(opts.schedule ?? 'constant', cfg.lr, t, cfg.steps));
+    losses.push(r.loss);
+    if (cfg.recordActivations) {
+      activations.push(Object.fromEntries(Object.entries(r.extras).map(([k, v]) => [k, (logitValues.has(k) ? meanAbsUnmasked : meanAbs)(v.data as Float32Array)])));
+    }
+    if (opts.stopOnDivergence !== false && isDivergedLoss(r.loss, losses[0])) {
+      while (losses.length < cfg.steps) losses.push(NaN);
+      break;
+    }
+  }
+  return { losses, activations };
 }
 
 function readText(file: string): Uint8Array {
@@ -121,7 +126,7 @@ export function vocabSize(model: ModelProto, output: string): number {
  * Next-token batches as ORT feeds: a text window stream (byte tokens) when a text is given, else a
  * synthetic Markov language over the vocabulary; targets are the inputs shifted by one.
  */
-function batchSource(io: TrainIO, vocab: number, opts: OnnxTrainRunOptions, text: Uint8Array | undefined, seed: number): () => Record<string, ort.Tensor> {
+function batchSource(io: TrainIO, vocab: number, opts: OnnxTrainRunOptions, text: Uint8Array | undefined, seed: number): () => Feeds {
   const input = tokenInput(io);
   const seq = input.seq ?? opts.seq ?? 32;
   let stream: () => TokenBatch;
