@@ -270,3 +270,19 @@ test('density map, --sparsify and --dense globs set per-tensor densities (map fi
   assert.equal(mlp.lrAdam, 1 / 0.5, 'm_ρ is the tensor\'s own density');
   assert.equal(r.plan.params.find((p) => p.name === 'transformer.h.1.attn.c_proj.weight')!.lrAdam, 1, 'dense hidden: m_ρ = 1');
 });
+
+test('float16 model: masks cast to fp16, multipliers and scales are fp16 scalars, ORT runs with finite logits', async () => {
+  const { makeFloatTensor } = await import('../src/onnx/tensor.js');
+  const { DataType, halfBitsToFloat } = await import('../src/onnx/dtype.js');
+  const input = readModel(GPT_TINY);
+  const g = input.model.graph!;
+  g.initializer = g.initializer.map((t) => (t.dataType === DataType.FLOAT ? makeFloatTensor(t.name, t.dims.map(Number), tensorToFloat32(t, '.').map((x) => Math.max(-6e4, x)), DataType.FLOAT16) : t));
+  for (const o of g.output) if (o.type?.value.case === 'tensorType') o.type.value.value.elemType = DataType.FLOAT16;
+  const r = await transform(input, { density: 0.125, hyperparameters: { alpha_input: 2, alpha_output: 3 } });
+  const out = r.model.graph!;
+  for (const n of out.node.filter((x) => x.opType === 'Cast' && x.name.startsWith('supar.mask_cast'))) assert.equal(Number(n.attribute[0]!.i), DataType.FLOAT16);
+  for (const c of ['supar.embedding_mult', 'supar.output_mult', 'supar.attn_scale.L0']) assert.equal(out.initializer.find((t) => t.name === c)?.dataType, DataType.FLOAT16, c);
+  const logits = (await runOrt(r.model, lm('gpt-tiny').feeds())).logits!;
+  assert.equal(logits.type, 'float16');
+  assert.ok(Array.from(logits.data as Uint16Array).every((b) => Number.isFinite(halfBitsToFloat(b))));
+});
