@@ -158,3 +158,39 @@ function decomposedRmsNorm(): GradCase {
   };
 }
 
+
+/** Activations, layout ops, BatchNormalization and the other reductions. */
+export const EXTRA_CASES: NamedCase[] = [
+  { name: 'FastGelu with bias (com.microsoft, float32)', rule: 'com.microsoft:FastGelu', case: { dtype: f32, nodes: [node('FastGelu', ['x', 'b'], ['y'], {}, '', 'com.microsoft')], inputs: [{ name: 'x', shape: [2, 4], range: [-3, 3] }, { name: 'b', shape: [4] }] } },
+  { name: 'BiasGelu (com.microsoft, float32)', rule: 'com.microsoft:BiasGelu', case: { dtype: f32, nodes: [node('BiasGelu', ['x', 'b'], ['y'], {}, '', 'com.microsoft')], inputs: [{ name: 'x', shape: [2, 4], range: [-3, 3] }, { name: 'b', shape: [4] }] } },
+  { name: 'QuickGelu (com.microsoft, float32)', rule: 'com.microsoft:QuickGelu', case: { dtype: f32, nodes: [node('QuickGelu', ['x'], ['y'], { alpha: { float: 1.702 } }, '', 'com.microsoft')], inputs: [{ name: 'x', shape: [2, 4], range: [-3, 3] }] } },
+  { name: 'Clip with min and max inputs', rule: 'Clip', case: { nodes: one('Clip', ['x', 'lo', 'hi']), inputs: [{ name: 'x', shape: [3, 4], range: [-2, 2] }, { name: 'lo', shape: [], values: [-0.5], constant: true }, { name: 'hi', shape: [], values: [0.7], constant: true }] } },
+  { name: 'Clip min only (ReLU-like)', rule: 'Clip', case: { nodes: one('Clip', ['x', 'lo']), inputs: [{ name: 'x', shape: [3, 4], range: [-2, 2] }, { name: 'lo', shape: [], values: [0.1], constant: true }] } },
+  { name: 'HardSigmoid (float32)', rule: 'HardSigmoid', case: { dtype: f32, nodes: one('HardSigmoid', ['x'], { alpha: { float: 0.3 } }), inputs: [{ name: 'x', shape: [3, 4], range: [-4, 4] }] } },
+  { name: 'HardSwish (float32)', rule: 'HardSwish', case: { dtype: f32, opset: 17, nodes: one('HardSwish', ['x']), inputs: [{ name: 'x', shape: [3, 4], range: [-5, 5] }] } },
+  { name: 'Softplus (float32)', rule: 'Softplus', case: { dtype: f32, nodes: one('Softplus', ['x']), inputs: [{ name: 'x', shape: [3, 4], range: [-3, 3] }] } },
+  { name: 'Elu (float32)', rule: 'Elu', case: { dtype: f32, nodes: one('Elu', ['x'], { alpha: { float: 0.7 } }), inputs: [{ name: 'x', shape: [3, 4], range: [-2, 2] }] } },
+  { name: 'Abs', rule: 'Abs', case: { nodes: one('Abs', ['x']), inputs: [{ name: 'x', shape: [3, 4] }] } },
+  { name: 'Sin', rule: 'Sin', case: { nodes: one('Sin', ['x']), inputs: [{ name: 'x', shape: [3, 4], range: [-3, 3] }] } },
+  { name: 'Cos', rule: 'Cos', case: { nodes: one('Cos', ['x']), inputs: [{ name: 'x', shape: [3, 4], range: [-3, 3] }] } },
+  { name: 'Max [2,3] vs [3]', rule: 'Max', case: { nodes: one('Max', ['a', 'b']), inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3] }] } },
+  { name: 'Min of three', rule: 'Min', case: { nodes: one('Min', ['a', 'b', 'c']), inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [2, 3] }, { name: 'c', shape: [1, 3] }] } },
+  { name: 'Mean of two, broadcast (float32: CPU Mean is float only)', rule: 'Mean', case: { dtype: f32, nodes: one('Mean', ['a', 'b']), inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3] }] } },
+  { name: 'Pad constant, positive and negative pads', rule: 'Pad', case: { nodes: one('Pad', ['x', 'pads', 'cv']), inputs: [{ name: 'x', shape: [3, 4, 5] }, { name: 'pads', shape: [6], ints: [1, 0, -1, 2, 1, 2], constant: true }, { name: 'cv', shape: [], values: [0.5], constant: true }] } },
+  { name: 'Pad with axes input (opset 18)', rule: 'Pad', case: { opset: 18, nodes: one('Pad', ['x', 'pads', '', 'axes']), inputs: [{ name: 'x', shape: [3, 4, 5] }, { name: 'pads', shape: [2], ints: [2, 1], constant: true }, { name: 'axes', shape: [1], ints: [-1], constant: true }] } },
+  { name: 'Tile [2,3] × [2,1,3]→ repeats', rule: 'Tile', case: { nodes: one('Tile', ['x', 'reps']), inputs: [{ name: 'x', shape: [2, 1, 3] }, { name: 'reps', shape: [3], ints: [2, 3, 1], constant: true }] } },
+  { name: 'DepthToSpace DCR', rule: 'DepthToSpace', case: { nodes: one('DepthToSpace', ['x'], { blocksize: 2 }), inputs: [{ name: 'x', shape: [2, 8, 2, 3] }] } },
+  { name: 'DepthToSpace CRD', rule: 'DepthToSpace', case: { nodes: one('DepthToSpace', ['x'], { blocksize: 2, mode: 'CRD' }), inputs: [{ name: 'x', shape: [2, 8, 2, 3] }] } },
+  { name: 'SpaceToDepth', rule: 'SpaceToDepth', case: { nodes: one('SpaceToDepth', ['x'], { blocksize: 2 }), inputs: [{ name: 'x', shape: [2, 2, 4, 6] }] } },
+  {
+    name: 'BatchNormalization (inference form), all five inputs', rule: 'BatchNormalization', case: {
+      nodes: one('BatchNormalization', ['x', 's', 'b', 'm', 'v'], { epsilon: { float: 1e-3 } }),
+      inputs: [{ name: 'x', shape: [2, 3, 4, 2] }, { name: 's', shape: [3] }, { name: 'b', shape: [3] }, { name: 'm', shape: [3] }, { name: 'v', shape: [3], range: pos }],
+    },
+  },
+  { name: 'ReduceSumSquare axes attr', rule: 'ReduceSumSquare', case: { nodes: one('ReduceSumSquare', ['x'], { axes: [1], keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'ReduceL2 axes input (opset 18)', rule: 'ReduceL2', case: { opset: 18, nodes: one('ReduceL2', ['x', 'axes'], { keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'axes', shape: [1], ints: [-1], constant: true }] } },
+  { name: 'ReduceLogSumExp keepdims 1', rule: 'ReduceLogSumExp', case: { nodes: one('ReduceLogSumExp', ['x'], { axes: [0, 2] }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'ReduceMax keepdims 0', rule: 'ReduceMax', case: { nodes: one('ReduceMax', ['x'], { axes: [1], keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'ReduceMin all axes', rule: 'ReduceMin', case: { nodes: one('ReduceMin', ['x'], { keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+];

@@ -126,9 +126,17 @@ function constantFloat(ctx: GradContext, name: string): number[] | undefined {
 
 function geluGrad(ctx: GradContext): InputGrads {
   if (!ctx.needsGrad(0)) return [];
-  const dY = gradY(ctx), x = ctx.input(0), e = ctx.e;
-  if (attrString(ctx.node, 'approximate', 'none') === 'tanh') {
-    // y = 0.5x(1+t), t = tanh(u), u = k(x + a x³): y' = 0.5(1+t) + 0.5x(1−t²)·k(1 + 3a x²)
+  const approximate = attrString(ctx.node, 'approximate', 'none') === 'tanh' ? 'tanh' : 'none';
+  return [ctx.e.op('Mul', [gradY(ctx), geluDerivative(ctx, ctx.input(0), approximate)])];
+}
+
+/**
+ * d/dx GELU(x). Exact: Φ(x) + x·φ(x), Φ = 0.5(1 + erf(x/√2)), φ = exp(−x²/2)/√(2π).
+ * tanh form: y = 0.5x(1+t), t = tanh(k(x + a x³)): y' = 0.5(1+t) + 0.5x(1−t²)·k(1 + 3a x²).
+ */
+export function geluDerivative(ctx: GradContext, x: string, approximate: 'tanh' | 'none'): string {
+  const e = ctx.e;
+  if (approximate === 'tanh') {
     const k = Math.sqrt(2 / Math.PI), a = 0.044715;
     const x2 = e.op('Mul', [x, x]);
     const u = e.op('Mul', [e.op('Add', [x, e.op('Mul', [e.op('Mul', [x2, x]), c(ctx, a, x)])]), c(ctx, k, x)]);
@@ -136,12 +144,11 @@ function geluGrad(ctx: GradContext): InputGrads {
     const du = e.op('Mul', [e.op('Add', [c(ctx, 1, x), e.op('Mul', [x2, c(ctx, 3 * a, x)])]), c(ctx, k, x)]);
     const left = e.op('Mul', [e.op('Add', [c(ctx, 1, x), t]), c(ctx, 0.5, x)]);
     const right = e.op('Mul', [e.op('Mul', [e.op('Mul', [x, c(ctx, 0.5, x)]), e.op('Sub', [c(ctx, 1, x), e.op('Mul', [t, t])])]), du]);
-    return [e.op('Mul', [dY, e.op('Add', [left, right])])];
+    return e.op('Add', [left, right]);
   }
-  // Φ(x) = 0.5(1 + erf(x/√2)), φ(x) = exp(−x²/2)/√(2π)
   const cdf = e.op('Mul', [e.op('Add', [c(ctx, 1, x), e.op('Erf', [e.op('Mul', [x, c(ctx, Math.SQRT1_2, x)])])]), c(ctx, 0.5, x)]);
   const pdf = e.op('Mul', [e.op('Exp', [e.op('Mul', [e.op('Mul', [x, x]), c(ctx, -0.5, x)])]), c(ctx, 1 / Math.sqrt(2 * Math.PI), x)]);
-  return [e.op('Mul', [dY, e.op('Add', [cdf, e.op('Mul', [x, pdf])])])];
+  return e.op('Add', [cdf, e.op('Mul', [x, pdf])]);
 }
 
 function dropoutGrad(ctx: GradContext): InputGrads {

@@ -5,13 +5,16 @@ import { matmulRules } from './matmul.js';
 import { normalizationRules } from './normalization.js';
 import { reduceRules } from './reduce.js';
 import { shapeRules } from './shape-ops.js';
+import { activationRules } from './activations.js';
 import { convRules } from './conv.js';
+import { layoutRules } from './layout.js';
 import type { GradRule } from './types.js';
 
 export type { GradRule, GradContext, InputGrads } from './types.js';
 
 export const GRAD_RULES: readonly GradRule[] = [
-  ...elementwiseRules, ...matmulRules, ...shapeRules, ...reduceRules, ...normalizationRules, ...convRules,
+  ...elementwiseRules, ...activationRules, ...matmulRules, ...shapeRules, ...layoutRules, ...reduceRules,
+  ...normalizationRules, ...convRules,
 ];
 
 const key = (op: string, domain: string | undefined) => `${domain === 'ai.onnx' ? '' : domain ?? ''}:${op}`;

@@ -69,7 +69,37 @@ function normGrad(center: boolean) {
   };
 }
 
+/**
+ * BatchNormalization in inference form (running statistics as inputs, training_mode = 0):
+ * Y = scale·(X − μ)·r + B, r = 1/√(σ² + ε), per channel (axis 1).
+ * dX = dY·scale·r; dScale = Σ dY·x̂; dB = Σ dY; dμ = −Σ dY·scale·r; dσ² = −½·Σ dY·scale·(X − μ)·r³.
+ */
+function batchNormGrad(ctx: GradContext): InputGrads {
+  if (attrInt(ctx.node, 'training_mode', 0) === 1) ctx.fail('training_mode=1 (batch statistics) is not supported; export the model in eval mode');
+  const e = ctx.e, x = ctx.input(0), dY = gradY(ctx);
+  const rank = ctx.getRank(x);
+  const spatial = Array.from({ length: rank - 2 }, (_, i) => i + 1);
+  const perChannel = (v: string) => (spatial.length ? e.unsqueeze(v, spatial) : v);
+  const reduceAxes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
+  const [scale, mean, variance] = [ctx.input(1), ctx.input(3), ctx.input(4)];
+  const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, e.constFloat(attrFloat(ctx.node, 'epsilon', 1e-5), ctx.elemType(x))])])]);
+  const scaleR = e.op('Mul', [scale, r]);
+  const xc = e.op('Sub', [x, perChannel(mean)]);
+  const sum = (v: string) => e.reduce('ReduceSum', v, reduceAxes, false);
+  const out: InputGrads = [];
+  if (ctx.needsGrad(0)) out[0] = e.op('Mul', [dY, perChannel(scaleR)]);
+  if (ctx.needsGrad(1)) out[1] = e.op('Mul', [sum(e.op('Mul', [dY, xc])), r]);
+  if (ctx.needsGrad(2)) out[2] = sum(dY);
+  if (ctx.needsGrad(3)) out[3] = e.op('Neg', [e.op('Mul', [sum(dY), scaleR])]);
+  if (ctx.needsGrad(4)) {
+    const r3 = e.op('Mul', [e.op('Mul', [r, r]), r]);
+    out[4] = e.op('Mul', [e.op('Mul', [sum(e.op('Mul', [dY, xc])), e.op('Mul', [scale, r3])]), e.constFloat(-0.5, ctx.elemType(x))]);
+  }
+  return out;
+}
+
 export const normalizationRules: GradRule[] = [
+  { op: 'BatchNormalization', inputs: [0, 1, 2, 3, 4], doc: 'inference form: dX = dY·scale·r; dScale = Σ dY·x̂; dB = Σ dY (running stats also differentiable)', build: batchNormGrad },
   { op: 'Softmax', inputs: [0], doc: 'dX = Y·(dY − ReduceSum(dY·Y, axis))', build: softmaxGrad },
   { op: 'LogSoftmax', inputs: [0], doc: 'dX = dY − Exp(Y)·ReduceSum(dY, axis)', build: logSoftmaxGrad },
   { op: 'LayerNormalization', inputs: [0, 1, 2], doc: 'recomputed x̂; dX = r·(g − mean g − x̂·mean(g·x̂)), g = dY·scale; dScale = Σ dY·x̂; dBias = Σ dY', build: normGrad(true) },
