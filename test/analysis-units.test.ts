@@ -305,3 +305,23 @@ test('layerFromName: module-path layer indices of common exporters', () => {
   ];
   for (const [name, want] of cases) assert.equal(layerFromName(name), want, name);
 });
+
+test('ViT-style embeddings: patch Conv (input layer), class token concatenated, position table added', () => {
+  const C = 8;
+  const m = makeModel([
+    node('Conv', ['pixels', 'patch.weight', 'patch.bias'], ['pc'], { kernel_shape: [2, 2], strides: [2, 2] }, 'patch'),
+    node('Flatten', ['pc'], ['pf'], { axis: 2 }, 'flat'), node('Reshape', ['pc', 'shape3'], ['p3'], {}, 'r3'),
+    node('Transpose', ['p3'], ['seq'], { perm: [0, 2, 1] }, 'tr'),
+    node('Expand', ['cls_token', 'cls_shape'], ['cls'], {}, 'expand'), node('Concat', ['cls', 'seq'], ['tokens'], { axis: 1 }, 'cat'),
+    node('Add', ['tokens', 'position_embeddings'], ['h0'], {}, 'add_pos'), node('LayerNormalization', ['h0', 'ln.weight', 'ln.bias'], ['hn'], { axis: -1 }, 'ln'),
+    node('MatMul', ['hn', 'fc.weight'], ['y'], {}, 'fc'),
+  ], [weight('patch.weight', [C, 3, 2, 2]), weight('patch.bias', [C]), makeInt64Tensor('shape3', [3], [1, C, 4]), weight('cls_token', [1, 1, C]),
+    makeInt64Tensor('cls_shape', [3], [1, 1, C]), weight('position_embeddings', [1, 5, C]), weight('ln.weight', [C]), weight('ln.bias', [C]), weight('fc.weight', [C, 3])],
+  [tensorValueInfo('pixels', F, [1, 3, 4, 4])], [tensorValueInfo('y', F, [1, 5, 3])]);
+  const a = analyzeModel(m, '.');
+  const p = byName(a);
+  assert.deepEqual(['patch.weight', 'patch.bias', 'cls_token', 'position_embeddings', 'ln.weight', 'fc.weight'].map((n) => p.get(n)!.role),
+    ['embedding', 'bias', 'embedding', 'position_embedding', 'norm_scale', 'readout']);
+  assert.deepEqual(a.embeddingOutputs.map((e) => [e.param, e.value]), [['patch.weight', 'pc'], ['cls_token', 'cls'], ['position_embeddings', 'position_embeddings']]);
+  assert.equal(a.dModel, C);
+});

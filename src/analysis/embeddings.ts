@@ -39,7 +39,6 @@ export function findEmbeddings(g: AnalysisGraph): EmbeddingUse[] {
       why: position ? `data of ${gather}, indexed by ${position}` : `data of ${gather}, indexed by input data (${describeIndex(g, idx)})`,
     });
   }
-  out.push(...foldedPositionEmbeddings(g, out));
   return out;
 }
 
@@ -77,21 +76,45 @@ function rootInputs(g: AnalysisGraph, value: string): string[] {
   return [...found].sort();
 }
 
-/** Float constants [.., T, d] added to a token embedding's output: a position lookup folded at export. */
-function foldedPositionEmbeddings(g: AnalysisGraph, lookups: EmbeddingUse[]): EmbeddingUse[] {
+/** Ops between an embedding output and the Add of a position table / the Concat of a class token. */
+const SEQUENCE_OPS = new Set(['Reshape', 'Flatten', 'Transpose', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Concat', 'Add']);
+const CLASS_TOKEN_NAME = /(^|[._/])(cls|class|dist|distillation|register|reg)_?tokens?([._/]|$)/i;
+
+/**
+ * Learned tensors that join the embeddings without a lookup: a float constant [.., T, d] added to an
+ * embedding's output (a position table — torch dynamo folds `wpe[arange(T)]` into such a constant; ViT adds
+ * its `position_embeddings` after the patch Conv), and a class token concatenated to the sequence.
+ * `width` gives each embedding's output width.
+ */
+export function joinedEmbeddings(g: AnalysisGraph, lookups: EmbeddingUse[], width: (e: EmbeddingUse) => number | undefined): EmbeddingUse[] {
   const out: EmbeddingUse[] = [];
-  for (const e of lookups.filter((x) => !x.position)) {
-    const width = dimsOf(g.index.getInitializer(e.weight)).at(-1);
-    for (const { use } of g.viewUses(e.value)) {
-      if (use.node.opType !== 'Add' || use.via) continue;
-      const other = use.node.input[1 - use.index];
-      const t = other ? g.index.findInitializer(other) : undefined;
-      if (!t || !isFloatTensor(t.dataType) || t.dims.length < 2 || Number(t.dims.at(-1)) !== width) continue;
-      if (lookups.some((x) => x.weight === other)) continue;
-      out.push({
-        weight: other!, value: other!, position: true, node: use.node,
-        why: `constant added to the token embedding by Add ${g.label(use.node)} (a position lookup folded at export)`,
-      });
+  const known = new Set(lookups.map((x) => x.weight));
+  for (const e of lookups.filter((x) => !x.position && !g.isInitializer(x.value))) {
+    const d = width(e);
+    const seen = new Set<string>();
+    const stack: { v: string; depth: number }[] = [{ v: e.value, depth: 0 }];
+    while (stack.length > 0) {
+      const { v, depth } = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      for (const u of g.directUses(v)) {
+        const n = u.node;
+        if (n.opType === 'Add' || n.opType === 'Concat') {
+          for (const other of n.input) {
+            if (other === v || known.has(other)) continue;
+            const src = g.viewSourceOrExpand(other);
+            const t = g.index.findInitializer(src);
+            if (!t || !isFloatTensor(t.dataType) || t.dims.length < 2 || Number(t.dims.at(-1)) !== d || known.has(src)) continue;
+            known.add(src);
+            if (n.opType === 'Add') {
+              out.push({ weight: src, value: other, position: true, node: n, why: `constant [.., T, d] added to the embedding output by Add ${g.label(n)} (a position table${src.match(/^(embedding|val)_\d+$/) ? ', its lookup folded at export' : ''})` });
+            } else if (CLASS_TOKEN_NAME.test(src) || Number(t.dims.at(-2)) <= 16) {
+              out.push({ weight: src, value: other, position: false, node: n, why: `learned token concatenated to the embedded sequence by Concat ${g.label(n)}` });
+            }
+          }
+        }
+        if (depth < 4 && SEQUENCE_OPS.has(n.opType)) stack.push({ v: n.output[0]!, depth: depth + 1 });
+      }
     }
   }
   return out;

@@ -101,6 +101,13 @@ export class AnalysisGraph {
     return { value: v, through };
   }
 
+  /** Like viewSource, also through Expand (a broadcast of a learned token). */
+  viewSourceOrExpand(value: string): string {
+    let v = value;
+    for (let p = this.producer(v); p && (VIEW_OPS.has(p.opType) || p.opType === 'Expand' || p.opType === 'Tile') && p.input[0]; p = this.producer(v)) v = p.input[0];
+    return v;
+  }
+
   /** The values `value` flows into through view ops only, with the first non-view uses. */
   viewUses(value: string): { use: Use; through: NodeProto[] }[] {
     const out: { use: Use; through: NodeProto[] }[] = [];

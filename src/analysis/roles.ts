@@ -6,7 +6,7 @@
 import type { NodeProto } from 'onnx-buf';
 import { dimsOf, elementCount } from '../onnx/tensor.js';
 import type { FoundSite } from './attention.js';
-import { findEmbeddings, type EmbeddingUse } from './embeddings.js';
+import { findEmbeddings, joinedEmbeddings, type EmbeddingUse } from './embeddings.js';
 import type { AnalysisGraph } from './graph.js';
 import { findNormParams } from './norms.js';
 import { tieByValue } from './ties.js';
@@ -41,6 +41,12 @@ export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult 
   }
   const logits = findLogitsSource(g);
   const linear = classifyLinear(g, params, decided, set, logits, embeddings, warnings);
+  const joined = joinedEmbeddings(g, embeddings, (e) => (e.node?.opType === 'Gather' ? params.get(e.weight)?.shape.at(-1) : params.get(e.weight)?.fanOut));
+  for (const e of joined) {
+    const shape = params.get(e.weight)?.shape ?? [];
+    set(e.weight, e.position ? 'position_embedding' : 'embedding', e.why, { fanIn: 1, fanOut: shape.at(-1), inputAxis: 0, outputAxis: shape.length - 1 });
+  }
+  embeddings.push(...joined);
   if (logits) tieReadout(g, params, embeddings, logits, warnings);
   const norms = findNormParams(g);
   for (const n of norms) {
