@@ -107,7 +107,10 @@ export function joinedEmbeddings(g: AnalysisGraph, lookups: EmbeddingUse[], widt
             if (!t || !isFloatTensor(t.dataType) || t.dims.length < 2 || Number(t.dims.at(-1)) !== d || known.has(src)) continue;
             known.add(src);
             if (n.opType === 'Add') {
-              out.push({ weight: src, value: other, position: true, node: n, why: `constant [.., T, d] added to the embedding output by Add ${g.label(n)} (a position table${src.match(/^(embedding|val)_\d+$/) ? ', its lookup folded at export' : ''})` });
+              const why = e.node?.opType === 'Gather'
+                ? `constant added to the token embedding by Add ${g.label(n)} (a position lookup folded at export)`
+                : `constant [.., T, d] added to the embedded sequence by Add ${g.label(n)} (a position table)`;
+              out.push({ weight: src, value: other, position: true, node: n, why });
             } else if (CLASS_TOKEN_NAME.test(src) || Number(t.dims.at(-2)) <= 16) {
               out.push({ weight: src, value: other, position: false, node: n, why: `learned token concatenated to the embedded sequence by Concat ${g.label(n)}` });
             }
