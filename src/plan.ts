@@ -80,8 +80,8 @@ export interface ParamPlan {
 
 export interface AttentionPlan {
   site: AttentionSite;
-  /** Multiplier on QKᵀ the rules ask for (e.g. 1/d_head). */
-  targetScale: number;
+  /** Multiplier on QKᵀ the rules ask for (e.g. 1/d_head); null when d_head is unknown (site left alone). */
+  targetScale: number | null;
 }
 
 export interface TransformPlan {
@@ -143,10 +143,13 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
     copy.densityReason = `folded into the tied table '${table.name}' (one parameter)`;
   }
   const env1 = baseEnv(1, 1, 1);
-  const attention = analysis.attention.map((site) => ({
-    site,
-    targetScale: f.eval(ruleSet.attentionScale, 'attentionScale', baseEnv(1, 1, 1, site.dHead)),
-  }));
+  const attention = analysis.attention.map((site) => {
+    if (site.dHead > 0 && site.currentScale > 0) {
+      return { site, targetScale: f.eval(ruleSet.attentionScale, 'attentionScale', baseEnv(1, 1, 1, site.dHead)) };
+    }
+    warnings.push(`attention site at ${site.nodes.join(', ') || site.qkMatMul || '?'}: head size or current scale unknown; its scale is left as it is`);
+    return { site, targetScale: null };
+  });
   return {
     rules: ruleSet.id, hyperparameters: hp, mD: o.mD, density: o.density, maskMode: o.maskMode, nm: o.nm,
     init: o.init, truncated: o.truncated, params, attention,

@@ -128,7 +128,10 @@ export function buildReport(r: ReportInputs): TransformReport {
     attention: mult.attention.map((a) => ({ ...a, before: round12(a.before), after: round12(a.after) })),
     ties: ties.ties,
     passes: r.passes,
-    warnings: [...r.analysis.warnings, ...p.warnings],
+    warnings: [
+      ...r.analysis.warnings, ...p.warnings,
+      ...mult.attention.filter((a) => a.rewrite === 'skipped').map((a) => `attention site ${a.nodes.join(', ')}: ${a.reason}`),
+    ],
   };
 }
 

@@ -36,7 +36,7 @@ export interface AttentionReportEntry {
   nodes: string[];
   before: number;
   after: number;
-  rewrite: 'constant' | 'attribute' | 'mul' | 'unchanged';
+  rewrite: 'constant' | 'attribute' | 'mul' | 'unchanged' | 'skipped';
   /** Constants that now carry the scale (new named initializers), or the attribute / node changed. */
   carriers: string[];
   reason: string;
@@ -129,12 +129,25 @@ function multiplyValue(model: ModelProto, names: NameAuthority, value: string, k
 function rewriteAttention(model: ModelProto, names: NameAuthority, a: AttentionPlan, ctx: PassContext): AttentionReportEntry {
   const findNode = (ref: string) => getSiteNode(ctx, ref);
   const { site, targetScale } = a;
-  const ratio = targetScale / site.currentScale;
   const base: AttentionReportEntry = {
     kind: site.kind, layer: site.layer ?? null, d_head: site.dHead, nodes: site.nodes, before: site.currentScale,
-    after: targetScale, rewrite: 'unchanged', carriers: [], reason: site.reason,
+    after: targetScale ?? site.currentScale, rewrite: 'unchanged', carriers: [], reason: site.reason,
   };
-  if (isUnit(ratio)) return base;
+  if (targetScale === null || isUnit(targetScale / site.currentScale)) return base;
+  try {
+    return rewriteSite(model, names, a, targetScale / site.currentScale, base, findNode, ctx);
+  } catch (e) {
+    if (!(e instanceof InvariantError)) throw e;
+    // A site the analysis found but this pass cannot edit (e.g. inside a subgraph): left alone, reported.
+    return { ...base, after: site.currentScale, rewrite: 'skipped', reason: `${site.reason}; not rewritten: ${e.message}` };
+  }
+}
+
+function rewriteSite(
+  model: ModelProto, names: NameAuthority, a: AttentionPlan, ratio: number, base: AttentionReportEntry,
+  findNode: (ref: string) => NodeProto, ctx: PassContext,
+): AttentionReportEntry {
+  const { site } = a;
   const tag = `supar.attn_scale.L${site.layer ?? 'x'}`;
   if (site.kind === 'scale-attribute') return { ...base, rewrite: 'attribute', carriers: setScaleAttributes(site.nodes.map(findNode), ratio, site.currentScale) };
   if (site.kind === 'runtime-sqrt' || site.constants.length === 0) {
