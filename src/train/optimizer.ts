@@ -64,20 +64,25 @@ export function emitOptimizer(e: Emitter, params: ParamToUpdate[], cfg: Optimize
   return out;
 }
 
+/**
+ * Bias correction folded into scalars (c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ): lr·(m/c1)/(√(v/c2) + ε)
+ * = (lr·√c2/c1) · m/(√v + ε·√c2), which saves a full-size multiply per parameter.
+ */
 interface BiasCorrection {
-  /** lr / (1 − β1ᵗ) */
-  lrOverC1: string;
-  /** 1 / (1 − β2ᵗ) */
-  invC2: string;
+  /** lr·√c2 / c1 */
+  stepScale: string;
+  /** ε·√c2 */
+  epsHat: string;
 }
 
 function emitBiasCorrection(e: Emitter, cfg: OptimizerConfig, lr: string, step: string): BiasCorrection {
   const t = e.op('Cast', [step], 'adam/t', { to: 1 });
   const c1 = e.op('Sub', [e.scalar(1), e.op('Pow', [e.scalar(cfg.beta1), t], 'adam/beta1_pow')], 'adam/c1');
   const c2 = e.op('Sub', [e.scalar(1), e.op('Pow', [e.scalar(cfg.beta2), t], 'adam/beta2_pow')], 'adam/c2');
+  const sqrtC2 = e.op('Sqrt', [c2], 'adam/sqrt_c2');
   return {
-    lrOverC1: e.op('Div', [lr, c1], 'adam/lr_over_c1'),
-    invC2: e.op('Div', [e.scalar(1), c2], 'adam/inv_c2'),
+    stepScale: e.op('Div', [e.op('Mul', [lr, sqrtC2], 'adam/lr_sqrt_c2'), c1], 'adam/step_scale'),
+    epsHat: e.op('Mul', [e.scalar(cfg.eps), sqrtC2], 'adam/eps_hat'),
   };
 }
 
@@ -90,9 +95,9 @@ function emitAdamW(e: Emitter, p: ParamToUpdate, cfg: OptimizerConfig, lr: strin
   e.opTo('Add', [e.op('Mul', [mIn, e.scalar(cfg.beta1)], `${p.name}.m_decay`), e.op('Mul', [g, e.scalar(1 - cfg.beta1)], `${p.name}.m_in`)], [mNew]);
   const g2 = e.op('Mul', [g, g], `${p.name}.grad_sq`);
   e.opTo('Add', [e.op('Mul', [vIn, e.scalar(cfg.beta2)], `${p.name}.v_decay`), e.op('Mul', [g2, e.scalar(1 - cfg.beta2)], `${p.name}.v_in`)], [vNew]);
-  const denom = e.op('Add', [e.op('Sqrt', [e.op('Mul', [vNew, bc.invC2], `${p.name}.v_hat`)], `${p.name}.v_hat_sqrt`), e.scalar(cfg.eps)], `${p.name}.denom`);
+  const denom = e.op('Add', [e.op('Sqrt', [vNew], `${p.name}.v_sqrt`), bc.epsHat], `${p.name}.denom`);
   const mult = e.namedScalar(`${p.name}.lr_mult`, p.group.lr_adam);
-  const stepSize = e.op('Mul', [bc.lrOverC1, mult], `${p.name}.step_size`);
+  const stepSize = e.op('Mul', [bc.stepScale, mult], `${p.name}.step_size`);
   const update = e.op('Mul', [e.op('Div', [mNew, denom], `${p.name}.adam_dir`), stepSize], `${p.name}.update`);
   const decayed = emitDecoupledDecay(e, p, cfg, lr);
   finishParam(e, p, [decayed, update], out);
