@@ -154,7 +154,7 @@ export function summaryText(report: TransformReport): string {
   ]);
   lines.push(...table(['tensor', 'role', 'shape', 'density', 'non-zeros', 'std before → after', 'LR Adam', 'LR SGD', 'WD', 'rule'], rows));
   const others = report.tensors.length - rows.length;
-  if (others > 0) lines.push(`(${others} buffers and constants left untouched)`);
+  if (others > 0) lines.push(`(${others} other tensors not trained: buffers, constants, folded tie copies)`);
   for (const a of report.attention) {
     lines.push(`attention ${a.kind}${a.layer === null ? '' : ` layer ${a.layer}`} (d_head ${a.d_head}): ${fmt(a.before)} → ${fmt(a.after)} [${a.rewrite}${a.carriers.length ? `: ${a.carriers.join(', ')}` : ''}]`);
   }

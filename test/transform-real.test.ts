@@ -1,8 +1,9 @@
 /**
  * The transform on real exported LMs (shared/fixtures-real) and the shipped fixture GPT, at --density 0.125
  * with the default rules (supar) and seed 0:
- * - the report equals the golden file test/golden/reports/<name>.report.json (regenerate with
- *   UPDATE_GOLDEN=1 and review the diff: roles, reasons, masks, stds, attention sites, multipliers);
+ * - the report equals the golden file test/golden/reports/<name>.report.json, and the stdout table
+ *   <name>.summary.txt (regenerate both with UPDATE_GOLDEN=1 and review the diff: roles, reasons, masks,
+ *   stds, attention sites, multipliers);
  * - the rewritten model runs in onnxruntime-node with finite outputs;
  * - the stored masks hold exactly the reported non-zeros, the weights' masked entries are exactly 0, and
  *   the initializer data grows by at most a quarter of the masked weights' bytes;
@@ -34,9 +35,14 @@ for (const lm of LMS) {
     assert.deepEqual(encodeModel(input.model), before, 'input model modified');
 
     const golden = path.join(GOLDEN, `${lm.name}.report.json`);
+    const goldenText = path.join(GOLDEN, `${lm.name}.summary.txt`);
     const json = reportJson(r.report);
-    if (process.env.UPDATE_GOLDEN) fs.writeFileSync(golden, json);
+    if (process.env.UPDATE_GOLDEN) {
+      fs.writeFileSync(golden, json);
+      fs.writeFileSync(goldenText, r.summaryText);
+    }
     assert.equal(json, fs.readFileSync(golden, 'utf8'), `report differs from ${path.relative(ROOT, golden)} (UPDATE_GOLDEN=1 to regenerate, then review)`);
+    assert.equal(r.summaryText, fs.readFileSync(goldenText, 'utf8'), `summary differs from ${path.relative(ROOT, goldenText)}`);
 
     const out = await runOrt(r.model, lm.feeds());
     for (const [name, t] of Object.entries(out)) {
