@@ -213,7 +213,9 @@ test('compareBaseShapes: width dims and m_d against a narrower base, by name and
   const base = buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 });
   const widths = { dModel: detectWidth(analyzeModel(wide, '.'))!.dModel, baseDModel: detectWidth(analyzeModel(base, '.'))!.dModel };
   assert.deepEqual(widths, { dModel: 32, baseDModel: 16 });
-  const c = compareBaseShapes(wide, base, widths);
+  const c = compareBaseShapes(wide, base);
+  assert.deepEqual([c.dModel, c.baseDModel], [32, 16]);
+  assert.match(c.reason, /residual width 32 \/ 16/);
   assert.equal(c.mD, 2);
   assert.deepEqual(c.widthDims['transformer.h.0.attn.c_attn.weight'], [0, 1]);
   assert.deepEqual(c.widthDims['transformer.wte.weight'], [1]);

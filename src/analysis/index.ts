@@ -11,11 +11,11 @@ import { assignStructure } from './layers.js';
 import { classifyRoles } from './roles.js';
 import type { Analysis, ParamInfo, Role } from './types.js';
 import { ROLES } from './types.js';
-import { detectWidth } from './width.js';
+import { compareShapes, detectWidth, type BaseShapeComparison } from './width.js';
 import { UserInputError } from '../errors.js';
 
 export { matchGlob, compileGlob } from './glob.js';
-export { compareBaseShapes, detectWidth, type BaseShapeComparison } from './width.js';
+export { detectWidth, type BaseShapeComparison } from './width.js';
 export { layerFromName } from './layers.js';
 export type { Analysis, AttentionSite, BlockOutput, ParamInfo, Role } from './types.js';
 
@@ -86,4 +86,16 @@ function mode(xs: number[]): number {
   const counts = new Map<number, number>();
   for (const x of xs) counts.set(x, (counts.get(x) ?? 0) + 1);
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]![0];
+}
+
+/**
+ * mup-style base shapes: match `model`'s tensors with `base`'s (by name, or by order for generated names);
+ * the dims that differ are width dims, and m_d = d_model / d_model,base with both residual widths detected
+ * by `analyzeModel` (`dModel`/`baseDModel` override them). Throws UserInputError when the shapes cannot be
+ * matched (different rank, missing tensor, different tensor count).
+ */
+export function compareBaseShapes(model: ModelProto, base: ModelProto, opts: { modelDir?: string; baseDir?: string; dModel?: number; baseDModel?: number } = {}): BaseShapeComparison {
+  const dModel = opts.dModel ?? detectWidth(analyzeModel(model, opts.modelDir ?? '.'))?.dModel;
+  const baseDModel = opts.baseDModel ?? detectWidth(analyzeModel(base, opts.baseDir ?? '.'))?.dModel;
+  return compareShapes(model, base, { ...(dModel ? { dModel } : {}), ...(baseDModel ? { baseDModel } : {}) });
 }

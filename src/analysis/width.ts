@@ -37,9 +37,10 @@ function floatInits(model: ModelProto): Shaped[] {
 
 /**
  * Compares `model` with `base` (same architecture, another width). `dModel`/`baseDModel` are the residual
- * widths when the caller knows them (from `analyzeModel`); otherwise the most common ratio of differing dims.
+ * widths when the caller knows them (`compareBaseShapes` in index.ts finds them with `analyzeModel`);
+ * otherwise m_d is the most common ratio of differing dims.
  */
-export function compareBaseShapes(model: ModelProto, base: ModelProto, widths: { dModel?: number; baseDModel?: number } = {}): BaseShapeComparison {
+export function compareShapes(model: ModelProto, base: ModelProto, widths: { dModel?: number; baseDModel?: number } = {}): BaseShapeComparison {
   const mine = floatInits(model);
   const theirs = floatInits(base);
   const byName = new Map(theirs.map((t) => [t.name, t]));
