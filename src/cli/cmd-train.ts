@@ -3,7 +3,6 @@
  * model's LR groups) and runs it with onnxruntime-node; logs the loss, saves the trained model.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { ExitCode, UsageError, UserInputError } from '../errors.js';
@@ -83,11 +82,11 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
     if (tty) process.stderr.write('\n');
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (flags.log) writeLossLog(flags.log, losses);
-    const saved = flags.save ? trainer.save(flags.save).model : undefined;
+    if (flags.save) trainer.save(flags.save);
     const tail = losses.slice(-Math.min(10, losses.length));
     process.stdout.write(`trained ${steps} steps on ${trainer.ep} (${source.description}, batch ${batch}×${seq}, ${optimizerKind} lr ${lr}): ` +
       `loss ${losses[0]!.toFixed(4)} → ${losses.at(-1)!.toFixed(4)} (last ${tail.length} mean ${(tail.reduce((a, b) => a + b, 0) / tail.length).toFixed(4)}), ` +
-      `${(steps / seconds).toFixed(2)} steps/s${saved ? `; saved ${path.relative(process.cwd(), saved) || saved}` : ''}\n`);
+      `${(steps / seconds).toFixed(2)} steps/s${flags.save ? `; saved ${flags.save}` : ''}\n`);
   } finally {
     await trainer.release();
   }
