@@ -194,3 +194,21 @@ export const EXTRA_CASES: NamedCase[] = [
   { name: 'ReduceMax keepdims 0', rule: 'ReduceMax', case: { nodes: one('ReduceMax', ['x'], { axes: [1], keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
   { name: 'ReduceMin all axes', rule: 'ReduceMin', case: { nodes: one('ReduceMin', ['x'], { keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
 ];
+
+/** Opset 11/12 forms: attribute axes/sizes, Softmax's 2-D coercion, OneHot embedding gradient, Slice without Split sizes. */
+export const OLD_OPSET_CASES: NamedCase[] = [
+  { name: 'opset 12 Softmax default axis (1): coerced 2-D', rule: 'Softmax', case: { opset: 12, nodes: one('Softmax', ['x']), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'opset 11 Softmax axis −1', rule: 'Softmax', case: { opset: 11, nodes: one('Softmax', ['x'], { axis: -1 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'opset 11 LogSoftmax axis 1, symbolic dims', rule: 'LogSoftmax', case: { opset: 11, symbolic: true, nodes: one('LogSoftmax', ['x'], { axis: 1 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'opset 11 Unsqueeze/Squeeze axes attributes', rule: 'Unsqueeze', case: { opset: 11, nodes: [node('Unsqueeze', ['x'], ['u'], { axes: [0, 3] }), node('Squeeze', ['u'], ['y'], { axes: [0] })], inputs: [{ name: 'x', shape: [2, 3] }] } },
+  { name: 'opset 11 Split attribute sizes, unused output', rule: 'Split', case: { opset: 11, nodes: one('Split', ['x'], { axis: -1, split: [2, 1, 3] }, ['p', 'q', 'r']), outputs: ['r', 'p'], inputs: [{ name: 'x', shape: [2, 6] }] } },
+  { name: 'opset 12 Concat, symbolic dims (Slice at run-time offsets)', rule: 'Concat', case: { opset: 12, symbolic: true, nodes: one('Concat', ['a', 'b', 'c'], { axis: 1 }), inputs: [{ name: 'a', shape: [2, 1] }, { name: 'b', shape: [2, 3] }, { name: 'c', shape: [2, 2] }] } },
+  { name: 'opset 12 Add [2,3,4] + [4], symbolic (assumes symbolic dims ≠ 1)', rule: 'Add', case: { opset: 12, symbolic: true, nodes: one('Add', ['a', 'b']), inputs: [{ name: 'a', shape: [2, 3, 4] }, { name: 'b', shape: [4] }] } },
+  { name: 'opset 12 Mul [2,1,4] * [3,1] (ReduceSum axes attribute)', rule: 'Mul', case: { opset: 12, nodes: one('Mul', ['a', 'b']), inputs: [{ name: 'a', shape: [2, 1, 4] }, { name: 'b', shape: [3, 1] }] } },
+  { name: 'opset 11 ReduceSum axes attribute, keepdims 0', rule: 'ReduceSum', case: { opset: 11, nodes: one('ReduceSum', ['x'], { axes: [1], keepdims: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
+  { name: 'opset 12 MatMul [2,3,4,5] × [5,6]', rule: 'MatMul', case: { opset: 12, nodes: one('MatMul', ['a', 'b']), inputs: [{ name: 'a', shape: [2, 3, 4, 5] }, { name: 'b', shape: [5, 6] }] } },
+  { name: 'opset 12 Gather embedding (OneHot·MatMul)', rule: 'Gather', case: { opset: 12, nodes: one('Gather', ['w', 'ids']), inputs: [{ name: 'w', shape: [5, 3] }, { name: 'ids', shape: [2, 2], ints: [4, 1, 4, 0] }] } },
+  { name: 'opset 11 Slice with steps (ScatterElements, no reduction)', rule: 'Slice', case: { opset: 11, nodes: one('Slice', ['x', 'st', 'en', 'ax', 'sp']), inputs: [{ name: 'x', shape: [4, 5] }, { name: 'st', shape: [1], ints: [4], constant: true }, { name: 'en', shape: [1], ints: [0], constant: true }, { name: 'ax', shape: [1], ints: [1], constant: true }, { name: 'sp', shape: [1], ints: [-2], constant: true }] } },
+  { name: 'opset 12 MaxPool non-overlapping', rule: 'MaxPool', case: { opset: 12, nodes: one('MaxPool', ['x'], { kernel_shape: [2, 2], strides: [2, 2] }), inputs: [{ name: 'x', shape: [1, 2, 4, 4] }] } },
+  { name: 'opset 12 Gemm, Clip, Pad chain', rule: 'Clip', case: { opset: 12, nodes: [node('Gemm', ['a', 'b', 'c'], ['g'], { transB: 1 }), node('Clip', ['g', 'lo', 'hi'], ['cl']), node('Pad', ['cl', 'pads'], ['y'])], inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [2, 4] }, { name: 'c', shape: [2] }, { name: 'lo', shape: [], values: [-0.5], constant: true }, { name: 'hi', shape: [], values: [0.6], constant: true }, { name: 'pads', shape: [4], ints: [1, 0, 0, 2], constant: true }] } },
+];

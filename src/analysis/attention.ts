@@ -69,38 +69,50 @@ function pathToSoftmax(g: AnalysisGraph, qk: NodeProto): { softmax: NodeProto; p
 
 function siteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
   const found = describeSiteAtQk(g, qk);
-  if (found && !(found.site.dHead > 0)) found.unresolved = `attention at QKᵀ ${g.label(qk)}: head size unknown (shapes not inferable); left unchanged — ${found.site.reason}`;
+  if (found && !(found.site.dHead > 0)) {
+    found.unresolved = `attention at QKᵀ ${g.label(qk)}: head size unknown (shapes not inferable); left unchanged — ${found.site.reason}`;
+  }
   return found;
 }
 
 function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
   const reach = pathToSoftmax(g, qk);
   if (!reach) return undefined;
-  const dHeadFromShape = headSizeOf(g, qk);
   const post = scaleCandidates(reach.path).map((n) => scaleOn(g, n, chainInput(n, reach.path, qk))).filter((x) => x !== undefined);
   const pre = [0, 1].map((i) => preScale(g, qk.input[i]!)).filter((x) => x !== undefined);
   const all = [...pre, ...post];
-  const base = { qk, softmax: reach.softmax, logitPath: reach.path };
-  const runtime = all.some((x) => x.runtime);
   const known = all.every((x) => x.factor !== undefined);
-  const scale = all.reduce((acc, x) => acc * (x.factor ?? 1), 1);
-  const dHead = dHeadFromShape ?? (known ? headSizeFromScale(scale) : undefined);
+  const product = all.reduce((acc, x) => acc * (x.factor ?? 1), 1);
+  const dHead = headSizeOf(g, qk) ?? (known && all.length > 0 ? headSizeFromScale(product) : undefined) ?? 0;
+  const nodes = all.map((x) => g.label(x.node));
+  const make = (kind: AttentionSite['kind'], siteNodes: string[], constants: string[], scale: number, reason: string): FoundSite => ({
+    qk, softmax: reach.softmax, logitPath: reach.path,
+    site: site(g, kind, siteNodes, constants, scale, dHead, qk, reach.softmax, reason),
+  });
   if (all.length === 0) {
     // No scale at all (T5-style): the site is the QKᵀ MatMul itself; a rewrite multiplies its output.
-    return { ...base, site: site(g, 'mul-after-qk', [g.label(qk)], [], 1, dHeadFromShape ?? 0, qk, reach.softmax, `no scale between QKᵀ ${g.label(qk)} and Softmax (scale 1); a rewrite multiplies the QKᵀ output`) };
+    return make('mul-after-qk', [g.label(qk)], [], 1, `no scale between QKᵀ ${g.label(qk)} and Softmax (scale 1); a rewrite multiplies the QKᵀ output`);
   }
-  if (runtime) {
-    const d = dHead ?? 0;
+  if (all.some((x) => x.runtime)) {
     // Not evaluable from known shapes: assume the usual 1/√d_head.
-    const s = known ? scale : d > 0 ? 1 / Math.sqrt(d) : 1;
-    const how = known ? `evaluated from known shapes: ${fmt(s)}` : `assumed 1/√d_head = ${fmt(s)}`;
+    const scale = known ? product : dHead > 0 ? 1 / Math.sqrt(dHead) : 1;
+    const how = known ? `evaluated from known shapes: ${describeScale(scale, dHead)}` : `assumed 1/√d_head = ${fmt(scale)}`;
     const what = all.map((x) => `${x.node.opType} ${g.label(x.node)}`).join(', ');
-    return { ...base, site: site(g, 'runtime-sqrt', all.map((x) => g.label(x.node)), [], s, d, qk, reach.softmax, `${what} by a scale computed at run time (${how})`) };
+    return make('runtime-sqrt', nodes, [], scale, `${what} by a scale computed at run time (${how})`);
   }
-  const kind: AttentionSite['kind'] = pre.length === 2 ? 'split-qk' : pre.length === 1 && post.length === 0 ? 'scale-before-qk' : post[0]?.node.opType === 'Div' ? 'div-after-qk' : 'mul-after-qk';
+  const kind: AttentionSite['kind'] = pre.length === 2 ? 'split-qk'
+    : pre.length === 1 && post.length === 0 ? 'scale-before-qk'
+      : post[0]?.node.opType === 'Div' ? 'div-after-qk' : 'mul-after-qk';
   const what = all.map((x) => `${x.node.opType} ${g.label(x.node)} by ${x.constant}=${fmt(x.value!)}`).join(', ');
   const where = kind === 'split-qk' ? 'on Q and on K before' : kind === 'scale-before-qk' ? 'on one operand before' : 'after';
-  return { ...base, site: site(g, kind, all.map((x) => g.label(x.node)), [...new Set(all.map((x) => x.constant!))], scale, dHead ?? 0, qk, reach.softmax, `${what} ${where} QKᵀ ${g.label(qk)}; scale ${fmt(scale)} = 1/√${dHead ?? '?'}`) };
+  const constants = [...new Set(all.map((x) => x.constant!))];
+  return make(kind, nodes, constants, product, `${what} ${where} QKᵀ ${g.label(qk)}; scale ${describeScale(product, dHead)}`);
+}
+
+/** "0.125 = 1/√64", or the scale and the head size when the scale is not 1/√d_head. */
+function describeScale(scale: number, dHead: number): string {
+  if (!(dHead > 0)) return `${fmt(scale)} (head size unknown)`;
+  return Math.abs(scale * Math.sqrt(dHead) - 1) < 1e-5 ? `${fmt(scale)} = 1/√${dHead}` : `${fmt(scale)} (not 1/√d_head; d_head = ${dHead})`;
 }
 
 function site(g: AnalysisGraph, kind: AttentionSite['kind'], nodes: string[], constants: string[], currentScale: number, dHead: number, qk: NodeProto, softmax: NodeProto, reason: string): AttentionSite {

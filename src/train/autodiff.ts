@@ -18,8 +18,12 @@ import { inferShapes, type ShapeTable } from './grad-shapes.js';
 import { findGradRule } from './grad-rules/index.js';
 import type { GradContext, GradRule } from './grad-rules/types.js';
 
-/** Lowest ai.onnx opset the emitted backward supports (ReduceSum/Split/Unsqueeze take axes/sizes as inputs). */
-export const MIN_OPSET = 13;
+/**
+ * Lowest ai.onnx opset the backward is emitted for. Rules read forward nodes with the model's own opset
+ * semantics and emit ops valid at it (axes/sizes as attributes below 13, as inputs from 13; OneHot·MatMul
+ * below 16 where ScatterND has no reduction). Below 13, broadcast reductions need known ranks and shapes.
+ */
+export const MIN_OPSET = 11;
 
 export interface BackwardOptions {
   /** Name of the (scalar) loss value in the graph. */

@@ -10,7 +10,7 @@ import { node, type AttrValue } from '../onnx/build.js';
 import { DataType, floatToBf16Bits, floatToHalfBits } from '../onnx/dtype.js';
 import type { NameAuthority } from '../onnx/ir.js';
 import { makeInt64Tensor } from '../onnx/tensor.js';
-import { InvariantError } from '../errors.js';
+import { ExitCode, InvariantError, UserInputError } from '../errors.js';
 import { sameDim, type Shape } from './grad-shapes.js';
 
 /** A scalar (or shaped) constant tensor of a float element type, encoded without precision loss. */
@@ -139,16 +139,19 @@ export class GradEmitter {
    */
   unbroadcast(g: string, gShape: Shape | undefined, x: string, xShape: Shape | undefined): string {
     if (gShape && xShape) {
-      const plan = staticReducePlan(gShape, xShape);
+      const exact = staticReducePlan(gShape, xShape);
+      const plan = exact === 'unknown' && this.opset < 13 ? staticReducePlan(gShape, xShape, true) : exact;
       if (plan === 'same') return g;
-      if (plan !== 'unknown' || this.opset < 13) {
-        const { lead, inner } = plan === 'unknown' ? staticReducePlan(gShape, xShape, true) as StaticPlan : plan;
+      if (plan !== 'unknown') {
+        const { lead, inner } = plan;
         if (inner.length === 0) return this.reduce('ReduceSum', g, lead, false);
         const reduced = this.reduce('ReduceSum', g, [...lead, ...inner], true);
         return this.reshapeLike(reduced, x, xShape);
       }
     }
-    if (this.opset < 13) throw new InvariantError(`cannot reduce a broadcast gradient to '${x}' without its shape below opset 13`);
+    if (this.opset < 13) {
+      throw new UserInputError(`autodiff (${this.scope}): the shape of '${x}' is unknown, and below opset 13 a broadcast gradient needs it; add value_info (ONNX shape inference) or export at opset 13+`, ExitCode.unsupported);
+    }
     const gRank = this.op('Shape', [this.shapeOf(g)]);
     const xRank = this.op('Shape', [this.shapeOf(x)]);
     const ones = this.op('ConstantOfShape', [this.op('Sub', [gRank, xRank])], { value: makeInt64Tensor('', [1], [1]) });

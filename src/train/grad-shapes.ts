@@ -123,6 +123,7 @@ const SAME_AS_INPUT = new Set([
   'Dropout', 'Softmax', 'LogSoftmax', 'LeakyRelu', 'Floor', 'Ceil', 'Round', 'Sign', 'Clip', 'Softplus',
   'HardSigmoid', 'Elu', 'Selu', 'FastGelu', 'BiasGelu', 'CumSum', 'Not', 'Sin', 'Cos', 'LayerNormalization',
   'SimplifiedLayerNormalization', 'RMSNormalization', 'QuickGelu', 'Mish', 'HardSwish', 'Trilu',
+  'BatchNormalization', 'Softsign', 'ThresholdedRelu', 'Shrink', 'InstanceNormalization', 'GroupNormalization',
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu', 'Mod', 'BitShift']);
 const COMPARE = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
@@ -195,6 +196,26 @@ function inferNode(n: NodeProto, t: ShapeTable): ValueFacts[] {
     case 'Conv': case 'MaxPool': case 'AveragePool': case 'ConvTranspose': return convFacts(n, t);
     case 'GlobalAveragePool': case 'GlobalMaxPool':
       return [{ elemType: x.elemType, shape: x.shape ? [...x.shape.slice(0, 2), ...x.shape.slice(2).map(() => 1)] : undefined }];
+    case 'Pad': {
+      const pads = attrInts(n, 'pads') ?? inp(1).ints;
+      if (!x.shape || !pads || n.input[3]) return [{ elemType: x.elemType, shape: x.shape?.map(() => null) }];
+      const r = x.shape.length;
+      return [{ elemType: x.elemType, shape: x.shape.map((d, i) => {
+        const pb = pads[i], pe = pads[i + r];
+        return typeof d === 'number' && typeof pb === 'number' && typeof pe === 'number' ? d + pb + pe : null;
+      }) }];
+    }
+    case 'Tile': {
+      const reps = inp(1).ints;
+      return [{ elemType: x.elemType, shape: x.shape && reps ? x.shape.map((d, i) => (typeof d === 'number' && typeof reps[i] === 'number' ? d * (reps[i] as number) : null)) : undefined }];
+    }
+    case 'DepthToSpace': case 'SpaceToDepth': {
+      const b = attrInt(n, 'blocksize', 1), up = op === 'DepthToSpace';
+      if (!x.shape || x.shape.length !== 4) return [{ elemType: x.elemType }];
+      const scale = (d: Dim, k: number, mul: boolean): Dim => (typeof d === 'number' ? (mul ? d * k : d / k) : null);
+      const [nb, ch, h, w] = x.shape as [Dim, Dim, Dim, Dim];
+      return [{ elemType: x.elemType, shape: [nb, scale(ch, b * b, !up), scale(h, b, up), scale(w, b, up)] }];
+    }
     case 'NonZero': return [{ elemType: DataType.INT64, shape: x.shape ? [x.shape.length, null] : undefined }];
     default: return [];
   }

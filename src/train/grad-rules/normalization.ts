@@ -10,21 +10,31 @@ function gradY(ctx: GradContext): string {
   return ctx.gradOut(0) ?? ctx.fail('output 0 has no gradient');
 }
 
-/** Softmax (opset ≥ 13, one axis): dX = Y ⊙ (dY − ReduceSum(dY ⊙ Y, axis, keepdims)). */
+/**
+ * Axes a Softmax normalizes over: [axis] from opset 13 (default −1); before 13 the input is coerced to 2-D
+ * at `axis` (default 1), i.e. the normalization runs over all axes [axis, rank).
+ */
+function softmaxAxes(ctx: GradContext): number[] {
+  if (ctx.opset >= 13) return [attrInt(ctx.node, 'axis', -1)];
+  const axis = attrInt(ctx.node, 'axis', 1);
+  if (axis < 0) return Array.from({ length: -axis }, (_, i) => axis + i);
+  const rank = ctx.getRank(ctx.input(0));
+  return Array.from({ length: rank - axis }, (_, i) => axis + i);
+}
+
+/** Softmax: dX = Y ⊙ (dY − ReduceSum(dY ⊙ Y, axes, keepdims)). */
 function softmaxGrad(ctx: GradContext): InputGrads {
   if (!ctx.needsGrad(0)) return [];
   const e = ctx.e, y = ctx.output(0), dY = gradY(ctx);
-  const axis = attrInt(ctx.node, 'axis', -1);
-  const dot = e.reduce('ReduceSum', e.op('Mul', [dY, y]), [axis], true);
+  const dot = e.reduce('ReduceSum', e.op('Mul', [dY, y]), softmaxAxes(ctx), true);
   return [e.op('Mul', [y, e.op('Sub', [dY, dot])])];
 }
 
-/** LogSoftmax: dX = dY − Exp(Y) ⊙ ReduceSum(dY, axis, keepdims). */
+/** LogSoftmax: dX = dY − Exp(Y) ⊙ ReduceSum(dY, axes, keepdims). */
 function logSoftmaxGrad(ctx: GradContext): InputGrads {
   if (!ctx.needsGrad(0)) return [];
   const e = ctx.e, y = ctx.output(0), dY = gradY(ctx);
-  const axis = attrInt(ctx.node, 'axis', -1);
-  const total = e.reduce('ReduceSum', dY, [axis], true);
+  const total = e.reduce('ReduceSum', dY, softmaxAxes(ctx), true);
   return [e.op('Sub', [dY, e.op('Mul', [e.op('Exp', [y]), total])])];
 }
 

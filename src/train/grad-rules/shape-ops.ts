@@ -37,14 +37,24 @@ function concatGrad(ctx: GradContext): InputGrads {
   const rank = ctx.getRank(ctx.output(0));
   const axis = normAxis(attrInt(ctx.node, 'axis', 0), rank);
   const dims = inputs.map((x) => ctx.shape(x)?.[axis]);
-  let sizes: number[] | string;
-  if (dims.every((d) => typeof d === 'number')) sizes = dims as number[];
-  else {
-    const axisIdx = e.constInts([axis]);
-    sizes = e.op('Concat', inputs.map((x) => e.op('Gather', [e.shapeOf(x), axisIdx], { axis: 0 })), { axis: 0 });
+  if (dims.every((d) => typeof d === 'number')) {
+    const parts = e.split(dY, axis, dims as number[], inputs.length);
+    return inputs.map((_, i) => (ctx.needsGrad(i) ? parts[i] : undefined));
   }
-  const parts = e.split(dY, axis, sizes, inputs.length);
-  return inputs.map((_, i) => (ctx.needsGrad(i) ? parts[i] : undefined));
+  const axisIdx = e.constInts([axis]);
+  const sizes = inputs.map((x) => e.op('Gather', [e.shapeOf(x), axisIdx], { axis: 0 }));
+  if (ctx.opset >= 13) {
+    const parts = e.split(dY, axis, e.op('Concat', sizes, { axis: 0 }), inputs.length);
+    return inputs.map((_, i) => (ctx.needsGrad(i) ? parts[i] : undefined));
+  }
+  // Below 13 Split sizes are attributes: slice each part at run-time offsets instead.
+  let start = e.constInts([0]);
+  return inputs.map((_, i) => {
+    const end = e.op('Add', [start, sizes[i]!]);
+    const part = ctx.needsGrad(i) ? e.op('Slice', [dY, start, end, axisIdx]) : undefined;
+    start = end;
+    return part;
+  });
 }
 
 /** Split: dX = Concat(dY_i) along axis; outputs without a gradient contribute zeros. */
