@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { readModel, type LoadedModel } from '../src/onnx/codec.js';
+import { readModel, writeModel, type LoadedModel } from '../src/onnx/codec.js';
 import { tensorToFloat32 } from '../src/onnx/tensor.js';
 import { transform } from '../src/transform.js';
 import { openBatchSource, type TokenBatch } from '../src/train/data.js';
@@ -169,4 +169,16 @@ test('MSE regression on a real MLP export (wake-word head: Gemm, decomposed Laye
   for (let t = 0; t < 50; t++) losses.push((await tr.step(feeds, 3e-3)).loss);
   await tr.release();
   assert.ok(losses.at(-1)! < losses[0]! / 10, `MSE ${losses[0]} → ${losses.at(-1)}`);
+});
+
+test('a written train graph runs from its file: I/O names come from its supar.train_io metadata; same losses', async () => {
+  const p = await prepare(GPT_TINY, {}, 2, 8);
+  const file = path.join(tempDir(), 'gpt.train.onnx');
+  writeModel(p.ts.train, file);
+  const data = batches(p, 3);
+  const fromFile = await createTrainer({ train: file, forward: p.forward, threads: 1 });
+  const losses: number[] = [];
+  for (const b of data) losses.push((await fromFile.step(feedsForBatch(p.ts.io, b), 3e-3)).loss);
+  await fromFile.release();
+  assert.deepEqual(losses, (await trainLosses(p, data, 3e-3)).losses);
 });

@@ -13,22 +13,23 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
-import { encodeModel, writeModel, type WrittenFiles } from '../onnx/codec.js';
+import { encodeModel, readModel, writeModel, type WrittenFiles } from '../onnx/codec.js';
 import { isExternal } from '../onnx/external.js';
 import { setTensorFloats, tensorRawBytes, tensorToFloat32 } from '../onnx/tensor.js';
 import { DataType } from '../onnx/dtype.js';
 import type { TokenBatch } from './data.js';
 import { copyWith, type Dim } from './graph-util.js';
-import type { TrainIO } from './train-step.js';
+import { TRAIN_IO_KEY, type TrainIO } from './train-step.js';
 
 export type EpChoice = 'cpu' | 'cuda' | 'auto';
 
 export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (needs CUDA 12 and cuDNN 9)';
 
 export interface TrainerInit {
-  /** The train-step graph (as built by buildTrainStep). */
-  train: ModelProto;
-  io: TrainIO;
+  /** The train-step graph (as built by buildTrainStep), or the path of a written one (`--emit-train`). */
+  train: ModelProto | string;
+  /** Its I/O names (default: read from the graph's `supar.train_io` metadata). */
+  io?: TrainIO;
   /** The forward (transformed) model: initial parameter values, and the target of `save`. */
   forward: { model: ModelProto; baseDir: string };
   ep?: EpChoice;
@@ -62,8 +63,9 @@ export interface Trainer {
 }
 
 export async function createTrainer(init: TrainerInit): Promise<Trainer> {
-  const { io } = init;
-  const bytes = encodeModel(withInlinedExternalData(init.train, init.forward.baseDir));
+  const trainModel = typeof init.train === 'string' ? readModel(init.train).model : init.train;
+  const io = init.io ?? trainIOFromMetadata(trainModel, typeof init.train === 'string' ? init.train : 'train graph');
+  const bytes = encodeModel(withInlinedExternalData(trainModel, typeof init.train === 'string' ? path.dirname(path.resolve(init.train)) : init.forward.baseDir));
   const { session, ep } = await openSession(bytes, init.ep ?? 'cpu', init.threads, init.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`)));
   const state = new Map<string, ort.Tensor>();
   const initializers = new Map(init.forward.model.graph?.initializer.map((t) => [t.name, t]) ?? []);
@@ -109,6 +111,13 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
     },
     release: () => session.release(),
   };
+}
+
+/** The TrainIO stored by buildTrainStep in the train graph's metadata_props. */
+export function trainIOFromMetadata(model: ModelProto, label: string): TrainIO {
+  const entry = model.metadataProps.find((p) => p.key === TRAIN_IO_KEY);
+  if (!entry) throw new UserInputError(`${label}: no ${TRAIN_IO_KEY} metadata; it is not a train-step graph written by supar-transform (use --emit-train)`);
+  return JSON.parse(entry.value) as TrainIO;
 }
 
 /** A copy of `model` whose named initializers hold `values` (other tensors shared, not copied). */
