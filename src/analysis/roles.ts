@@ -23,52 +23,58 @@ export interface RoleResult {
   warnings: string[];
 }
 
-export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult {
-  const params = initialParams(g);
-  const decided = new Set<string>();
-  const warnings: string[] = [];
-  const set = (name: string, role: Role, reason: string, extra: Partial<ParamInfo> = {}) => {
-    const p = params.get(name);
-    if (!p || decided.has(name)) return;
-    Object.assign(p, { role, reason }, extra);
-    decided.add(name);
-  };
+/** The params being classified: the first detector to claim a tensor sets its role. */
+class RoleBook {
+  readonly decided = new Set<string>();
+  readonly warnings: string[] = [];
+  constructor(readonly params: Map<string, ParamInfo>) {}
 
+  set(name: string, role: Role, reason: string, extra: Partial<ParamInfo> = {}): void {
+    const p = this.params.get(name);
+    if (!p || this.decided.has(name)) return;
+    Object.assign(p, { role, reason }, extra);
+    this.decided.add(name);
+  }
+
+  setEmbedding(e: EmbeddingUse): void {
+    const shape = this.params.get(e.weight)?.shape ?? [];
+    this.set(e.weight, e.position ? 'position_embedding' : 'embedding', e.why, { fanIn: 1, fanOut: shape.at(-1), inputAxis: 0, outputAxis: shape.length - 1 });
+  }
+
+  undecided(): ParamInfo[] {
+    return [...this.params.values()].filter((p) => !this.decided.has(p.name));
+  }
+}
+
+export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult {
+  const book = new RoleBook(initialParams(g));
   const embeddings = findEmbeddings(g);
-  for (const e of embeddings) {
-    const shape = params.get(e.weight)?.shape ?? [];
-    set(e.weight, e.position ? 'position_embedding' : 'embedding', e.why, { fanIn: 1, fanOut: shape.at(-1), inputAxis: 0, outputAxis: shape.length - 1 });
-  }
+  embeddings.forEach((e) => book.setEmbedding(e));
   const logits = findLogitsSource(g);
-  const linear = classifyLinear(g, params, decided, set, logits, embeddings, warnings);
-  const joined = joinedEmbeddings(g, embeddings, (e) => (e.node?.opType === 'Gather' ? params.get(e.weight)?.shape.at(-1) : params.get(e.weight)?.fanOut));
-  for (const e of joined) {
-    const shape = params.get(e.weight)?.shape ?? [];
-    set(e.weight, e.position ? 'position_embedding' : 'embedding', e.why, { fanIn: 1, fanOut: shape.at(-1), inputAxis: 0, outputAxis: shape.length - 1 });
-  }
+  const linear = classifyLinear(g, book, logits, embeddings);
+  const width = (e: EmbeddingUse) => (e.node?.opType === 'Gather' ? book.params.get(e.weight)?.shape.at(-1) : book.params.get(e.weight)?.fanOut);
+  const joined = joinedEmbeddings(g, embeddings, width);
+  joined.forEach((e) => book.setEmbedding(e));
   embeddings.push(...joined);
-  if (logits) tieReadout(g, params, embeddings, logits, warnings);
+  if (logits) tieReadout(g, book.params, embeddings, logits, book.warnings);
   const norms = findNormParams(g);
   for (const n of norms) {
-    const sites = norms.filter((m) => m.weight === n.weight).length;
-    set(n.weight, n.role, sites > 1 ? `${n.why} (and ${sites - 1} more norms share it)` : n.why);
+    const count = norms.filter((m) => m.weight === n.weight).length;
+    book.set(n.weight, n.role, count > 1 ? `${n.why} (and ${count - 1} more norms share it)` : n.why);
   }
-  for (const p of params.values()) {
-    if (decided.has(p.name)) continue;
+  for (const p of book.undecided()) {
     const bias = biasReason(g, p);
-    if (bias) set(p.name, 'bias', bias);
+    if (bias) book.set(p.name, 'bias', bias);
   }
-  for (const p of params.values()) {
-    if (decided.has(p.name)) continue;
+  for (const p of book.undecided()) {
     const buffer = classifyBuffer(g, p, sites);
-    if (buffer) set(p.name, 'buffer', buffer);
+    if (buffer) book.set(p.name, 'buffer', buffer);
   }
-  for (const p of params.values()) {
-    if (decided.has(p.name)) continue;
+  for (const p of book.undecided()) {
     p.reason = `not classified (consumers: ${p.consumers.slice(0, 3).join(', ') || 'none'}); left untouched`;
-    warnings.push(`initializer '${p.name}' ${JSON.stringify(p.shape)}: ${p.reason}`);
+    book.warnings.push(`initializer '${p.name}' ${JSON.stringify(p.shape)}: ${p.reason}`);
   }
-  return { params, embeddings, ...(logits ? { logits } : {}), linear, warnings };
+  return { params: book.params, embeddings, ...(logits ? { logits } : {}), linear, warnings: book.warnings };
 }
 
 function initialParams(g: AnalysisGraph): Map<string, ParamInfo> {
@@ -85,8 +91,6 @@ function initialParams(g: AnalysisGraph): Map<string, ParamInfo> {
   return params;
 }
 
-type Setter = (name: string, role: Role, reason: string, extra?: Partial<ParamInfo>) => void;
-
 function describeUses(g: AnalysisGraph, uses: LinearUse[]): string {
   const first = uses[0]!;
   const where = (u: LinearUse) => `${g.label(u.node)}${u.via ? ` inside ${u.via.opType} ${g.label(u.via)}` : ''}`;
@@ -94,34 +98,37 @@ function describeUses(g: AnalysisGraph, uses: LinearUse[]): string {
   return `${first.form} at ${where(first)}${more}`;
 }
 
-function classifyLinear(g: AnalysisGraph, params: Map<string, ParamInfo>, decided: Set<string>, set: Setter, logits: LogitsSource | undefined, embeddings: EmbeddingUse[], warnings: string[]): Map<string, LinearUse[]> {
+/** Weights of MatMul/Gemm/Conv: the readout, input layers (role embedding), hidden weights. */
+function classifyLinear(g: AnalysisGraph, book: RoleBook, logits: LogitsSource | undefined, embeddings: EmbeddingUse[]): Map<string, LinearUse[]> {
   const out = new Map<string, LinearUse[]>();
-  for (const p of params.values()) {
+  for (const p of book.params.values()) {
     if (!isFloatTensor(p.dataType) || p.shape.length < 2) continue;
     const uses = linearUses(g, p.name, p.shape);
     if (uses.length === 0) continue;
     out.set(p.name, uses);
-    const geo = { fanIn: uses[0]!.fanIn, fanOut: uses[0]!.fanOut, inputAxis: uses[0]!.inputAxis, outputAxis: uses[0]!.outputAxis };
-    if (uses.some((u) => u.inputAxis !== geo.inputAxis)) warnings.push(`initializer '${p.name}': used with different input axes by ${uses.map((u) => g.label(u.node)).join(', ')}; fan-in taken from the first use`);
-    if (logits && p.name === logits.weight) {
-      if (decided.has(p.name)) {
-        p.tie = 'identity';
-        p.tiedWith = p.name;
-        p.reason += `; also the readout weight of ${g.label(logits.node)} producing '${logits.output}' (tied by identity)`;
-        continue;
-      }
-      set(p.name, 'readout', `${describeUses(g, uses)} producing graph output '${logits.output}'${tailText(g, logits.tail)}`, geo);
-    } else {
-      const input = uses.length === 1 ? inputLayerSource(g, uses[0]!) : undefined;
-      if (input) {
-        const why = `input layer: ${describeUses(g, uses)} reads graph input '${input}' directly (µP input weight: its fan-in does not grow with width)`;
-        set(p.name, 'embedding', why, geo);
-        const u = uses[0]!;
-        if (!u.via) embeddings.push({ weight: p.name, value: u.node.output[0]!, position: false, node: u.node, why });
-        else warnings.push(`input layer '${p.name}' is used inside ${u.via.opType} ${g.label(u.via)}: no embedding output listed for α_input`);
-      }
-      else set(p.name, 'hidden', `${describeUses(g, uses)}, inside the network`, geo);
+    const first = uses[0]!;
+    const geo = { fanIn: first.fanIn, fanOut: first.fanOut, inputAxis: first.inputAxis, outputAxis: first.outputAxis };
+    if (uses.some((u) => u.inputAxis !== geo.inputAxis)) {
+      book.warnings.push(`initializer '${p.name}': used with different input axes by ${uses.map((u) => g.label(u.node)).join(', ')}; fan-in taken from the first use`);
     }
+    if (logits && p.name === logits.weight) {
+      if (book.decided.has(p.name)) {
+        Object.assign(p, { tie: 'identity', tiedWith: p.name });
+        p.reason += `; also the readout weight of ${g.label(logits.node)} producing '${logits.output}' (tied by identity)`;
+      } else {
+        book.set(p.name, 'readout', `${describeUses(g, uses)} producing graph output '${logits.output}'${tailText(logits.tail)}`, geo);
+      }
+      continue;
+    }
+    const input = uses.length === 1 ? inputLayerSource(g, first) : undefined;
+    if (!input) {
+      book.set(p.name, 'hidden', `${describeUses(g, uses)}, inside the network`, geo);
+      continue;
+    }
+    const why = `input layer: ${describeUses(g, uses)} reads graph input '${input}' directly (µP input weight: its fan-in does not grow with width)`;
+    book.set(p.name, 'embedding', why, geo);
+    if (!first.via) embeddings.push({ weight: p.name, value: first.node.output[0]!, position: false, node: first.node, why });
+    else book.warnings.push(`input layer '${p.name}' is used inside ${first.via.opType} ${g.label(first.via)}: no embedding output listed for α_input`);
   }
   return out;
 }
@@ -152,7 +159,7 @@ export function inputLayerSource(g: AnalysisGraph, use: LinearUse): string | und
   return undefined;
 }
 
-function tailText(g: AnalysisGraph, tail: NodeProto[]): string {
+function tailText(tail: NodeProto[]): string {
   return tail.length ? ` through ${tail.map((n) => n.opType).reverse().join('→')}` : '';
 }
 
