@@ -327,3 +327,12 @@ test('ViT-style embeddings: patch Conv (input layer), class token concatenated, 
   assert.deepEqual(a.embeddingOutputs.map((e) => [e.param, e.value]), [['patch.weight', 'pc'], ['cls_token', 'cls'], ['position_embeddings', 'position_embeddings']]);
   assert.equal(a.dModel, C);
 });
+
+test('attention: Einsum QKᵀ (\'bhqd,bhkd->bhqk\') with a Div after it; d_head is the summed index', () => {
+  const m = makeModel([
+    node('Einsum', ['q', 'k'], ['s'], { equation: 'bhqd,bhkd->bhqk' }, 'qk'), node('Div', ['s', 'c'], ['z'], {}, 'scale'),
+    node('Softmax', ['z'], ['p'], { axis: -1 }, 'softmax'),
+  ], [makeScalarFloat('c', 4)], [tensorValueInfo('q', F, [1, 2, 5, 16]), tensorValueInfo('k', F, [1, 2, 5, 16])], [tensorValueInfo('p', F)]);
+  const s = analyzeModel(m, '.').attention[0]!;
+  assert.deepEqual([s.kind, s.currentScale, s.dHead, s.qkMatMul], ['div-after-qk', 0.25, 16, 'qk']);
+});

@@ -12,7 +12,7 @@
  * The QKᵀ MatMul is the MatMul whose two operands both carry activations and whose output reaches a Softmax.
  */
 import type { NodeProto } from 'onnx-buf';
-import { attrFloat, attrInt, attrInts, getAttr } from '../onnx/build.js';
+import { attrFloat, attrInt, attrInts, attrString, getAttr } from '../onnx/build.js';
 import { evaluateStatic } from './evaluate.js';
 import type { AnalysisGraph } from './graph.js';
 import type { AttentionSite } from './types.js';
@@ -39,7 +39,7 @@ export interface FoundSite {
 export function findAttentionSites(g: AnalysisGraph): FoundSite[] {
   const found: FoundSite[] = [];
   for (const n of g.order) {
-    if (n.opType === 'MatMul' && n.input.length === 2 && n.input.every((i) => g.dynamic.has(i))) {
+    if ((n.opType === 'MatMul' || n.opType === 'Einsum') && n.input.length === 2 && n.input.every((i) => g.dynamic.has(i))) {
       const s = siteAtQk(g, n);
       if (s) found.push(s);
     } else if (FUSED_ATTENTION.has(n.opType) || (n.opType === 'Attention' && (n.domain === '' || n.domain === 'ai.onnx'))) {
@@ -211,12 +211,25 @@ function headSizeFromScale(scale: number): number | undefined {
 
 /** d_head: the contracted dim of QKᵀ (Q's last dim, or Kᵀ's second-to-last). */
 function headSizeOf(g: AnalysisGraph, qk: NodeProto): number | undefined {
+  if (qk.opType === 'Einsum') return einsumContractedDim(g, qk);
   const q = g.dims(qk.input[0]!);
   const qd = q?.[q.length - 1];
   if (qd !== undefined && qd > 0) return qd;
   const k = g.dims(qk.input[1]!);
   const kd = k && k.length >= 2 ? k[k.length - 2] : undefined;
   return kd !== undefined && kd > 0 ? kd : undefined;
+}
+
+/** Einsum QKᵀ ('bhqd,bhkd->bhqk'): the size of the one index summed over (in both inputs, not in the output). */
+function einsumContractedDim(g: AnalysisGraph, n: NodeProto): number | undefined {
+  const eq = attrString(n, 'equation', '').replace(/\s/g, '');
+  const m = /^([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]*)$/.exec(eq);
+  if (!m) return undefined;
+  const [, a, b, out] = m as unknown as [string, string, string, string];
+  const summed = [...a].filter((c) => b.includes(c) && !out.includes(c));
+  if (summed.length !== 1) return undefined;
+  const d = g.dims(n.input[0]!)?.[a.indexOf(summed[0]!)] ?? g.dims(n.input[1]!)?.[b.indexOf(summed[0]!)];
+  return d !== undefined && d > 0 ? d : undefined;
 }
 
 function fusedSite(g: AnalysisGraph, n: NodeProto): FoundSite {
