@@ -11,7 +11,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import {
-  GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
+  GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
 import { UserInputError } from '../errors.js';
 import { tensorValueInfo } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
@@ -211,32 +211,9 @@ function zeroGrad(e: Emitter, param: string): string {
   return e.op('Mul', [param, e.scalar(0)], `${param}.grad_zero`);
 }
 
-/**
- * Reverse-mode pass seeded with ∂loss/∂output = `seed` (a vector-Jacobian product). The autodiff takes a
- * scalar loss, so the forward graph gets the surrogate s = ReduceSum(output ⊙ S) with S a free input:
- * ∂s/∂θ = Sᵀ·∂output/∂θ. After the pass, S is renamed to the real seed value.
- */
+/** Reverse-mode pass seeded with ∂loss/∂output = `seed` (a vector-Jacobian product from the loss head). */
 function buildBackwardFromSeed(graph: GraphProto, output: string, seed: string, wrt: string[], names: NameAuthority, opset: number): { nodes: NodeProto[]; initializers: TensorProto[]; grads: Map<string, string> } {
-  const seedIn = names.fresh('train/seed');
-  const prod = names.fresh('train/seed_prod');
-  const surrogate = names.fresh('train/surrogate');
-  const e = new Emitter(names, opset, 'train/surrogate');
-  e.opTo('Mul', [output, seedIn], [prod]);
-  const s = e.reduceSum(prod, undefined, false, surrogate);
-  const outShape = findValueShape(graph, output);
-  const g = copyWith(GraphProtoSchema, graph, {
-    node: [...graph.node, ...e.nodes], initializer: [...graph.initializer, ...e.initializers],
-    input: [...graph.input, tensorValueInfo(seedIn, DataType.FLOAT, outShape)],
-    valueInfo: [...graph.valueInfo, tensorValueInfo(s, DataType.FLOAT, [])],
-  });
-  const back = buildBackward(g, { loss: s, wrt, names, opset });
-  // The surrogate's values are only read for their shape (Shape(prod) = Shape(output)); anything else keeps
-  // the surrogate nodes in the graph.
-  const readers = (v: string) => back.nodes.filter((n) => n.input.includes(v));
-  const shapeOnly = readers(prod).every((n) => n.opType === 'Shape') && readers(s).length === 0;
-  for (const n of back.nodes) n.input = n.input.map((x) => (x === seedIn ? seed : shapeOnly && x === prod ? output : x));
-  const nodes = shapeOnly ? back.nodes : [...e.nodes, ...back.nodes].map((n) => copyWith(NodeProtoSchema, n, { input: n.input.map((x) => (x === seedIn ? seed : x)) }));
-  return { nodes, initializers: [...back.initializers, ...e.initializers], grads: back.grads };
+  return buildBackward(graph, { loss: output, wrt, names, opset, seeds: new Map([[output, seed]]) });
 }
 
 function assembleGraph(graph: GraphProto, nodes: NodeProto[], inits: TensorProto[], inputs: ValueInfoProto[], outputs: ValueInfoProto[], name: string): GraphProto {
