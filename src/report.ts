@@ -35,6 +35,8 @@ export interface TensorReport {
   lr_sgd: number | null;
   weight_decay: number | null;
   tie: { with: string; kind: string } | null;
+  /** Forward multiplier inserted on this tensor's output (α_input after an embedding, α_output/m_d on the logits of a readout). */
+  forward_multiplier: { kind: string; value: number; at: string } | null;
 }
 
 export interface TransformReport {
@@ -70,7 +72,10 @@ export interface ReportInputs {
   seed: number;
   widthSource: string;
   depthFactor: string | null;
-  analysis: { dModel?: number; dHead?: number; nLayers?: number; logits?: { output: string }; warnings: string[] };
+  analysis: {
+    dModel?: number; dHead?: number; nLayers?: number; logits?: { output: string; readout?: string };
+    embeddingOutputs: { param: string; value: string }[]; warnings: string[];
+  };
   passes: { id: string; doc: string }[];
   reports: ReadonlyMap<string, unknown>;
 }
@@ -82,6 +87,7 @@ export function buildReport(r: ReportInputs): TransformReport {
   const ties = (r.reports.get('ties') as TiePassReport | undefined) ?? { ties: [] };
   const maskBy = new Map(masks.masks.map((m) => [m.tensor, m]));
   const folded = new Set(ties.ties.map((t) => t.copy));
+  const forward = forwardMultipliers(r, mult.multipliers);
   const initBy = new Map(init.tensors.map((t) => [t.tensor, t]));
   const p = r.plan;
   const tensors: TensorReport[] = p.params.map((t) => {
@@ -100,6 +106,7 @@ export function buildReport(r: ReportInputs): TransformReport {
       lr_sgd: t.trainable ? round12(t.lrSgd) : null,
       weight_decay: t.trainable ? round12(t.weightDecay) : null,
       tie: t.tiedWith ? { with: t.tiedWith, kind: t.tie ?? 'identity' } : null,
+      forward_multiplier: forward.get(t.name) ?? null,
     };
   });
   const opsets: Record<string, number> = {};
@@ -133,6 +140,20 @@ export function buildReport(r: ReportInputs): TransformReport {
       ...mult.attention.filter((a) => a.rewrite === 'skipped').map((a) => `attention site ${a.nodes.join(', ')}: ${a.reason}`),
     ],
   };
+}
+
+/** Which tensor each inserted multiplier belongs to: an embedding output to its table, the logits to the readout. */
+function forwardMultipliers(r: ReportInputs, inserted: MultiplierReportEntry[]): Map<string, TensorReport['forward_multiplier']> {
+  const out = new Map<string, TensorReport['forward_multiplier']>();
+  for (const m of inserted) {
+    const entry = { kind: m.kind, value: round12(m.multiplier), at: m.value };
+    if (m.kind === 'embedding') {
+      for (const e of r.analysis.embeddingOutputs) if (e.value === m.value) out.set(e.param, entry);
+    } else if (r.analysis.logits?.readout && m.value === r.analysis.logits.output) {
+      out.set(r.analysis.logits.readout, entry);
+    }
+  }
+  return out;
 }
 
 /** The report as written: two-space indented JSON with a final newline. */

@@ -286,3 +286,11 @@ test('float16 model: masks cast to fp16, multipliers and scales are fp16 scalars
   assert.equal(logits.type, 'float16');
   assert.ok(Array.from(logits.data as Uint16Array).every((b) => Number.isFinite(halfBitsToFloat(b))));
 });
+
+test('the report ties each inserted multiplier to its tensor (α_input on embedding tables, α_output/m_d on the readout)', async () => {
+  const r = await transform(readModel(GPT_TINY), { density: 0.5, widthMult: 2, hyperparameters: { alpha_input: 4, alpha_output: 3 } });
+  const fm = new Map(r.report.tensors.filter((t) => t.forward_multiplier).map((t) => [t.name, t.forward_multiplier]));
+  assert.deepEqual([...fm.keys()].sort(), ['lm_head.weight', 'transformer.wpe.weight', 'transformer.wte.weight']);
+  assert.deepEqual(fm.get('transformer.wte.weight'), { kind: 'embedding', value: 4, at: 'inputs_embeds' });
+  assert.deepEqual(fm.get('lm_head.weight'), { kind: 'output', value: 1.5, at: 'logits' });
+});
