@@ -336,3 +336,35 @@ test('attention: Einsum QKᵀ (\'bhqd,bhkd->bhqk\') with a Div after it; d_head 
   const s = analyzeModel(m, '.').attention[0]!;
   assert.deepEqual([s.kind, s.currentScale, s.dHead, s.qkMatMul], ['div-after-qk', 0.25, 16, 'qk']);
 });
+
+test('layers: an encoder-decoder counts named layers, and each site takes its Q/K/V projections\' layer', () => {
+  const d = 8;
+  const nodes: NodeProto[] = [];
+  const inits: TensorProto[] = [makeScalarFloat('sqrt_d', Math.sqrt(d))];
+  /** Self- or cross-attention: Q from `xq`, K and V from `xkv`; out-proj added back to `xq`. */
+  const attention = (prefix: string, xq: string, xkv: string): string => {
+    for (const w of ['q', 'k', 'v', 'o']) inits.push(weight(`${prefix}.${w}_proj.weight`, [d, d]));
+    const v = (n: string) => `${prefix}.${n}`;
+    nodes.push(
+      node('MatMul', [xq, `${prefix}.q_proj.weight`], [v('q')], {}, v('q')), node('MatMul', [xkv, `${prefix}.k_proj.weight`], [v('k')], {}, v('k')),
+      node('MatMul', [xkv, `${prefix}.v_proj.weight`], [v('v')], {}, v('v')), node('Transpose', [v('k')], [v('kt')], { perm: [1, 0] }, v('kt')),
+      node('MatMul', [v('q'), v('kt')], [v('s')], {}, v('qk')), node('Div', [v('s'), 'sqrt_d'], [v('z')], {}, v('div')),
+      node('Softmax', [v('z')], [v('p')], { axis: -1 }, v('softmax')), node('MatMul', [v('p'), v('v')], [v('ctx')], {}, v('av')),
+      node('MatMul', [v('ctx'), `${prefix}.o_proj.weight`], [v('o')], {}, v('o')), node('Add', [xq, v('o')], [v('out')], {}, v('residual')),
+    );
+    return v('out');
+  };
+  nodes.push(node('Relu', ['src'], ['enc_in'], {}, 'enc_relu'), node('Relu', ['tgt'], ['dec_in'], {}, 'dec_relu'));
+  const enc = attention('encoder.layers.0.self_attn', 'enc_in', 'enc_in');
+  const dec = attention('decoder.layers.0.self_attn', 'dec_in', 'dec_in');
+  const cross = attention('decoder.layers.0.encoder_attn', dec, enc);
+  nodes.push(node('Relu', [cross], ['y'], {}, 'out_relu'));
+  const a = analyzeModel(makeModel(nodes, inits, [tensorValueInfo('src', F, [5, d]), tensorValueInfo('tgt', F, [4, d])], [tensorValueInfo('y', F, [4, d])]), '.');
+  assert.deepEqual(a.attention.map((s) => [s.qkMatMul, s.layer, s.dHead]), [
+    ['encoder.layers.0.self_attn.qk', 0, d], ['decoder.layers.0.self_attn.qk', 0, d], ['decoder.layers.0.encoder_attn.qk', 0, d],
+  ]);
+  assert.equal(a.nLayers, 1);
+  assert.deepEqual(a.params.filter((p) => p.residualOutput).map((p) => p.name), [
+    'encoder.layers.0.self_attn.o_proj.weight', 'decoder.layers.0.self_attn.o_proj.weight', 'decoder.layers.0.encoder_attn.o_proj.weight',
+  ]);
+});

@@ -21,6 +21,8 @@ export function layerFromName(name: string): number | undefined {
 export class LayerMap {
   /** Topological position where each layer starts (its first Q/K/V projection). */
   readonly starts: number[];
+  /** Hidden weights projecting Q, K or V of each site. */
+  readonly projections = new Map<FoundSite, string[]>();
   private readonly linearNodes: Map<NodeProto, string>;
 
   constructor(private readonly g: AnalysisGraph, sites: FoundSite[], private readonly roles: RoleResult) {
@@ -30,6 +32,7 @@ export class LayerMap {
       if (role === 'hidden') for (const u of uses) if (!u.via) this.linearNodes.set(u.node, w);
     }
     this.starts = sites.map((s) => this.projectionStart(s)).filter((x): x is number => x !== undefined);
+    if (this.starts.some((x, i) => i > 0 && x < this.starts[i - 1]!)) this.starts.sort((a, b) => a - b);
   }
 
   /** Position of the last layer's last residual Add; nodes after it (final norm, heads) are in no layer. */
@@ -51,6 +54,8 @@ export class LayerMap {
     const av = s.softmax ? this.g.directUses(s.softmax.output[0]!).find((u) => u.node.opType === 'MatMul') : undefined;
     if (av) seeds.push(...av.node.input);
     let best: number | undefined;
+    const weights: string[] = [];
+    if (this.linearNodes.has(anchor)) weights.push(this.linearNodes.get(anchor)!);
     const seen = new Set<string>();
     const stack = seeds.filter((v) => v && this.g.dynamic.has(v));
     while (stack.length > 0 && seen.size < 200) {
@@ -62,11 +67,13 @@ export class LayerMap {
       if (this.linearNodes.has(p)) {
         const pos = this.g.position.get(p)!;
         best = best === undefined ? pos : Math.min(best, pos);
+        weights.push(this.linearNodes.get(p)!);
         continue;
       }
       if (p.opType === 'Softmax') continue;
       for (const i of p.input) if (i && this.g.dynamic.has(i)) stack.push(i);
     }
+    this.projections.set(s, weights);
     return best;
   }
 
@@ -125,7 +132,6 @@ export interface Structure {
 export function assignStructure(g: AnalysisGraph, sites: FoundSite[], roles: RoleResult): Structure {
   const layers = new LayerMap(g, sites, roles);
   const ordered = [...sites].sort((a, b) => anchorPos(g, a) - anchorPos(g, b));
-  ordered.forEach((s, i) => { s.site.layer = i; });
   const entries = residualEntries(g, roles);
   const lastStart = layers.starts.at(-1);
   const addPositions = [...entries.values()].map((e) => g.position.get(e.add)!).filter((p) => lastStart !== undefined && p >= lastStart);
@@ -152,8 +158,14 @@ export function assignStructure(g: AnalysisGraph, sites: FoundSite[], roles: Rol
     }
     if (layer !== undefined) p.layer = layer;
   }
+  // A site's layer is its Q/K/V projections' layer (names first), else its rank in graph order.
+  ordered.forEach((s, i) => {
+    const fromWeights = (layers.projections.get(s) ?? []).map((w) => roles.params.get(w)?.layer).filter((l) => l !== undefined);
+    s.site.layer = fromWeights.length > 0 ? Math.min(...fromWeights) : i;
+  });
   for (const s of ordered) if (s.site.logitsValue) blocks.push({ value: s.site.logitsValue, kind: 'attention_logits', layer: s.site.layer! });
-  const nLayers = sites.length > 0 ? sites.length : maxLayer(roles);
+  // Named layers (an encoder-decoder has self- and cross-attention per layer), else one site per layer.
+  const nLayers = namedLayerCount(roles) ?? (sites.length > 0 ? sites.length : undefined);
   return { blocks: sortBlocks(blocks), ...(nLayers ? { nLayers } : {}) };
 }
 
@@ -220,8 +232,8 @@ function feedsResidualAdd(g: AnalysisGraph, reader: NodeProto): boolean {
   return false;
 }
 
-function maxLayer(roles: RoleResult): number | undefined {
-  const ls = [...roles.params.values()].filter((p) => p.role === 'hidden' && p.layer !== undefined).map((p) => p.layer!);
+function namedLayerCount(roles: RoleResult): number | undefined {
+  const ls = [...roles.params.values()].filter((p) => p.role === 'hidden').map((p) => layerFromName(p.name)).filter((l) => l !== undefined);
   return ls.length ? Math.max(...ls) + 1 : undefined;
 }
 
