@@ -53,6 +53,19 @@ export function maskFor(p: ParamPlan, seed: number, nm?: { n: number; m: number 
   }, Rng.forTensor(seed, p.name, 'mask'));
 }
 
+/** Number of 1 bytes in a 0/1 mask, four bytes per step (each byte is 0 or 1, so a word's bytes sum to < 256). */
+export function countOnes(bits: Uint8Array): number {
+  let n = 0;
+  let i = 0;
+  if (bits.byteOffset % 4 === 0) {
+    const words = new Uint32Array(bits.buffer, bits.byteOffset, bits.byteLength >>> 2);
+    for (let w = 0; w < words.length; w++) n += Math.imul(words[w]!, 0x01010101) >>> 24;
+    i = words.length * 4;
+  }
+  for (; i < bits.length; i++) n += bits[i]!;
+  return n;
+}
+
 export const maskPass: Pass<MaskPassReport> = {
   id: 'masks',
   doc: 'store a seeded static mask per sparsified weight and multiply the weight by it before every use',
@@ -65,8 +78,7 @@ export const maskPass: Pass<MaskPassReport> = {
     for (const p of ctx.plan.params) {
       if (p.density >= 1 || !p.maskMode) continue;
       const bits = maskFor(p, ctx.seed, ctx.plan.nm);
-      let nonZeros = 0;
-      for (let i = 0; i < bits.length; i++) nonZeros += bits[i]!;
+      const nonZeros = countOnes(bits);
       const maskName = names.fresh(`${p.name}__mask`);
       const maskF = names.fresh(`${p.name}__maskf`);
       const masked = names.fresh(`${p.name}__masked`);
