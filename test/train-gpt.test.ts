@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { readModel, writeModel, type LoadedModel } from '../src/onnx/codec.js';
+import { encodeModel, readModel, writeModel, type LoadedModel } from '../src/onnx/codec.js';
 import { tensorToFloat32 } from '../src/onnx/tensor.js';
 import { transform } from '../src/transform.js';
 import { openBatchSource, type TokenBatch } from '../src/train/data.js';
@@ -181,4 +181,35 @@ test('a written train graph runs from its file: I/O names come from its supar.tr
   for (const b of data) losses.push((await fromFile.step(feedsForBatch(p.ts.io, b), 3e-3)).loss);
   await fromFile.release();
   assert.deepEqual(losses, (await trainLosses(p, data, 3e-3)).losses);
+});
+
+test('fixture GPT: train-graph gradients (loss head seed + autodiff + masks) match central differences of the eval graph', async () => {
+  const p = await prepare(GPT_TINY, { exposeGradients: true, optimizer: { kind: 'sgd' } }, 2, 8);
+  const b = batches(p, 1)[0]!;
+  const feeds = feedsForBatch(p.ts.io, b);
+  const tr = await createTrainer({ train: p.ts.train, io: p.ts.io, forward: p.forward, threads: 1 });
+  const params = new Map(p.ts.io.params.map((x) => [x.name, Float32Array.from(tr.param(x.name))]));
+  const { grads } = await tr.step(feeds, 0);
+  await tr.release();
+  const evalSession = await ort.InferenceSession.create(encodeModel(p.ts.eval), { intraOpNumThreads: 1 });
+  const lossWith = async (name: string, i: number, delta: number): Promise<number> => {
+    const all: Record<string, ort.Tensor> = { ...feeds };
+    for (const x of p.ts.io.params) {
+      const v = Float32Array.from(params.get(x.name)!);
+      if (x.name === name) v[i]! += delta;
+      all[x.name] = new ort.Tensor('float32', v, x.shape);
+    }
+    return ((await evalSession.run(all))[p.ts.io.loss]!.data as Float32Array)[0]!;
+  };
+  const picks = ['transformer.wte.weight', 'transformer.h.0.attn.c_attn.weight', 'transformer.h.1.mlp.c_proj.weight', 'transformer.ln_f.weight', 'lm_head.weight'];
+  for (const name of picks) {
+    const g = grads[name]!;
+    let i = 0;
+    g.forEach((v, k) => { if (Math.abs(v) > Math.abs(g[i]!)) i = k; });
+    const h = 1e-2;
+    const fd = ((await lossWith(name, i, h)) - (await lossWith(name, i, -h))) / (2 * h);
+    assert.ok(Math.abs(g[i]!) > 1e-3, `${name}: largest gradient ${g[i]} is not informative`);
+    assert.ok(Math.abs(fd - g[i]!) < 0.01 * Math.abs(g[i]!) + 2e-5, `${name}[${i}]: grad ${g[i]} vs FD ${fd}`);
+  }
+  await evalSession.release();
 });
