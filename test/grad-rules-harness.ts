@@ -43,8 +43,8 @@ export interface GradCase {
   outputs?: string[];
   opset?: number;
   dtype?: 'float64' | 'float32';
-  /** Declare graph inputs with symbolic dims (exercises the run-time shape paths). */
-  symbolic?: boolean;
+  /** Declare graph inputs with symbolic dims (exercises the run-time shape paths); 'all' also hides dims of 1. */
+  symbolic?: boolean | 'all';
   /** Extra initializers (weights given as constants). */
   initializers?: TensorProto[];
   step?: number;
@@ -85,7 +85,7 @@ function makeModel(nodes: NodeProto[], c: GradCase, inputs: CaseInput[], outputs
     name: 'case',
     node: nodes,
     input: inputs.filter((i) => !i.constant).map((i) => tensorValueInfo(i.name, i.bool ? DataType.BOOL : i.ints ? DataType.INT64 : floatType,
-      c.symbolic && !i.fixedShape ? i.shape.map((d, k) => (d === 1 ? 1 : `${i.name}_d${k}`)) : i.shape)),
+      c.symbolic && !i.fixedShape ? i.shape.map((d, k) => (d === 1 && c.symbolic !== 'all' ? 1 : `${i.name}_d${k}`)) : i.shape)),
     output: outputs.map((o) => tensorValueInfo(o, floatType)),
     initializer: inits,
   });

@@ -132,25 +132,27 @@ export class GradEmitter {
   /**
    * Reduces a gradient `g` (shape gShape, the broadcast result) to the shape of input `x` (xShape):
    * sum over the leading axes x lacks and over axes where x has 1 and g does not, then restore x's shape.
-   * Static axes when both shapes decide it; otherwise (opset ≥ 13) the axes come at run time:
+   * Static axes when both shapes decide it. Otherwise, from opset 13 the axes come at run time:
    *   pad = ConstantOfShape(rank(g) − rank(x), 1); axes = NonZero(Concat(pad, Shape(x)) == 1)
-   *   ReduceSum(g, axes, keepdims=1, noop_with_empty_axes=1) → Reshape(Shape(x)).
-   * Below opset 13 an undecidable symbolic dim is taken as not broadcast.
+   *   ReduceSum(g, axes, keepdims=1, noop_with_empty_axes=1) → Reshape(Shape(x));
+   * below 13 (ReduceSum axes are attributes) each undecided axis j is resolved at run time with
+   *   Slice(Where(x_j == 1, ReduceSum(g, [j], keepdims=1), g), 0, x_j, axis j).
    */
   unbroadcast(g: string, gShape: Shape | undefined, x: string, xShape: Shape | undefined): string {
     if (gShape && xShape) {
-      const exact = staticReducePlan(gShape, xShape);
-      const plan = exact === 'unknown' && this.opset < 13 ? staticReducePlan(gShape, xShape, true) : exact;
-      if (plan === 'same') return g;
-      if (plan !== 'unknown') {
-        const { lead, inner } = plan;
-        if (inner.length === 0) return this.reduce('ReduceSum', g, lead, false);
-        const reduced = this.reduce('ReduceSum', g, [...lead, ...inner], true);
-        return this.reshapeLike(reduced, x, xShape);
+      const plan = staticReducePlan(gShape, xShape);
+      if (plan.lead.length === 0 && plan.inner.length === 0 && plan.undecided.length === 0) return g;
+      if (plan.undecided.length === 0 || this.opset < 13) {
+        let h = g;
+        for (const j of plan.undecided) h = this.reduceIfOne(h, j, x, j - plan.lead.length);
+        const exact = plan.undecided.length === 0;
+        if (plan.inner.length === 0 && exact) return this.reduce('ReduceSum', h, plan.lead, false);
+        const reduced = this.reduce('ReduceSum', h, [...plan.lead, ...plan.inner], true);
+        return exact ? this.reshapeLike(reduced, x, xShape) : this.op('Reshape', [reduced, this.shapeOf(x)]);
       }
     }
     if (this.opset < 13) {
-      throw new UserInputError(`autodiff (${this.scope}): the shape of '${x}' is unknown, and below opset 13 a broadcast gradient needs it; add value_info (ONNX shape inference) or export at opset 13+`, ExitCode.unsupported);
+      throw new UserInputError(`autodiff (${this.scope}): the rank of '${x}' is unknown, and below opset 13 a broadcast gradient needs it; add value_info (ONNX shape inference) or export at opset 13+`, ExitCode.unsupported);
     }
     const gRank = this.op('Shape', [this.shapeOf(g)]);
     const xRank = this.op('Shape', [this.shapeOf(x)]);
@@ -161,29 +163,32 @@ export class GradEmitter {
     const reduced = this.reduce('ReduceSum', g, axes, true);
     return this.op('Reshape', [reduced, this.shapeOf(x)]);
   }
+
+  /** Axis j of g summed (kept as size 1) when x's axis i has size 1 at run time, else unchanged. */
+  private reduceIfOne(g: string, j: number, x: string, i: number): string {
+    const xDim = this.op('Gather', [this.shapeOf(x), this.constInts([i])], { axis: 0 });
+    const isOne = this.op('Equal', [xDim, this.constInts([1])]);
+    const picked = this.op('Where', [isOne, this.reduce('ReduceSum', g, [j], true), g]);
+    return this.op('Slice', [picked, this.constInts([0]), xDim, this.constInts([j])]);
+  }
 }
 
-interface StaticPlan { lead: number[]; inner: number[] }
+/** Axes of g (rank r) to sum to match x: leading axes x lacks, axes where x is 1, and axes not decidable statically. */
+interface ReducePlan { lead: number[]; inner: number[]; undecided: number[] }
 
-/**
- * Axes of g to sum so it matches x. 'same' = nothing to do; 'unknown' = a symbolic dim of x could be 1
- * (with `assumeNotOne`, such dims are taken as equal to g's).
- */
-export function staticReducePlan(gShape: Shape, xShape: Shape, assumeNotOne = false): StaticPlan | 'same' | 'unknown' {
+export function staticReducePlan(gShape: Shape, xShape: Shape): ReducePlan {
   const r = gShape.length, k = xShape.length;
   if (k > r) throw new InvariantError(`gradient rank ${r} below input rank ${k}`);
-  const lead = Array.from({ length: r - k }, (_, i) => i);
-  const inner: number[] = [];
+  const plan: ReducePlan = { lead: Array.from({ length: r - k }, (_, i) => i), inner: [], undecided: [] };
   for (let i = 0; i < k; i++) {
     const xd = xShape[i]!, gd = gShape[r - k + i]!;
-    if (sameDim(xd, gd)) continue;
+    if (sameDim(xd, gd) || (typeof xd === 'number' && xd !== 1)) continue;
     if (xd === 1) {
-      if (gd !== 1) inner.push(r - k + i);
+      if (gd !== 1) plan.inner.push(r - k + i);
       continue;
     }
-    if (typeof xd === 'number') continue;
-    if (!assumeNotOne) return 'unknown';
+    // x's dim is symbolic or unknown and differs from g's: it may be 1 (broadcast) or equal to g's.
+    plan.undecided.push(r - k + i);
   }
-  if (lead.length === 0 && inner.length === 0) return 'same';
-  return { lead, inner };
+  return plan;
 }

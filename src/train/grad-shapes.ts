@@ -62,8 +62,9 @@ export function broadcastShapes(shapes: (Shape | undefined)[]): Shape | undefine
     for (const s of all) {
       const sd = s[i - (rank - s.length)];
       if (sd === undefined || sd === 1) continue;
-      if (d === 1) d = sd;
-      else if (!sameDim(d, sd)) d = typeof d === 'number' && typeof sd === 'number' ? Math.max(d, sd) : typeof d === 'number' ? d : typeof sd === 'number' ? sd : null;
+      // A valid broadcast pairs a dim with 1 or with itself, so a known dim (≠ 1) wins over an unknown one.
+      if (d === 1 || d === null) d = sd;
+      else if (sd !== null && !sameDim(d, sd)) d = typeof d === 'number' && typeof sd === 'number' ? Math.max(d, sd) : typeof d === 'number' ? d : typeof sd === 'number' ? sd : null;
     }
     out.push(d);
   }
@@ -230,6 +231,32 @@ function product(dims: Shape): Dim {
   return p;
 }
 
+/** A symbolic sum such as 'past_seq_len+seq_len' (zeros dropped), or null when a term is unknown. */
+function sumSymbol(dims: Dim[]): Dim {
+  if (dims.some((d) => d === null)) return null;
+  const terms = dims.filter((d) => d !== 0).map(String);
+  return terms.length === 1 ? dims.find((d) => d !== 0)! : terms.join('+');
+}
+
+/**
+ * The dim that makes Π(rest) · d = Π(total), by cancelling symbolic factors: e.g. total [b, s, 2],
+ * rest [b, 2, 1] → s. Null when it does not come out as one number or one symbol.
+ */
+function quotientDim(total: Shape, rest: Shape): Dim {
+  if (total.some((d) => d === null) || rest.some((d) => d === null)) return null;
+  let num = 1;
+  const syms: string[] = [];
+  for (const d of total) typeof d === 'number' ? (num *= d) : syms.push(d as string);
+  for (const d of rest) {
+    if (typeof d === 'number') { num /= d; continue; }
+    const i = syms.indexOf(d as string);
+    if (i < 0) return null;
+    syms.splice(i, 1);
+  }
+  if (syms.length === 0) return Number.isInteger(num) ? num : null;
+  return syms.length === 1 && num === 1 ? syms[0]! : null;
+}
+
 function elementwiseInts(op: string, n: NodeProto, t: ShapeTable): Dim[] | undefined {
   const a = t.ints(n.input[0]!), b = t.ints(n.input[1] ?? '');
   if (!a || !b || (a.length !== b.length && a.length !== 1 && b.length !== 1)) return undefined;
@@ -265,11 +292,7 @@ function reshapeShape(x: Shape | undefined, target: ValueFacts, allowZero: boole
     const total = product(x);
     const rest = product(out.filter((_, i) => i !== minus));
     if (typeof total === 'number' && typeof rest === 'number' && rest !== 0) out[minus] = total / rest;
-    else if (x.length === out.length) {
-      // Same rank and every other dim matches: the unknown dim is the remaining input dim.
-      const others = out.every((d, i) => i === minus || sameDim(d, x[i]!));
-      if (others) out[minus] = x[minus]!;
-    }
+    else out[minus] = quotientDim(x, out.filter((_, i) => i !== minus));
   }
   return out;
 }
@@ -314,7 +337,7 @@ function concatFacts(n: NodeProto, t: ShapeTable): ValueFacts {
   const axis = normAxis(attrInt(n, 'axis', 0), rank);
   const shape = [...shapes[0]!];
   const sizes = shapes.map((s) => s![axis]!);
-  shape[axis] = sizes.every((d) => typeof d === 'number') ? (sizes as number[]).reduce((a, b) => a + b, 0) : null;
+  shape[axis] = sizes.every((d) => typeof d === 'number') ? (sizes as number[]).reduce((a, b) => a + b, 0) : sumSymbol(sizes);
   return { elemType: x.elemType, shape, ints };
 }
 
@@ -347,7 +370,8 @@ export function splitSizes(n: NodeProto, t: ShapeTable, dim: Dim, count: number)
 function sliceFacts(n: NodeProto, t: ShapeTable): ValueFacts {
   const x = t.get(n.input[0]!);
   const p = sliceParams(n, t);
-  if (!x.shape || !p) return { elemType: x.elemType, shape: x.shape?.map(() => null) };
+  if (!x.shape) return { elemType: x.elemType };
+  if (!p) return { elemType: x.elemType, shape: partialSliceShape(n, t, x.shape) };
   const shape = [...x.shape];
   const ints = x.ints ? [...x.ints] : undefined;
   let intsOut = ints;
@@ -360,6 +384,26 @@ function sliceFacts(n: NodeProto, t: ShapeTable): ValueFacts {
     if (intsOut && axis === 0) intsOut = Array.from({ length: r.count }, (_, i) => ints![r.start + i * p.steps[k]!]!);
   });
   return { elemType: x.elemType, shape, ints: intsOut };
+}
+
+/**
+ * Slice with run-time starts/ends but constant axes: unsliced axes keep their dims; an axis sliced from 0
+ * with step 1 to a symbolic end `s` gets dim `s` (a prefix, as in x[:, :seq_len]); others are unknown.
+ */
+function partialSliceShape(n: NodeProto, t: ShapeTable, xShape: Shape): Shape {
+  const axesName = n.input[3];
+  const axes = axesName ? t.ints(axesName) : xShape.map((_, i) => i);
+  if (!axes || !axes.every((a) => typeof a === 'number')) return xShape.map(() => null);
+  const starts = n.input[1] ? t.ints(n.input[1]) : undefined;
+  const ends = n.input[2] ? t.ints(n.input[2]) : undefined;
+  const steps = n.input[4] ? t.ints(n.input[4]) : undefined;
+  const shape = [...xShape];
+  (axes as number[]).forEach((a, k) => {
+    const axis = normAxis(a, shape.length);
+    const prefix = starts?.[k] === 0 && (steps === undefined || steps[k] === 1) && typeof ends?.[k] === 'string';
+    shape[axis] = prefix ? ends![k]! : null;
+  });
+  return shape;
 }
 
 export interface SliceParams { starts: number[]; ends: number[]; axes: number[]; steps: number[] }
