@@ -56,6 +56,29 @@ test('µP and SµPar at m_d = 1, density 1, α = 1 change only the attention sca
   }
 });
 
+test('µP and SµPar at m_d = 1, density 1, α = 1 on every LM: initializers bit-identical except attention scales and folded tie copies', async () => {
+  for (const l of LMS) {
+    for (const rules of ['mup', 'supar']) {
+      const input = readModel(l.file);
+      const r = await transform(input, { rules, density: 1, init: 'keep' });
+      // Old scale constants may go once nothing reads them; tie copies are folded into their table.
+      const allowedGone = new Set([...r.plan.attention.flatMap((a) => a.site.constants), ...r.report.ties.map((t) => t.copy)]);
+      const outBytes = initializerBytes(r.model, input.baseDir);
+      for (const [name, bytes] of initializerBytes(input.model, input.baseDir)) {
+        if (!outBytes.has(name)) {
+          assert.ok(allowedGone.has(name), `${l.name}/${rules}: ${name} removed`);
+          continue;
+        }
+        assert.ok(sameBytes(outBytes.get(name)!, bytes), `${l.name}/${rules}: ${name} changed`);
+      }
+      const added = [...outBytes.keys()].filter((n) => !input.model.graph!.initializer.some((t) => t.name === n));
+      assert.ok(added.every((n) => n.startsWith('supar.attn_scale.')), `${l.name}/${rules}: only attention scales added (${added.join(', ')})`);
+      assert.equal(r.report.multipliers.length, 0);
+      assert.equal(r.report.summary.masked, 0);
+    }
+  }
+});
+
 test('µP on GPT-2 (dynamo): the 0.5 shared by Q, K and GELU is cloned; only attention changes', async () => {
   const input = readModel(lm('hf_gpt2_w32_dynamo').file);
   const r = await transform(input, { rules: 'mup', density: 1, init: 'keep' });
