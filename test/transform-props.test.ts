@@ -317,3 +317,13 @@ test('the report ties each inserted multiplier to its tensor (α_input on embedd
   assert.deepEqual(fm.get('transformer.wte.weight'), { kind: 'embedding', value: 4, at: 'inputs_embeds' });
   assert.deepEqual(fm.get('lm_head.weight'), { kind: 'output', value: 1.5, at: 'logits' });
 });
+
+test('with α_input 2, α_output 0.5 and m_d 2 every LM gets its multipliers and still runs with finite outputs', async () => {
+  for (const l of LMS) {
+    const r = await transform(readModel(l.file), { density: 0.25, widthMult: 2, hyperparameters: { alpha_input: 2, alpha_output: 0.5 } });
+    const kinds = r.report.multipliers.map((m) => `${m.kind}×${m.multiplier}`);
+    assert.ok(kinds.includes('embedding×2') && kinds.includes('output×0.25'), `${l.name}: ${kinds.join(', ')}`);
+    const out = await runOrt(r.model, l.feeds());
+    for (const [k, t] of Object.entries(out)) if (t.type === 'float32') assert.ok(floats(t).every(Number.isFinite), `${l.name}: ${k}`);
+  }
+});
