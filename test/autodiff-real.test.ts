@@ -53,12 +53,21 @@ interface RealCase {
   /** float64 (ops allow it) or float32 (the model holds float-only kernels such as Erf). */
   double: boolean;
   tol: number;
+  /** Relax the declared input dims (to feed a smaller input than the export's static size). */
+  relaxInputs?: boolean;
+  /** FD step (float32 cases). */
+  h?: number;
 }
 
 async function checkRealModel(c: RealCase): Promise<Record<string, number>> {
   const { model } = readModel(path.join(SHARED, 'fixtures-real', c.file));
   const type = c.double ? DataType.DOUBLE : DataType.FLOAT;
   const ortType = c.double ? 'float64' : 'float32';
+  if (c.relaxInputs) {
+    for (const v of model.graph!.input) {
+      if (v.type?.value.case === 'tensorType') v.type.value.value.shape = undefined;
+    }
+  }
   const params = c.double ? toDouble(model) : new Map(model.graph!.initializer.filter((t) => t.dataType === DataType.FLOAT).map((t) => [t.name, Float64Array.from(tensorToFloat32(t, '.'))]));
   const g = model.graph!;
   const trainable = g.initializer.filter((t) => t.dataType === type && t.dims.length > 0).map((t) => t.name);
@@ -84,7 +93,7 @@ async function checkRealModel(c: RealCase): Promise<Record<string, number>> {
   const asTensor = (v: Float64Array, d: number[]) => new ort.Tensor(ortType, c.double ? v : Float32Array.from(v), d);
   const paramFeeds = (over?: { name: string; v: Float64Array }) => Object.fromEntries(trainable.map((n) =>
     [n, asTensor(over?.name === n ? over.v : params.get(n)!, dimsOfInit(model, n))]));
-  const h = c.double ? 1e-5 : 1e-2;
+  const h = c.double ? 1e-5 : c.h ?? 1e-2;
   const errors: Record<string, number> = {};
   for (const n of trainable) {
     const theta = params.get(n)!;
@@ -125,6 +134,13 @@ const CASES: RealCase[] = [
     file: 'optimum_tiny_distilbert_cls.onnx', double: false, tol: 2e-2, feeds: (r) => ({
       input_ids: new ort.Tensor('int64', ids(r, 10, 50), [2, 5]), attention_mask: new ort.Tensor('int64', BigInt64Array.from([1n, 1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n, 0n]), [2, 5]),
     }),
+  },
+  {
+    // opset 15 CNN: Conv + Relu + DepthToSpace CRD (pixel shuffle); CPU Conv is float-only. ReLU kinks make
+    // FD step-sensitive (worst error 0.23 at h = 1e-2, 0.029 at 1e-3, 0.010 at 3e-4: it falls with h, so it is
+    // the FD, not the gradient); float32 round-off floors it near 1e-2.
+    file: 'ortext_pytorch_super_resolution.onnx', double: false, tol: 3e-2, relaxInputs: true, h: 3e-4,
+    feeds: (r) => ({ input: new ort.Tensor('float32', Float32Array.from({ length: 8 * 8 }, () => r()), [1, 1, 8, 8]) }),
   },
   { file: 'owwjs_hello_deepa_mlp.onnx', double: true, tol: 1e-6, feeds: (r, d) => ({ 'onnx::Flatten_0': floats(d, Array.from({ length: 25 * 96 }, () => r() - 0.5), [1, 25, 96]) }) },
 ];

@@ -207,7 +207,7 @@ function makeContext(
     return t === undefined || isFloatType(t);
   };
   n.input.forEach((name, i) => {
-    if (needsGrad(i) && !rule.inputs.includes(i)) fail(`the gradient with respect to input ${i} ('${name}') is not supported; freeze the parameters that feed it`);
+    if (needsGrad(i) && rule.inputs !== 'all' && !rule.inputs.includes(i)) fail(`the gradient with respect to input ${i} ('${name}') is not supported; freeze the parameters that feed it`);
   });
   return {
     node: n, opset, e, shapes, fail, needsGrad,

@@ -5,7 +5,7 @@
  */
 import { attrFloat } from '../../onnx/build.js';
 import { geluDerivative, toInput } from './elementwise.js';
-import { ALL_INPUTS, type GradContext, type GradRule, type InputGrads } from './types.js';
+import type { GradContext, GradRule, InputGrads } from './types.js';
 
 function gradY(ctx: GradContext): string {
   return ctx.gradOut(0) ?? ctx.fail('output 0 has no gradient');
@@ -99,7 +99,7 @@ export const activationRules: GradRule[] = [
   unary('Abs', 'dX = dY·Sign(X)', (ctx, x) => ctx.e.op('Sign', [x])),
   unary('Sin', 'dX = dY·Cos(X)', (ctx, x) => ctx.e.op('Cos', [x])),
   unary('Cos', 'dX = −dY·Sin(X)', (ctx, x) => ctx.e.op('Neg', [ctx.e.op('Sin', [x])])),
-  { op: 'Max', inputs: ALL_INPUTS, doc: 'dXi = unbroadcast(dY·[Xi = Y])', build: selectGrad },
-  { op: 'Min', inputs: ALL_INPUTS, doc: 'dXi = unbroadcast(dY·[Xi = Y])', build: selectGrad },
-  { op: 'Mean', inputs: ALL_INPUTS, doc: 'dXi = unbroadcast(dY/n)', build: meanGrad },
+  { op: 'Max', inputs: 'all', doc: 'dXi = unbroadcast(dY·[Xi = Y])', build: selectGrad },
+  { op: 'Min', inputs: 'all', doc: 'dXi = unbroadcast(dY·[Xi = Y])', build: selectGrad },
+  { op: 'Mean', inputs: 'all', doc: 'dXi = unbroadcast(dY/n)', build: meanGrad },
 ];

@@ -3,7 +3,7 @@
  * input's shape with `unbroadcast`. Notation: Y = output, dY = its gradient.
  */
 import { attrFloat, attrString } from '../../onnx/build.js';
-import { ALL_INPUTS, type GradContext, type GradRule, type InputGrads } from './types.js';
+import type { GradContext, GradRule, InputGrads } from './types.js';
 
 /** Reduces `g` (shaped like output 0) to the shape of input i. */
 export function toInput(ctx: GradContext, g: string, i: number): string {
@@ -48,7 +48,7 @@ export const elementwiseRules: GradRule[] = [
       ];
     },
   },
-  { op: 'Sum', inputs: ALL_INPUTS, doc: 'dXi = unbroadcast(dY)', build: sumGrad },
+  { op: 'Sum', inputs: 'all', doc: 'dXi = unbroadcast(dY)', build: sumGrad },
   { op: 'Pow', inputs: [0, 1], doc: 'dX = unbroadcast(dY·p·X^(p−1)); dP = unbroadcast(dY·Y·ln X)', build: powGrad },
   unary('Neg', 'dX = −dY', (ctx, dY) => ctx.e.op('Neg', [dY])),
   unary('Identity', 'dX = dY', (_ctx, dY) => dY),

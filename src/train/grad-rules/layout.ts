@@ -18,7 +18,7 @@ function constInts(ctx: GradContext, name: string, what: string): number[] {
   return v as number[];
 }
 
-function staticShape(ctx: GradContext, name: string): number[] {
+export function staticShape(ctx: GradContext, name: string): number[] {
   const s = ctx.shape(name);
   if (!s || !s.every((d) => typeof d === 'number')) return ctx.fail(`the shape of '${name}' must be static for this gradient; run shape inference with fixed input sizes`);
   return s as number[];
@@ -60,11 +60,12 @@ function depthToSpaceGrad(ctx: GradContext): InputGrads {
   const e = ctx.e, b = attrInt(ctx.node, 'blocksize', 0);
   if (attrString(ctx.node, 'mode', 'DCR') === 'DCR') return [e.op('SpaceToDepth', [gradY(ctx)], { blocksize: b })];
   // CRD: X [N, C, H, W] → [N, C/b², b, b, H, W] → perm [0,1,4,2,5,3] → [N, C/b², H·b, W·b]; invert it.
-  const [n, ch, h, w] = staticShape(ctx, ctx.input(0)) as [number, number, number, number];
-  const cOut = ch / (b * b);
-  const split = e.op('Reshape', [gradY(ctx), e.constInts([n, cOut, h, b, w, b])]);
-  const moved = e.op('Transpose', [split], { perm: [0, 1, 3, 5, 2, 4] });
-  return [e.op('Reshape', [moved, e.constInts([n, ch, h, w])])];
+  const x = ctx.input(0), dY = gradY(ctx);
+  const gather = (v: string, idx: number[]) => e.op('Gather', [e.shapeOf(v), e.constInts(idx)], { axis: 0 });
+  const blocks = e.constInts([b]);
+  const target = e.op('Concat', [gather(dY, [0, 1]), gather(x, [2]), blocks, gather(x, [3]), blocks], { axis: 0 });
+  const moved = e.op('Transpose', [e.op('Reshape', [dY, target])], { perm: [0, 1, 3, 5, 2, 4] });
+  return [e.op('Reshape', [moved, e.shapeOf(x)])];
 }
 
 export const layoutRules: GradRule[] = [

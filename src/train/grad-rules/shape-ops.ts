@@ -5,8 +5,8 @@
 import { attrInt, attrInts } from '../../onnx/build.js';
 import { DataType } from '../../onnx/dtype.js';
 import { floatConstTensor } from '../grad-helpers.js';
-import { clampSlice, normAxis, sliceParams } from '../grad-shapes.js';
-import { ALL_INPUTS } from './types.js';
+import { clampSlice, sliceParams } from '../grad-op-params.js';
+import { normAxis } from '../grad-shapes.js';
 import type { GradContext, GradRule, InputGrads } from './types.js';
 
 function gradY(ctx: GradContext, i = 0): string {
@@ -157,7 +157,7 @@ export const shapeRules: GradRule[] = [
   reshapeBack('Squeeze'),
   reshapeBack('Unsqueeze'),
   { op: 'Transpose', inputs: [0], doc: 'dX = Transpose(dY, inverse perm)', build: transposeGrad },
-  { op: 'Concat', inputs: ALL_INPUTS, doc: 'dXi = Split(dY, sizes of Xi along axis)', build: concatGrad },
+  { op: 'Concat', inputs: 'all', doc: 'dXi = Split(dY, sizes of Xi along axis)', build: concatGrad },
   { op: 'Split', inputs: [0], doc: 'dX = Concat(dY_i, axis); missing dY_i = zeros', build: splitGrad },
   { op: 'Slice', inputs: [0], doc: 'unit steps, known dims: Pad(dY); else ScatterElements(zeros, Slice(iota), dY)', build: sliceGrad },
   { op: 'Gather', inputs: [0], doc: 'ScatterND(zeros, idx, dY, reduction=add) (opset ≥ 16) or OneHotᵀ·dY; other axes via Transpose', build: gatherGrad },

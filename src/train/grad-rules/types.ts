@@ -40,12 +40,9 @@ export interface GradRule {
   op: string;
   /** '' (ai.onnx, default) or a contrib domain such as 'com.microsoft'. */
   domain?: string;
-  /** Indices of the inputs this rule can differentiate. */
-  inputs: number[];
+  /** Indices of the inputs this rule can differentiate ('all' for variadic ops such as Concat and Sum). */
+  inputs: number[] | 'all';
   /** One line: the maths / formulation, for the report and docs. */
   doc: string;
   build(ctx: GradContext): InputGrads;
 }
-
-/** For variadic ops (Concat, Sum): every input slot is differentiable. */
-export const ALL_INPUTS: number[] = Array.from({ length: 2048 }, (_, i) => i);
