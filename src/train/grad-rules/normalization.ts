@@ -1,9 +1,12 @@
 /**
  * Softmax family and normalization layers, as ai.onnx subgraphs replacing ORT's training-only
  * SoftmaxGrad_13 / LogSoftmaxGrad_13 / LayerNormalizationGrad (shared/notes/autodiff.md §3).
- * LayerNorm statistics are recomputed in the input's type (the forward node is left untouched).
+ * The forward node is left untouched: LayerNorm's x̂ and 1/σ come from a second LayerNormalization with
+ * unit scale (float types) or are recomputed from ReduceMean (double).
  */
 import { attrFloat, attrInt } from '../../onnx/build.js';
+import { DataType } from '../../onnx/dtype.js';
+import { floatConstTensor } from '../grad-helpers.js';
 import type { GradContext, GradRule, InputGrads } from './types.js';
 
 function gradY(ctx: GradContext): string {
@@ -58,13 +61,9 @@ function reduceMean(ctx: GradContext, x: string, axes: number[]): string {
 function normGrad(center: boolean) {
   return (ctx: GradContext): InputGrads => {
     for (let i = 1; i < ctx.node.output.length; i++) if (ctx.gradOut(i)) ctx.fail(`a gradient through output ${i} (statistics) is not supported`);
-    const e = ctx.e, x = ctx.input(0), scale = ctx.input(1), dY = gradY(ctx);
+    const e = ctx.e, scale = ctx.input(1), dY = gradY(ctx);
     const axes = normalizedAxes(ctx);
-    const eps = e.constFloat(attrFloat(ctx.node, 'epsilon', 1e-5), ctx.elemType(x));
-    const xc = center ? e.op('Sub', [x, reduceMean(ctx, x, axes)]) : x;
-    const variance = reduceMean(ctx, e.op('Mul', [xc, xc]), axes);
-    const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, eps])])]);
-    const xhat = e.op('Mul', [xc, r]);
+    const { xhat, r } = center && ctx.elemType(ctx.input(0)) !== DataType.DOUBLE ? unitLayerNorm(ctx) : recomputedStats(ctx, center, axes);
     const yShape = ctx.shape(ctx.output(0));
     const out: InputGrads = [];
     if (ctx.needsGrad(0)) {
@@ -77,6 +76,32 @@ function normGrad(center: boolean) {
     if (center && ctx.needsGrad(2)) out[2] = e.unbroadcast(dY, yShape, ctx.input(2), ctx.shape(ctx.input(2)));
     return out;
   };
+}
+
+/** x̂ and r = 1/√(σ² + ε) recomputed with ReduceMean/Sub/Mul/Add/Sqrt/Reciprocal in the input's type. */
+function recomputedStats(ctx: GradContext, center: boolean, axes: number[]): { xhat: string; r: string } {
+  const e = ctx.e, x = ctx.input(0);
+  const eps = e.constFloat(attrFloat(ctx.node, 'epsilon', 1e-5), ctx.elemType(x));
+  const xc = center ? e.op('Sub', [x, reduceMean(ctx, x, axes)]) : x;
+  const variance = reduceMean(ctx, e.op('Mul', [xc, xc]), axes);
+  const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, eps])])]);
+  return { xhat: e.op('Mul', [xc, r]), r };
+}
+
+/**
+ * x̂ and r from one LayerNormalization with unit scale and no bias: its Y is x̂ and its optional InvStdDev
+ * output is r (computed in float, stash_type = 1, and cast back for float16/bfloat16). Used for float,
+ * float16 and bfloat16 (ORT's CPU kernel computes the statistics only in float, so double recomputes).
+ */
+function unitLayerNorm(ctx: GradContext): { xhat: string; r: string } {
+  const e = ctx.e, x = ctx.input(0), scale = ctx.input(1), type = ctx.elemType(x);
+  const scaleShape = ctx.shape(scale);
+  const ones = scaleShape && scaleShape.every((d) => typeof d === 'number')
+    ? e.constFloat(new Array<number>((scaleShape as number[]).reduce((a, b) => a * b, 1)).fill(1), type, scaleShape as number[])
+    : e.op('ConstantOfShape', [e.shapeOf(scale)], { value: floatConstTensor('', [1], [1], type) });
+  const attrs = { axis: attrInt(ctx.node, 'axis', -1), epsilon: { float: attrFloat(ctx.node, 'epsilon', 1e-5) } };
+  const [xhat, , invStd] = e.opN('LayerNormalization', [x, ones], attrs, 3);
+  return { xhat: xhat!, r: type === DataType.FLOAT ? invStd! : e.op('Cast', [invStd!], { to: type }) };
 }
 
 /**
