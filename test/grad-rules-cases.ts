@@ -45,6 +45,7 @@ export const GRAD_CASES_MORE: NamedCase[] = [
   { name: 'ReduceMean symbolic, keepdims 1', rule: 'ReduceMean', case: { symbolic: true, nodes: one('ReduceMean', ['x'], { axes: [0, 2] }), inputs: [{ name: 'x', shape: [2, 3, 4] }] } },
   { name: 'Pow constant exponent 3', rule: 'Pow', case: { nodes: one('Pow', ['x', 'p']), inputs: [{ name: 'x', shape: [2, 3] }, { name: 'p', shape: [], values: [3], constant: true }] } },
   { name: 'Pow general (both inputs, broadcast exponent)', rule: 'Pow', case: { nodes: one('Pow', ['x', 'p']), inputs: [{ name: 'x', shape: [2, 3], range: pos }, { name: 'p', shape: [3], range: [-1.5, 2.5] }] } },
+  { name: 'Dropout training_mode=true, ratio 0 (mask path: deterministic all-ones mask)', rule: 'Dropout', case: { nodes: one('Dropout', ['x', 'ratio', 'train'], {}, ['y', 'mask']), inputs: [{ name: 'x', shape: [2, 3] }, { name: 'ratio', shape: [], values: [0], constant: true }, { name: 'train', shape: [], ints: [1], bool: true, constant: true }] } },
   { name: 'Dropout with ratio and training_mode=false (identity)', rule: 'Dropout', case: { nodes: one('Dropout', ['x', 'ratio', 'train'], {}, ['y', 'mask']), inputs: [{ name: 'x', shape: [2, 3] }, { name: 'ratio', shape: [], values: [0.3], constant: true }, { name: 'train', shape: [], ints: [0], bool: true, constant: true }] } },
 ];
 
