@@ -134,12 +134,24 @@ function range(a: number, b: number): number[] {
   return Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
 }
 
+/**
+ * Gather accepts indices in [−V, V); the scatter's index is made non-negative (idx + V where idx < 0)
+ * unless the indices are constants already ≥ 0.
+ */
+function nonNegative(ctx: GradContext, idx: string, data: string): string {
+  const known = ctx.ints(idx);
+  if (known && known.every((v) => typeof v === 'number' && v >= 0)) return idx;
+  const e = ctx.e;
+  const rows = e.op('Gather', [e.shapeOf(data), e.constInts([0], true)], { axis: 0 }); // scalar: keeps idx's shape
+  return e.op('Where', [e.op('Less', [idx, e.constInts([0], true)]), e.op('Add', [idx, rows]), idx]);
+}
+
 /** Zeros shaped like `data`, then rows idx[...] += dY[...] (axis-0 scatter-add). */
 function scatterRows(ctx: GradContext, data: string, idx: string, dY: string): string {
   const e = ctx.e, type = ctx.elemType(data);
   if (ctx.opset >= 16) {
     const idx64 = ctx.shapes.elemType(idx) === DataType.INT64 ? idx : e.op('Cast', [idx], { to: DataType.INT64 });
-    return e.op('ScatterND', [e.zerosLike(data, type), e.unsqueeze(idx64, [-1]), dY], { reduction: 'add' });
+    return e.op('ScatterND', [e.zerosLike(data, type), e.unsqueeze(nonNegative(ctx, idx64, data), [-1]), dY], { reduction: 'add' });
   }
   // OneHot(idx, V) has no double kernel; build it in float and cast.
   const v = e.op('Gather', [e.shapeOf(data), e.constInts([0])], { axis: 0 });
