@@ -33,30 +33,30 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 
 /** A synthetic pre-LN transformer (loss = Σ h², built in-graph). */
 function syntheticTransformer(): { model: ModelProto; feeds: Record<string, ort.Tensor> } {
-const B = 8, T = 128, D = 256, H = 4, L = 2;
-const n = node; const nodes: NodeProto[] = []; const inits: TensorProto[] = [];
-const rnd = (k: number, s: number) => Array.from({ length: k }, (_, i) => Math.sin(i * 12.9898 + s) * 0.05);
-let h = 'x';
-inits.push(makeInt64Tensor('hs', [4], [B, T, H, D / H]), makeInt64Tensor('bs', [3], [B, T, D]));
-for (let l = 0; l < L; l++) {
-  const p = (s: string) => `l${l}_${s}`;
-  inits.push(floatConstTensor(p('ln_s'), [D], Array(D).fill(1), 1), floatConstTensor(p('ln_b'), [D], Array(D).fill(0), 1));
-  inits.push(floatConstTensor(p('Wqkv'), [D, 3 * D], rnd(3 * D * D, l), 1), floatConstTensor(p('Wo'), [D, D], rnd(D * D, l + 1), 1));
-  inits.push(floatConstTensor(p('W1'), [D, 4 * D], rnd(4 * D * D, l + 2), 1), floatConstTensor(p('W2'), [4 * D, D], rnd(4 * D * D, l + 3), 1));
-  nodes.push(n('LayerNormalization', [h, p('ln_s'), p('ln_b')], [p('n')]), n('MatMul', [p('n'), p('Wqkv')], [p('qkv')]),
-    n('Split', [p('qkv')], [p('q'), p('k'), p('v')], { axis: -1, num_outputs: 3 }),
-    n('Reshape', [p('q'), 'hs'], [p('q3')]), n('Transpose', [p('q3')], [p('q4')], { perm: [0, 2, 1, 3] }),
-    n('Reshape', [p('k'), 'hs'], [p('k3')]), n('Transpose', [p('k3')], [p('k4')], { perm: [0, 2, 3, 1] }),
-    n('Reshape', [p('v'), 'hs'], [p('v3')]), n('Transpose', [p('v3')], [p('v4')], { perm: [0, 2, 1, 3] }),
-    n('MatMul', [p('q4'), p('k4')], [p('s')]), n('Softmax', [p('s')], [p('a')]), n('MatMul', [p('a'), p('v4')], [p('o4')]),
-    n('Transpose', [p('o4')], [p('o3')], { perm: [0, 2, 1, 3] }), n('Reshape', [p('o3'), 'bs'], [p('o')]), n('MatMul', [p('o'), p('Wo')], [p('pr')]),
-    n('Add', [h, p('pr')], [p('r1')]), n('LayerNormalization', [p('r1'), p('ln_s'), p('ln_b')], [p('n2')]),
-    n('MatMul', [p('n2'), p('W1')], [p('f')]), n('Gelu', [p('f')], [p('g')], { approximate: 'tanh' }), n('MatMul', [p('g'), p('W2')], [p('f2')]), n('Add', [p('r1'), p('f2')], [p('r2')]));
-  h = p('r2');
-}
-nodes.push(n('ReduceSumSquare', [h], ['loss'], { keepdims: 0 }));
-const graph = create(GraphProtoSchema, { node: nodes, initializer: inits, input: [tensorValueInfo('x', 1, [B, T, D])], output: [tensorValueInfo('loss', 1, [])] });
-const model = create(ModelProtoSchema, { irVersion: 9n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 20n })], graph });
+  const B = 8, T = 128, D = 256, H = 4, L = 2;
+  const n = node; const nodes: NodeProto[] = []; const inits: TensorProto[] = [];
+  const rnd = (k: number, s: number) => Array.from({ length: k }, (_, i) => Math.sin(i * 12.9898 + s) * 0.05);
+  let h = 'x';
+  inits.push(makeInt64Tensor('hs', [4], [B, T, H, D / H]), makeInt64Tensor('bs', [3], [B, T, D]));
+  for (let l = 0; l < L; l++) {
+    const p = (s: string) => `l${l}_${s}`;
+    inits.push(floatConstTensor(p('ln_s'), [D], Array(D).fill(1), 1), floatConstTensor(p('ln_b'), [D], Array(D).fill(0), 1));
+    inits.push(floatConstTensor(p('Wqkv'), [D, 3 * D], rnd(3 * D * D, l), 1), floatConstTensor(p('Wo'), [D, D], rnd(D * D, l + 1), 1));
+    inits.push(floatConstTensor(p('W1'), [D, 4 * D], rnd(4 * D * D, l + 2), 1), floatConstTensor(p('W2'), [4 * D, D], rnd(4 * D * D, l + 3), 1));
+    nodes.push(n('LayerNormalization', [h, p('ln_s'), p('ln_b')], [p('n')]), n('MatMul', [p('n'), p('Wqkv')], [p('qkv')]),
+      n('Split', [p('qkv')], [p('q'), p('k'), p('v')], { axis: -1, num_outputs: 3 }),
+      n('Reshape', [p('q'), 'hs'], [p('q3')]), n('Transpose', [p('q3')], [p('q4')], { perm: [0, 2, 1, 3] }),
+      n('Reshape', [p('k'), 'hs'], [p('k3')]), n('Transpose', [p('k3')], [p('k4')], { perm: [0, 2, 3, 1] }),
+      n('Reshape', [p('v'), 'hs'], [p('v3')]), n('Transpose', [p('v3')], [p('v4')], { perm: [0, 2, 1, 3] }),
+      n('MatMul', [p('q4'), p('k4')], [p('s')]), n('Softmax', [p('s')], [p('a')]), n('MatMul', [p('a'), p('v4')], [p('o4')]),
+      n('Transpose', [p('o4')], [p('o3')], { perm: [0, 2, 1, 3] }), n('Reshape', [p('o3'), 'bs'], [p('o')]), n('MatMul', [p('o'), p('Wo')], [p('pr')]),
+      n('Add', [h, p('pr')], [p('r1')]), n('LayerNormalization', [p('r1'), p('ln_s'), p('ln_b')], [p('n2')]),
+      n('MatMul', [p('n2'), p('W1')], [p('f')]), n('Gelu', [p('f')], [p('g')], { approximate: 'tanh' }), n('MatMul', [p('g'), p('W2')], [p('f2')]), n('Add', [p('r1'), p('f2')], [p('r2')]));
+    h = p('r2');
+  }
+  nodes.push(n('ReduceSumSquare', [h], ['loss'], { keepdims: 0 }));
+  const graph = create(GraphProtoSchema, { node: nodes, initializer: inits, input: [tensorValueInfo('x', 1, [B, T, D])], output: [tensorValueInfo('loss', 1, [])] });
+  const model = create(ModelProtoSchema, { irVersion: 9n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 20n })], graph });
   return { model, feeds: { x: new ort.Tensor('float32', Float32Array.from(rnd(B * T * D, 9)), [B, T, D]) } };
 }
 
