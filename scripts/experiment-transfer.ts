@@ -23,6 +23,25 @@ import { optimaMarkdown, parseDensities, parseLrGrid, runSweep, sweepCsv, sweepF
 import { coordCsv, coordFigure, runCoordCheck, verdictLines } from '../src/experiments/coord-check.js';
 import { figureSvg } from '../src/experiments/plot.js';
 import { resultJson, safeName } from '../src/experiments/outputs.js';
+import type { Hyperparameters } from '../src/rules/types.js';
+
+/**
+ * Hyperparameters per rule set. 'paper': the values of the paper's Fig. 1 runs (App. E, Tables 3 and 4):
+ * SP init std 2.166e-2; µP/SµPar σ_base 0.0866, α_input 9.1705, α_output 1.0951835 (tuned on a dense
+ * width-256 proxy, which is our width). 'plain': σ_base 0.02 and no multipliers for both.
+ */
+const HYPERPARAMETERS: Record<string, Record<string, Partial<Hyperparameters>>> = {
+  paper: {
+    sp: { sigma_base: 0.02166 },
+    supar: { sigma_base: 0.08665602, alpha_input: 9.1705, alpha_output: 1.0951835 },
+    mup: { sigma_base: 0.08665602, alpha_input: 9.1705, alpha_output: 1.0951835 },
+  },
+  plain: {
+    sp: { sigma_base: 0.02, alpha_input: 1, alpha_output: 1 },
+    supar: { sigma_base: 0.02, alpha_input: 1, alpha_output: 1 },
+    mup: { sigma_base: 0.02, alpha_input: 1, alpha_output: 1 },
+  },
+};
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -32,11 +51,11 @@ const PRESETS = {
   reduced: { width: '256', layers: '2', heads: '4', seq: '64', batch: '8', steps: '50', lastK: '10', lrs: '2^-11:2^-5', densities: '1,1/2,1/4,1/8,1/16', threads: '1', coordSteps: '10', coordLrs: '2^-10,2^-7' },
 };
 
-function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; rules: string[]; out: string; skipCoord: boolean; skipSweep: boolean } {
+function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; rules: string[]; out: string; skipCoord: boolean; skipSweep: boolean; hp: string } {
   const flag = { type: 'string' } as const;
   const { values } = parseArgs({
     options: {
-      reduced: { type: 'boolean', default: false }, tag: flag, rules: flag, out: flag, 'skip-coord': { type: 'boolean', default: false }, 'skip-sweep': { type: 'boolean', default: false },
+      reduced: { type: 'boolean', default: false }, tag: flag, rules: flag, out: flag, 'skip-coord': { type: 'boolean', default: false }, 'skip-sweep': { type: 'boolean', default: false }, hp: { type: 'string', default: 'paper' },
       width: flag, layers: flag, heads: flag, seq: flag, batch: flag, steps: flag, 'last-k': flag, lrs: flag, densities: flag, threads: flag, 'coord-steps': flag, 'coord-lrs': flag,
     },
   });
@@ -45,11 +64,12 @@ function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; r
   return {
     width: pick('width'), layers: pick('layers'), heads: pick('heads'), seq: pick('seq'), batch: pick('batch'), steps: pick('steps'),
     lastK: pick('lastK', 'last-k'), lrs: pick('lrs'), densities: pick('densities'), threads: pick('threads'), coordSteps: pick('coordSteps', 'coord-steps'), coordLrs: pick('coordLrs', 'coord-lrs'),
-    tag: values.tag ?? (values.reduced ? 'reduced' : 'full'),
+    tag: values.tag ?? `${values.reduced ? 'reduced' : 'full'}${values.hp && values.hp !== 'paper' ? `-${values.hp}` : ''}`,
     rules: (values.rules ?? 'sp,supar').split(','),
     out: path.resolve(values.out ?? path.join(ROOT, 'docs')),
     skipCoord: values['skip-coord'] ?? false,
     skipSweep: values['skip-sweep'] ?? false,
+    hp: values.hp ?? 'paper',
   };
 }
 
@@ -72,7 +92,10 @@ async function main(): Promise<void> {
   const modelPath = path.join(dir, `gpt-d${o.width}.onnx`);
   fs.writeFileSync(modelPath, encodeModel(buildGpt({ vocab: 256, dModel: Number(o.width), layers: Number(o.layers), heads: Number(o.heads), maxPos: Number(o.seq), seed: 1234 })));
   log(`model: GPT width ${o.width}, ${o.layers} layers, ${o.heads} heads, context ${o.seq}, byte vocab 256 (${modelPath})`);
-  const common = { modelPath, batch: Number(o.batch), seq: Number(o.seq), textBytes: corpus.bytes, threads: Number(o.threads) };
+  const hyperparameters = HYPERPARAMETERS[o.hp];
+  if (!hyperparameters) throw new Error(`--hp ${o.hp}: choose one of ${Object.keys(HYPERPARAMETERS).join(', ')}`);
+  log(`hyperparameters (--hp ${o.hp}): ${JSON.stringify(hyperparameters)}`);
+  const common = { modelPath, batch: Number(o.batch), seq: Number(o.seq), textBytes: corpus.bytes, threads: Number(o.threads), hyperparameters };
   const densities = parseDensities(o.densities);
   const img = path.join(o.out, 'img');
   const results = path.join(o.out, 'results');
@@ -81,11 +104,11 @@ async function main(): Promise<void> {
     // mup's coordinate check, fixed batch, at a moderate LR (≈ η_base) and a large one (mup's advice).
     const coordRun = await makeOnnxTrainRun({ ...common, fixedBatch: true });
     for (const lr of parseLrGrid(o.coordLrs)) {
-      const lrTag = `lr2^${Math.log2(lr)}`;
+      const lrTag = `lr2pow${Math.log2(lr)}`;
       const coord = await runCoordCheck({ rules: o.rules, densities, steps: Number(o.coordSteps), lr, seed: 0, threshold: 1.5 }, coordRun, log);
       for (const r of o.rules) writeOut(path.join(img, `coord-check-${o.tag}-${lrTag}.${safeName(r)}.svg`), figureSvg(coordFigure(coord, r)));
       writeOut(path.join(results, `coord-check-${o.tag}-${lrTag}.csv`), coordCsv(coord));
-      const verdicts = [`# base LR ${lrTag}, ${o.coordSteps} steps, fixed batch ${o.batch} x ${o.seq} bytes`, ...verdictLines(coord)].join('\n') + '\n';
+      const verdicts = [`# base LR 2^${Math.log2(lr)}, ${o.coordSteps} steps, fixed batch ${o.batch} x ${o.seq} bytes`, ...verdictLines(coord)].join('\n') + '\n';
       writeOut(path.join(results, `coord-check-${o.tag}-${lrTag}.verdicts.txt`), verdicts);
       process.stdout.write(verdicts);
     }
@@ -96,9 +119,9 @@ async function main(): Promise<void> {
   const sweepOpts = { rules: o.rules, densities, lrs: parseLrGrid(o.lrs), steps: Number(o.steps), seed: 0, lastK: Number(o.lastK) };
   log(`sweep: ${sweepOpts.rules.length} rule sets × ${densities.length} densities × ${sweepOpts.lrs.length} LRs × ${sweepOpts.steps} steps (batch ${o.batch} × ${o.seq} bytes)`);
   const sweep = await runSweep(sweepOpts, sweepRun, log);
-  const title = `Final train loss vs LR, GPT d=${o.width} L=${o.layers} on TypeScript/Node API docs (${o.tag} run: ${o.steps} steps)`;
+  const title = `Final train loss vs LR: GPT d=${o.width} L=${o.layers}, TypeScript/Node API docs, ${o.steps} steps (${o.tag}, --hp ${o.hp})`;
   writeOut(path.join(img, `transfer-${o.tag}.svg`), figureSvg(sweepFigure(sweep, title)));
-  writeOut(path.join(results, `transfer-${o.tag}.json`), resultJson({ ...sweep, settings: o, corpus: { description: corpus.description, files: corpus.files.length } }));
+  writeOut(path.join(results, `transfer-${o.tag}.json`), resultJson({ ...sweep, settings: { ...o, hyperparameters }, corpus: { description: corpus.description, files: corpus.files.length } }));
   writeOut(path.join(results, `transfer-${o.tag}.csv`), sweepCsv(sweep));
   writeOut(path.join(results, `transfer-${o.tag}.optima.md`), optimaMarkdown(sweep));
   process.stdout.write(optimaMarkdown(sweep));

@@ -8,7 +8,7 @@ import type { CliContext } from './main.js';
 import { runCoordCheck, verdictLines } from '../experiments/coord-check.js';
 import { parseDensities, parseLrValue } from '../experiments/sweep.js';
 import { writeCoordCheckOutputs } from '../experiments/outputs.js';
-import { commonTrainOptions, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
+import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface CoordFlags extends CommonTrainFlags {
   lr: string;
@@ -37,6 +37,7 @@ export function register(program: Command, _ctx: CliContext): void {
     const train = await makeOnnxTrainRun({
       modelPath: model, batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
       dataFile: f.data, fixedBatch: true, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
+      hyperparameters: hyperparameterFlags(f, opts.rules),
     });
     const res = await runCoordCheck(opts, train, log);
     const files = writeCoordCheckOutputs(res, f.out);

@@ -1,6 +1,7 @@
 /** Flags shared by the experiment commands (coord-check, sweep) and their parsing into checked values. */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import type { Hyperparameters } from '../rules/types.js';
 
 export interface CommonTrainFlags {
   rules: string;
@@ -11,6 +12,9 @@ export interface CommonTrainFlags {
   seq?: string;
   data?: string;
   widthMult?: string;
+  sigmaBase?: string;
+  alphaInput?: string;
+  alphaOutput?: string;
   out: string;
 }
 
@@ -22,8 +26,11 @@ export function commonTrainOptions(cmd: Command, defaults: { steps: string; out:
     .option('--seed <n>', 'seed for masks, init and data (the same for every run)', '0')
     .option('--batch <n>', 'sequences per batch', '4')
     .option('--seq <n>', 'sequence length (default: the model\'s fixed length, else 32)')
-    .option('--data <file>', 'a text file, tokenized as bytes (default: random tokens)')
+    .option('--data <file>', 'a text file, tokenized as bytes (default: a synthetic Markov language, 4 successors per token)')
     .option('--width-mult <m>', 'width multiplier m_d passed to the transform (default 1)')
+    .option('--sigma-base <s>', 'σ_base for every rule set (default: the rule set\'s)')
+    .option('--alpha-input <a>', 'α_input for every rule set (SP ignores it)')
+    .option('--alpha-output <a>', 'α_output for every rule set (SP ignores it)')
     .option('--out <dir>', 'folder for JSON, CSV and SVG results', defaults.out);
 }
 
@@ -43,4 +50,13 @@ export function parseRulesList(text: string): string[] {
   const list = text.split(',').map((s) => s.trim()).filter(Boolean);
   if (!list.length) throw new UsageError(`--rules: '${text}' names no rule set; write e.g. sp,supar`);
   return [...new Set(list)];
+}
+
+/** The hyperparameter flags as a per-rule-set map for the transform (the same values for every rule set). */
+export function hyperparameterFlags(f: CommonTrainFlags, rules: string[]): Record<string, Partial<Hyperparameters>> | undefined {
+  const hp: Partial<Hyperparameters> = {};
+  if (f.sigmaBase !== undefined) hp.sigma_base = positiveNumber(f.sigmaBase, '--sigma-base');
+  if (f.alphaInput !== undefined) hp.alpha_input = positiveNumber(f.alphaInput, '--alpha-input');
+  if (f.alphaOutput !== undefined) hp.alpha_output = positiveNumber(f.alphaOutput, '--alpha-output');
+  return Object.keys(hp).length ? Object.fromEntries(rules.map((r) => [r, hp])) : undefined;
 }

@@ -6,17 +6,20 @@
 import { readModel } from '../onnx/codec.js';
 import { transform } from '../transform.js';
 import type { BlockOutput } from '../analysis/types.js';
+import type { Hyperparameters } from '../rules/types.js';
 import type { ModelProto } from 'onnx-buf';
 import type { PrepareModel } from './train-run.js';
 
 export interface PreparerOptions {
   widthMult?: number;
+  /** Hyperparameters (σ_base, α_input, α_output, …) per rule-set id; absent = the rule set's defaults. */
+  hyperparameters?: Record<string, Partial<Hyperparameters>>;
 }
 
 export function transformPreparer(modelPath: string, opts: PreparerOptions = {}): PrepareModel {
   const loaded = readModel(modelPath);
   return async (rules, density, seed) => {
-    const res = await transform(loaded, { rules, density, seed, widthMult: opts.widthMult });
+    const res = await transform(loaded, { rules, density, seed, widthMult: opts.widthMult, hyperparameters: opts.hyperparameters?.[rules] });
     return { model: res.model, baseDir: loaded.baseDir, lrGroups: res.lrGroups, blocks: blocksPresent(res.analysis.blocks, res.model) };
   };
 }

@@ -15,6 +15,7 @@ import { findValueShape } from '../train/graph-util.js';
 import { buildTrainStep, type TrainIO } from '../train/train-step.js';
 import { createTrainer, type Feeds, type Trainer } from '../train/runner.js';
 import type { LrGroupsFile } from '../train/types.js';
+import type { Hyperparameters } from '../rules/types.js';
 import { isDivergedLoss, lrAt, meanAbs, meanAbsUnmasked, type LrSchedule, type RunConfig, type RunResult, type TrainRun } from './run-types.js';
 import { byteBatchStream, mulberry32, type TokenBatch } from './text-corpus.js';
 
@@ -41,6 +42,8 @@ export interface OnnxTrainRunOptions {
   /** Reuse one batch for every step (mup's coord check `fix_data`), else a fresh batch per step. */
   fixedBatch: boolean;
   widthMult?: number;
+  /** Hyperparameters per rule-set id for the default transform (e.g. the paper's tuned σ_base, α_input, α_output). */
+  hyperparameters?: Record<string, Partial<Hyperparameters>>;
   /** Intra-op threads for onnxruntime (default 1: runs are many and small). */
   threads?: number;
   /** Default: the SµPar transform of `modelPath` (prepare.ts). */
@@ -52,7 +55,7 @@ export interface OnnxTrainRunOptions {
 }
 
 export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<TrainRun> {
-  const prepare = opts.prepare ?? (await import('./prepare.js')).transformPreparer(opts.modelPath, { widthMult: opts.widthMult });
+  const prepare = opts.prepare ?? (await import('./prepare.js')).transformPreparer(opts.modelPath, { widthMult: opts.widthMult, hyperparameters: opts.hyperparameters });
   const text = opts.textBytes ?? (opts.dataFile ? readText(opts.dataFile) : undefined);
   // A sweep trains many LRs per (rules, density): reuse the transformed model and train-step graph.
   let cached: { key: string; prepared: PreparedModel; ts: ReturnType<typeof buildTrainStep> } | undefined;
