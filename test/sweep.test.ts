@@ -8,6 +8,7 @@ import { lrAt, type RunConfig, type RunResult } from '../src/experiments/run-typ
 import { makeOnnxTrainRun } from '../src/experiments/train-run.js';
 import { writeSweepOutputs } from '../src/experiments/outputs.js';
 import { ROOT, tempDir } from './helpers.js';
+import { runCli } from './cli-helpers.js';
 import { UsageError } from '../src/errors.js';
 import { byClass, findAll, parseXml } from './svg-xml.js';
 
@@ -123,4 +124,23 @@ test('a tiny real sweep on the fixture GPT: writes JSON/CSV/SVG/markdown, marks 
   assert.equal(findAll(root, byClass('mark')).length, 4);
   assert.equal(findAll(root, byClass('diverged')).length, 4);
   assert.equal(findAll(root, byClass('legend-entry')).length, 2);
+});
+
+test('CLI: sweep and coord-check write their files, print the table / verdicts, and reject bad flags in one line', async () => {
+  const dir = tempDir();
+  const model = path.join(ROOT, 'fixtures', 'gpt-tiny.onnx');
+  const sweep = await runCli(['sweep', model, '--densities', '1,1/4', '--lrs', '2^-9:2^-8', '--steps', '3', '--last-k', '1', '--rules', 'supar', '--batch', '2', '--seq', '8', '--out', path.join(dir, 's')], { timeoutMs: 120_000 });
+  assert.equal(sweep.code, 0, sweep.stderr);
+  assert.match(sweep.stdout, /^\| density \| supar: optimal LR \|$/m);
+  assert.match(sweep.stderr, /\[4\/4\] supar density 1\/4 lr 2\^-8: final loss \d/);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 's')).sort(), ['sweep.csv', 'sweep.json', 'sweep.optima.md', 'sweep.svg']);
+  const cc = await runCli(['coord-check', model, '--densities', '1,0.5', '--steps', '2', '--rules', 'sp', '--batch', '2', '--seq', '8', '--out', path.join(dir, 'c')], { timeoutMs: 120_000 });
+  assert.equal(cc.code, 0, cc.stderr);
+  assert.match(cc.stdout, /^sp +layer 0 attention +max\/min across densities +\d+\.\d{3} \(worst at step \d\)/m);
+  assert.match(cc.stdout, /pairs flat within ×1\.5 over steps 0–1$/m);
+  assert.ok(fs.existsSync(path.join(dir, 'c', 'coord-check.sp.svg')));
+  const bad = await runCli(['sweep', model, '--lrs', '2^-4:2^-9', '--out', path.join(dir, 'b')]);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr.trim(), "error: --lrs: '2^-4:2^-9' needs LO ≤ HI and a positive log2 step");
+  assert.ok(!fs.existsSync(path.join(dir, 'b')));
 });
