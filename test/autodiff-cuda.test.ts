@@ -13,7 +13,7 @@ import { NameAuthority, opsetVersion } from '../src/onnx/ir.js';
 import { buildBackward } from '../src/train/autodiff.js';
 import { checkCudaKernels } from '../src/train/kernels.js';
 import { caseWithBackward, type NamedCase } from './grad-rules-harness.js';
-import { BASIC_CASES, CONV_CASES, EXTRA_CASES, GRAD_CASES_MORE, OLD_OPSET_CASES } from './grad-rules-cases.js';
+import { BASIC_CASES, CONV_CASES, EXTRA_CASES, GRAD_CASES_MORE, INDEXING_CASES, OLD_OPSET_CASES } from './grad-rules-cases.js';
 import { SHARED } from './helpers.js';
 
 function backwardFallbacks(c: NamedCase, floatType: number): string[] {
@@ -21,7 +21,7 @@ function backwardFallbacks(c: NamedCase, floatType: number): string[] {
   return checkCudaKernels(model).fallbacks.filter((f) => backwardNodes.has(f.node)).map((f) => `${c.name}: ${f.op}: ${f.reason}`);
 }
 
-const ALL_CASES = [...BASIC_CASES, ...GRAD_CASES_MORE, ...CONV_CASES, ...EXTRA_CASES, ...OLD_OPSET_CASES];
+const ALL_CASES = [...BASIC_CASES, ...GRAD_CASES_MORE, ...CONV_CASES, ...EXTRA_CASES, ...OLD_OPSET_CASES, ...INDEXING_CASES];
 
 test('backward nodes of every rule case have CUDA float32 kernels', () => {
   assert.deepEqual(ALL_CASES.flatMap((c) => backwardFallbacks(c, DataType.FLOAT)), []);

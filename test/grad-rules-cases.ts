@@ -217,3 +217,27 @@ export const OLD_OPSET_CASES: NamedCase[] = [
   { name: 'opset 12 MaxPool non-overlapping', rule: 'MaxPool', case: { opset: 12, nodes: one('MaxPool', ['x'], { kernel_shape: [2, 2], strides: [2, 2] }), inputs: [{ name: 'x', shape: [1, 2, 4, 4] }] } },
   { name: 'opset 12 Gemm, Clip, Pad chain', rule: 'Clip', case: { opset: 12, nodes: [node('Gemm', ['a', 'b', 'c'], ['g'], { transB: 1 }), node('Clip', ['g', 'lo', 'hi'], ['cl']), node('Pad', ['cl', 'pads'], ['y'])], inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [2, 4] }, { name: 'c', shape: [2] }, { name: 'lo', shape: [], values: [-0.5], constant: true }, { name: 'hi', shape: [], values: [0.6], constant: true }, { name: 'pads', shape: [4], ints: [1, 0, 0, 2], constant: true }] } },
 ];
+
+/** Values in ±[0.1, 1.1], away from a kink at 0 that a float32 FD step would straddle. */
+function awayFromZero(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => (i % 2 ? -1 : 1) * (0.1 + ((i * 0.618034) % 1)));
+}
+
+/** Indexing, contraction, cumulative and piecewise-constant ops, PRelu, InstanceNormalization. */
+export const INDEXING_CASES: NamedCase[] = [
+  { name: 'GatherElements axis 1, repeated indices', rule: 'GatherElements', case: { nodes: one('GatherElements', ['x', 'i'], { axis: 1 }), inputs: [{ name: 'x', shape: [3, 4] }, { name: 'i', shape: [3, 2], ints: [0, 0, 3, 1, 2, 2] }] } },
+  { name: 'GatherND pairs, repeated', rule: 'GatherND', case: { nodes: one('GatherND', ['x', 'i']), inputs: [{ name: 'x', shape: [3, 4, 2] }, { name: 'i', shape: [3, 2], ints: [0, 1, 2, 3, 0, 1] }] } },
+  { name: 'Trilu lower, k = 1 (opset 14)', rule: 'Trilu', case: { nodes: one('Trilu', ['x', 'k'], { upper: 0 }), inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'k', shape: [], ints: [1], constant: true }] } },
+  { name: 'CumSum axis 1, exclusive', rule: 'CumSum', case: { nodes: one('CumSum', ['x', 'ax'], { exclusive: 1 }), inputs: [{ name: 'x', shape: [2, 4] }, { name: 'ax', shape: [], ints: [1], constant: true }] } },
+  { name: 'CumSum axis 0, reverse', rule: 'CumSum', case: { nodes: one('CumSum', ['x', 'ax'], { reverse: 1 }), inputs: [{ name: 'x', shape: [3, 2] }, { name: 'ax', shape: [], ints: [0], constant: true }] } },
+  { name: "Einsum 'bij,bjk->bik'", rule: 'Einsum', case: { nodes: one('Einsum', ['a', 'b'], { equation: 'bij,bjk->bik' }), inputs: [{ name: 'a', shape: [2, 3, 4] }, { name: 'b', shape: [2, 4, 5] }] } },
+  { name: "Einsum 'bhqd,bhkd->bhqk' (attention scores)", rule: 'Einsum', case: { nodes: one('Einsum', ['q', 'k'], { equation: 'bhqd,bhkd->bhqk' }), inputs: [{ name: 'q', shape: [1, 2, 3, 4] }, { name: 'k', shape: [1, 2, 5, 4] }] } },
+  { name: "Einsum 'ij,j->i'", rule: 'Einsum', case: { nodes: one('Einsum', ['a', 'v'], { equation: 'ij,j->i' }), inputs: [{ name: 'a', shape: [3, 4] }, { name: 'v', shape: [4] }] } },
+  ...(['Floor', 'Ceil', 'Round'] as const).map((op): NamedCase => ({
+    name: `${op} (zero gradient): x·${op}(3x)`, rule: op,
+    case: { nodes: [node('Mul', ['x', 'three'], ['t']), node(op, ['t'], ['f']), node('Mul', ['x', 'f'], ['y'])], inputs: [{ name: 'x', shape: [3, 4], range: [-2, 2] }, { name: 'three', shape: [], values: [3], constant: true }] },
+  })),
+  { name: 'Sign (zero gradient): x·Sign(x) = |x|', rule: 'Sign', case: { nodes: [node('Sign', ['x'], ['s']), node('Mul', ['x', 's'], ['y'])], inputs: [{ name: 'x', shape: [3, 4] }] } },
+  { name: 'PRelu, per-channel slope (float32: CPU PRelu is float only)', rule: 'PRelu', case: { dtype: f32, nodes: one('PRelu', ['x', 's']), inputs: [{ name: 'x', shape: [2, 4, 3], values: awayFromZero(24) }, { name: 's', shape: [3], range: [0.05, 0.5] }] } },
+  { name: 'InstanceNormalization (float32: CPU kernel is float only)', rule: 'InstanceNormalization', case: { dtype: f32, nodes: one('InstanceNormalization', ['x', 's', 'b'], { epsilon: { float: 1e-3 } }), inputs: [{ name: 'x', shape: [2, 3, 4, 5] }, { name: 's', shape: [3] }, { name: 'b', shape: [3] }] } },
+];

@@ -16,11 +16,11 @@ import { buildBackward } from '../src/train/autodiff.js';
 import { GRAD_RULES } from '../src/train/grad-rules/index.js';
 import { UserInputError } from '../src/errors.js';
 import { checkGradient, type NamedCase } from './grad-rules-harness.js';
-import { BASIC_CASES, CONV_CASES, EXTRA_CASES, GRAD_CASES_MORE, OLD_OPSET_CASES } from './grad-rules-cases.js';
+import { BASIC_CASES, CONV_CASES, EXTRA_CASES, GRAD_CASES_MORE, INDEXING_CASES, OLD_OPSET_CASES } from './grad-rules-cases.js';
 
 const F64_TOL = 1e-6;
 const F32_TOL = 5e-3;
-const CASES: NamedCase[] = [...BASIC_CASES, ...GRAD_CASES_MORE, ...CONV_CASES, ...EXTRA_CASES, ...OLD_OPSET_CASES];
+const CASES: NamedCase[] = [...BASIC_CASES, ...GRAD_CASES_MORE, ...CONV_CASES, ...EXTRA_CASES, ...OLD_OPSET_CASES, ...INDEXING_CASES];
 
 for (const c of CASES) {
   test(`FD: ${c.name}`, async () => {

@@ -77,6 +77,8 @@ export function buildBackward(graph: GraphProto, opts: BackwardOptions): Backwar
     const n = graph.node[k]!;
     const onPath = n.output.some((o) => o && dependent.has(o) && reaching.has(o));
     if (!onPath || !allInputs(n).some((i) => dependent.has(i))) continue;
+    // Downstream of a zero-gradient op (Floor, Sign, …) nothing arrives: no contribution to propagate.
+    if (!n.output.some((o) => o && acc.has(o))) continue;
     const rule = getGradRule(n, opts);
     e.scope = `${n.name || n.opType}_grad`;
     const ctx = makeContext(n, rule, e, shapes, acc, dependent, floatType, opts.opset);
@@ -179,6 +181,10 @@ class GradAccumulator {
     if (list) list.push(grad);
     else this.parts.set(value, [grad]);
     this.totals.delete(value);
+  }
+
+  has(value: string): boolean {
+    return this.parts.has(value);
   }
 
   total(value: string): string | undefined {

@@ -84,7 +84,18 @@ function meanGrad(ctx: GradContext): InputGrads {
   return ctx.node.input.map((_, i) => (ctx.needsGrad(i) ? toInput(ctx, scaled, i) : undefined));
 }
 
+/** PRelu: Y = X (X > 0) else slope·X; dX = Where(X > 0, dY, slope·dY), dSlope = unbroadcast(Where(X > 0, 0, dY·X)). */
+function preluGrad(ctx: GradContext): InputGrads {
+  const e = ctx.e, x = ctx.input(0), slope = ctx.input(1), dY = gradY(ctx);
+  const positive = e.op('Greater', [x, c(ctx, 0, x)]);
+  return [
+    ctx.needsGrad(0) ? toInput(ctx, e.op('Where', [positive, dY, e.op('Mul', [dY, slope])]), 0) : undefined,
+    ctx.needsGrad(1) ? toInput(ctx, e.op('Where', [positive, c(ctx, 0, x), e.op('Mul', [dY, x])]), 1) : undefined,
+  ];
+}
+
 export const activationRules: GradRule[] = [
+  { op: 'PRelu', inputs: [0, 1], doc: 'dX = Where(X > 0, dY, slope·dY); dSlope = unbroadcast(Where(X > 0, 0, dY·X))', build: preluGrad },
   { op: 'FastGelu', domain: 'com.microsoft', inputs: [0, 1], doc: 'tanh GELU of X + bias; dBias = unbroadcast(dU)', build: biasedGelu('tanh') },
   { op: 'BiasGelu', domain: 'com.microsoft', inputs: [0, 1], doc: 'exact GELU of A + B; dB = unbroadcast(dU)', build: biasedGelu('none') },
   unary('QuickGelu', 'dX = dY·(σ(αX) + αX·σ(1 − σ))', quickGeluLocal, 'com.microsoft'),

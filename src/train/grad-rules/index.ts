@@ -7,6 +7,7 @@ import { reduceRules } from './reduce.js';
 import { shapeRules } from './shape-ops.js';
 import { activationRules } from './activations.js';
 import { convRules } from './conv.js';
+import { indexingRules } from './indexing.js';
 import { layoutRules } from './layout.js';
 import type { GradRule } from './types.js';
 
@@ -14,7 +15,7 @@ export type { GradRule, GradContext, InputGrads } from './types.js';
 
 export const GRAD_RULES: readonly GradRule[] = [
   ...elementwiseRules, ...activationRules, ...matmulRules, ...shapeRules, ...layoutRules, ...reduceRules,
-  ...normalizationRules, ...convRules,
+  ...normalizationRules, ...convRules, ...indexingRules,
 ];
 
 const key = (op: string, domain: string | undefined) => `${domain === 'ai.onnx' ? '' : domain ?? ''}:${op}`;

@@ -133,7 +133,33 @@ function batchNormGrad(ctx: GradContext): InputGrads {
   return out;
 }
 
+/**
+ * InstanceNormalization: LayerNorm of each (n, c) plane over the spatial axes with a per-channel scale and
+ * bias: g = dY·scale_c; dX = r·(g − mean(g) − x̂·mean(g·x̂)); dScale = Σ_{n,spatial} dY·x̂; dB = Σ dY.
+ */
+function instanceNormGrad(ctx: GradContext): InputGrads {
+  const e = ctx.e, x = ctx.input(0), dY = gradY(ctx);
+  const rank = ctx.getRank(x);
+  const spatial = Array.from({ length: rank - 2 }, (_, i) => i + 2);
+  const perChannel = (v: string) => e.unsqueeze(v, Array.from({ length: rank - 2 }, (_, i) => i + 1));
+  const eps = e.constFloat(attrFloat(ctx.node, 'epsilon', 1e-5), ctx.elemType(x));
+  const xc = e.op('Sub', [x, reduceMean(ctx, x, spatial)]);
+  const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [reduceMean(ctx, e.op('Mul', [xc, xc]), spatial), eps])])]);
+  const xhat = e.op('Mul', [xc, r]);
+  const sum = (v: string) => e.reduce('ReduceSum', v, [0, ...spatial], false);
+  const out: InputGrads = [];
+  if (ctx.needsGrad(0)) {
+    const g = e.op('Mul', [dY, perChannel(ctx.input(1))]);
+    const proj = e.op('Mul', [xhat, reduceMean(ctx, e.op('Mul', [g, xhat]), spatial)]);
+    out[0] = e.op('Mul', [r, e.op('Sub', [e.op('Sub', [g, reduceMean(ctx, g, spatial)]), proj])]);
+  }
+  if (ctx.needsGrad(1)) out[1] = sum(e.op('Mul', [dY, xhat]));
+  if (ctx.needsGrad(2)) out[2] = sum(dY);
+  return out;
+}
+
 export const normalizationRules: GradRule[] = [
+  { op: 'InstanceNormalization', inputs: [0, 1, 2], doc: 'per-(n, c) LayerNorm over spatial axes: dX = r·(g − mean g − x̂·mean(g·x̂)); dScale = Σ dY·x̂; dB = Σ dY', build: instanceNormGrad },
   { op: 'BatchNormalization', inputs: [0, 1, 2, 3, 4], doc: 'inference form: dX = dY·scale·r; dScale = Σ dY·x̂; dB = Σ dY (running stats also differentiable)', build: batchNormGrad },
   { op: 'Softmax', inputs: [0], doc: 'dX = Y·(dY − ReduceSum(dY·Y, axis))', build: softmaxGrad },
   { op: 'LogSoftmax', inputs: [0], doc: 'dX = dY − Exp(Y)·ReduceSum(dY, axis)', build: logSoftmaxGrad },
