@@ -20,3 +20,9 @@ export { DEFAULT_HYPERPARAMETERS } from './rules/types.js';
 export { LR_GROUPS_FORMAT } from './train/types.js';
 export type { LrGroup, LrGroupsFile } from './train/types.js';
 export { VERSION } from './version.js';
+export { buildTrainStep } from './train/train-step.js';
+export type { TrainStep, TrainStepOptions, TrainIO } from './train/train-step.js';
+export { buildBackward } from './train/autodiff.js';
+// The runner loads onnxruntime-node's native library; import it from here only when training.
+export { createTrainer, feedsForBatch } from './train/runner.js';
+export type { Trainer, TrainerInit, StepResult, EpChoice } from './train/runner.js';
