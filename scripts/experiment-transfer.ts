@@ -51,11 +51,11 @@ const PRESETS = {
   reduced: { width: '256', layers: '2', heads: '4', seq: '64', batch: '8', steps: '50', lastK: '10', lrs: '2^-11:2^-5', densities: '1,1/2,1/4,1/8,1/16', threads: '1', coordSteps: '10', coordLrs: '2^-10,2^-7' },
 };
 
-function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; rules: string[]; out: string; skipCoord: boolean; skipSweep: boolean; hp: string } {
+function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; rules: string[]; out: string; skipCoord: boolean; skipSweep: boolean; hp: string; seed: number } {
   const flag = { type: 'string' } as const;
   const { values } = parseArgs({
     options: {
-      reduced: { type: 'boolean', default: false }, tag: flag, rules: flag, out: flag, 'skip-coord': { type: 'boolean', default: false }, 'skip-sweep': { type: 'boolean', default: false }, hp: { type: 'string', default: 'paper' },
+      reduced: { type: 'boolean', default: false }, tag: flag, rules: flag, out: flag, 'skip-coord': { type: 'boolean', default: false }, 'skip-sweep': { type: 'boolean', default: false }, hp: { type: 'string', default: 'paper' }, seed: { type: 'string', default: '0' },
       width: flag, layers: flag, heads: flag, seq: flag, batch: flag, steps: flag, 'last-k': flag, lrs: flag, densities: flag, threads: flag, 'coord-steps': flag, 'coord-lrs': flag,
     },
   });
@@ -70,6 +70,7 @@ function options(): Record<keyof typeof PRESETS.full, string> & { tag: string; r
     skipCoord: values['skip-coord'] ?? false,
     skipSweep: values['skip-sweep'] ?? false,
     hp: values.hp ?? 'paper',
+    seed: Number(values.seed ?? 0),
   };
 }
 
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
     const coordRun = await makeOnnxTrainRun({ ...common, fixedBatch: true });
     for (const lr of parseLrGrid(o.coordLrs)) {
       const lrTag = `lr2pow${Math.log2(lr)}`;
-      const coord = await runCoordCheck({ rules: o.rules, densities, steps: Number(o.coordSteps), lr, seed: 0, threshold: 1.5 }, coordRun, log);
+      const coord = await runCoordCheck({ rules: o.rules, densities, steps: Number(o.coordSteps), lr, seed: o.seed, threshold: 1.5 }, coordRun, log);
       for (const r of o.rules) writeOut(path.join(img, `coord-check-${o.tag}-${lrTag}.${safeName(r)}.svg`), figureSvg(coordFigure(coord, r)));
       writeOut(path.join(results, `coord-check-${o.tag}-${lrTag}.csv`), coordCsv(coord));
       const verdicts = [`# base LR 2^${Math.log2(lr)}, ${o.coordSteps} steps, fixed batch ${o.batch} x ${o.seq} bytes`, ...verdictLines(coord)].join('\n') + '\n';
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
 
   if (o.skipSweep) return finish(dir, started);
   const sweepRun = await makeOnnxTrainRun({ ...common, fixedBatch: false, schedule: 'warmup-decay' });
-  const sweepOpts = { rules: o.rules, densities, lrs: parseLrGrid(o.lrs), steps: Number(o.steps), seed: 0, lastK: Number(o.lastK) };
+  const sweepOpts = { rules: o.rules, densities, lrs: parseLrGrid(o.lrs), steps: Number(o.steps), seed: o.seed, lastK: Number(o.lastK) };
   log(`sweep: ${sweepOpts.rules.length} rule sets × ${densities.length} densities × ${sweepOpts.lrs.length} LRs × ${sweepOpts.steps} steps (batch ${o.batch} × ${o.seq} bytes)`);
   const sweep = await runSweep(sweepOpts, sweepRun, log);
   const title = `Final train loss vs LR: GPT d=${o.width} L=${o.layers}, TypeScript/Node API docs, ${o.steps} steps (${o.tag}, --hp ${o.hp})`;
