@@ -14,6 +14,7 @@ import { NameAuthority } from '../src/onnx/ir.js';
 import { makeByteTensor, makeInt64Tensor } from '../src/onnx/tensor.js';
 import { buildBackward } from '../src/train/autodiff.js';
 import { floatConstTensor } from '../src/train/grad-helpers.js';
+import { mulberry32 } from '../src/passes/rng.js';
 
 export interface CaseInput {
   name: string;
@@ -62,17 +63,8 @@ export interface GradReport {
   fdRuns: number;
 }
 
-/** mulberry32: a small seeded PRNG (tests are deterministic). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniforms in [0, 1) (tests are deterministic). */
+export const rng = mulberry32;
 
 /** Basic optimizations only: ORT's extended fusions (e.g. x·Sigmoid(x) → QuickGelu) have float-only kernels. */
 const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'basic' };

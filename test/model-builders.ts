@@ -7,18 +7,10 @@ import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type Mode
 import { node, tensorValueInfo } from '../src/onnx/build.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { makeFloatTensor } from '../src/onnx/tensor.js';
+import { mulberry32 } from '../src/passes/rng.js';
 
-/** mulberry32: a 32-bit seeded generator; returns uniforms in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniforms in [0, 1). */
+export const seededRandom = mulberry32;
 
 export function randomFloats(n: number, rand: () => number, scale = 1): Float32Array {
   const out = new Float32Array(n);

@@ -5,7 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { TensorProto, TypeProto } from 'onnx-buf';
-import { DataType, dataTypeName } from '../src/onnx/dtype.js';
+import { DataType, dataTypeName, halfBitsToFloat as halfToFloat } from '../src/onnx/dtype.js';
 import { dimsOf, elementCount, tensorRawBytes } from '../src/onnx/tensor.js';
 
 /** A case the node binding cannot feed or compare; `reason` is grouped and counted by callers. */
@@ -84,14 +84,6 @@ function asNumbers(t: ort.Tensor): ArrayLike<number | bigint | string> {
   return t.data as ArrayLike<number | bigint | string>;
 }
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 function maxAbs(values: ArrayLike<number | bigint | string>): number {
   let m = 0;

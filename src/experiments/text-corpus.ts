@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { UserInputError } from '../errors.js';
+import { mulberry32 } from '../passes/rng.js';
 
 export interface CorpusFile { path: string; bytes: number }
 
@@ -76,17 +77,7 @@ export function loadTextCorpus(maxBytes = Infinity): TextCorpus {
   return { bytes, files, description };
 }
 
-/** mulberry32 (Tommy Ettinger): a small seeded 32-bit generator, for choosing training windows. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../passes/rng.js';
 
 export interface TokenBatch {
   /** [batch, seq] token ids (bytes), int64 as ONNX wants them. */

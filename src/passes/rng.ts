@@ -148,3 +148,19 @@ export class Rng {
     return r * Math.cos(theta);
   }
 }
+
+/**
+ * mulberry32 (Tommy Ettinger): a small, fast seeded generator of uniforms in [0, 1) for things that need
+ * no independent per-tensor streams: fixture weights, training-window choice, test data. Masks and
+ * initializers use `Rng` above.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
