@@ -85,9 +85,13 @@ function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefine
   const product = all.reduce((acc, x) => acc * (x.factor ?? 1), 1);
   const dHead = headSizeOf(g, qk) ?? (known && all.length > 0 ? headSizeFromScale(product) : undefined) ?? 0;
   const nodes = all.map((x) => g.label(x.node));
+  // The scaled logits: the output of the last scale node on the path (QKᵀ itself when the scale sits on Q/K),
+  // so a coordinate check reads QKᵀ·scale rather than a mask's fill values.
+  const lastPost = reach.path.filter((n) => post.some((x) => x.node === n)).at(-1);
+  const logitsValue = (lastPost ?? qk).output[0]!;
   const make = (kind: AttentionSite['kind'], siteNodes: string[], constants: string[], scale: number, reason: string): FoundSite => ({
     qk, softmax: reach.softmax, logitPath: reach.path,
-    site: site(g, kind, siteNodes, constants, scale, dHead, qk, reach.softmax, reason),
+    site: site(g, kind, siteNodes, constants, scale, dHead, qk, logitsValue, reason),
   });
   if (all.length === 0) {
     // No scale at all (T5-style): the site is the QKᵀ MatMul itself; a rewrite multiplies its output.
@@ -115,9 +119,9 @@ function describeScale(scale: number, dHead: number): string {
   return Math.abs(scale * Math.sqrt(dHead) - 1) < 1e-5 ? `${fmt(scale)} = 1/√${dHead}` : `${fmt(scale)} (not 1/√d_head; d_head = ${dHead})`;
 }
 
-function site(g: AnalysisGraph, kind: AttentionSite['kind'], nodes: string[], constants: string[], currentScale: number, dHead: number, qk: NodeProto, softmax: NodeProto, reason: string): AttentionSite {
+function site(g: AnalysisGraph, kind: AttentionSite['kind'], nodes: string[], constants: string[], currentScale: number, dHead: number, qk: NodeProto, logitsValue: string, reason: string): AttentionSite {
   const shared = constants.filter((c) => g.uses(c).some((u) => !nodes.includes(g.label(u.node))));
-  const out: AttentionSite = { kind, nodes, constants, currentScale, dHead, reason, qkMatMul: g.label(qk), logitsValue: softmax.input[0]! };
+  const out: AttentionSite = { kind, nodes, constants, currentScale, dHead, reason, qkMatMul: g.label(qk), logitsValue };
   if (shared.length > 0) {
     out.sharedConstants = shared;
     out.reason += `; constant ${shared.join(', ')} is also read elsewhere (clone it before rewriting)`;

@@ -61,7 +61,7 @@ export interface AttentionSite {
   reason: string;
   /** The QKᵀ MatMul (absent for fused ops). */
   qkMatMul?: string;
-  /** The attention logits after the scale and mask, before Softmax (the Softmax input). */
+  /** The scaled attention logits QKᵀ·scale (output of the last scale node, or of QKᵀ when Q/K carry the scale), before any mask and Softmax. */
   logitsValue?: string;
   /** Scale constants that other nodes also read: clone them before rewriting (GPT-2 dynamo shares 0.5 with GELU). */
   sharedConstants?: string[];
