@@ -46,21 +46,8 @@ export interface DensityEntry {
   density: number;
 }
 
-export interface ParamPlan {
-  name: string;
-  role: Role;
-  reason: string;
-  shape: number[];
-  dataType: number;
-  elements: number;
-  fanIn?: number;
-  fanOut?: number;
-  inputAxis?: number;
-  outputAxis?: number;
-  layer?: number;
-  residualOutput?: boolean;
-  tiedWith?: string;
-  tie?: ParamInfo['tie'];
+/** A parameter's analysis facts (all of ParamInfo but its consumer list) and what the rules decided for it. */
+export interface ParamPlan extends Omit<ParamInfo, 'consumers'> {
   /** Rule id, or null when no rule covers the role (left untouched). */
   rule: string | null;
   trainable: boolean;
