@@ -61,6 +61,8 @@ export interface TransformOptions {
   inPlace?: boolean;
   /** Also build the train-step graph (src/train/train-step.ts); an object passes TrainStepOptions. */
   emitTrain?: boolean | Record<string, unknown>;
+  /** Observer of progress: called with each stage ('analyze', then each pass id) as it starts. */
+  onStage?: (stage: string) => void;
 }
 
 export interface TransformResult {
@@ -82,6 +84,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: must be a non-negative integer`);
   const loaded = await loadRuleSpec(options.rules ?? 'supar');
+  options.onStage?.('analyze');
   const analysis = analyze(input, [...loaded.overrides, ...(options.roles ?? [])]);
   checkStrict(analysis, options.strict ?? false, input.path);
   const { mD, widthSource } = resolveWidth(analysis, options, input);
@@ -96,7 +99,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   });
   const work = cloneSharingData(input.model);
   const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work), inPlace: options.inPlace ?? false };
-  const { model, reports } = runPasses(work, ctx, PASSES);
+  const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
   const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
   setMetadata(model, supArMetadata(plan, lrGroups, seed));
   const report = buildReport({

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { ExitCode, UsageError, UserInputError } from '../errors.js';
 import { readModel } from '../onnx/codec.js';
+import { progress } from './progress.js';
 import { openBatchSource } from '../train/data.js';
 import { findValueShape } from '../train/graph-util.js';
 import { formatKernelReport } from '../train/kernels.js';
@@ -68,18 +69,17 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
   const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: loaded, ep, threads: flags.threads ? intFlag('--threads', flags.threads, 1) : undefined });
   const losses: number[] = [];
   const started = process.hrtime.bigint();
-  const tty = process.stderr.isTTY;
+  const bar = progress('train', steps);
   try {
     for (let t = 0; t < steps; t++) {
       const r = await trainer.step(feedsForBatch(ts.io, source.next()), lr);
       losses.push(r.loss);
-      if (tty) process.stderr.write(`\rstep ${t + 1}/${steps}  loss ${r.loss.toFixed(4)}   `);
+      bar.tick(1, `loss ${r.loss.toFixed(4)}`);
       if (!Number.isFinite(r.loss)) {
-        if (tty) process.stderr.write('\n');
         throw new UserInputError(`loss is ${r.loss} at step ${t + 1}: training diverged; lower --lr (now ${lr})`, ExitCode.runtime);
       }
     }
-    if (tty) process.stderr.write('\n');
+    bar.done();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (flags.log) writeLossLog(flags.log, losses);
     if (flags.save) trainer.save(flags.save);
@@ -88,6 +88,7 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
       `loss ${losses[0]!.toFixed(4)} → ${losses.at(-1)!.toFixed(4)} (last ${tail.length} mean ${(tail.reduce((a, b) => a + b, 0) / tail.length).toFixed(4)}), ` +
       `${(steps / seconds).toFixed(2)} steps/s${flags.save ? `; saved ${flags.save}` : ''}\n`);
   } finally {
+    bar.done(); // clear the progress line before the summary or an error
     await trainer.release();
   }
 }

@@ -8,8 +8,9 @@ import type { CliContext } from './main.js';
 import { UsageError } from '../errors.js';
 import { readModel } from '../onnx/codec.js';
 import type { ExternalDataMode } from '../onnx/external.js';
-import { checkOutputPath, defaultOutputPath, transform, writeTransformOutputs } from '../transform.js';
+import { checkOutputPath, defaultOutputPath, PASSES, transform, writeTransformOutputs } from '../transform.js';
 import { addTransformFlags, toTransformOptions, type TransformFlags } from './transform-options.js';
+import { progress } from './progress.js';
 
 interface CommandFlags extends TransformFlags {
   output?: string;
@@ -43,10 +44,20 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
   const options = { ...toTransformOptions(flags), emitTrain: flags.emitTrain };
   const outPath = flags.output ?? defaultOutputPath(file);
   if (!flags.dryRun) checkOutputPath(outPath, file);
-  const input = readModel(file);
-  // The CLI drops the input afterwards: rewrite weights inside its buffers (one copy of the model in memory).
-  const result = await transform(input, { ...options, inPlace: true });
-  const files = flags.dryRun ? null : writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode });
+  // Stages on a terminal's stderr: read, analyze, each pass, write.
+  const bar = progress('transform', PASSES.length + 3);
+  let result: Awaited<ReturnType<typeof transform>>;
+  let files: ReturnType<typeof writeTransformOutputs> | null;
+  try {
+    bar.tick(0, 'read');
+    const input = readModel(file);
+    // The CLI drops the input afterwards: rewrite weights inside its buffers (one copy of the model in memory).
+    result = await transform(input, { ...options, inPlace: true, onStage: (stage) => bar.tick(1, stage) });
+    bar.tick(1, flags.dryRun ? 'done' : 'write');
+    files = flags.dryRun ? null : writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode });
+  } finally {
+    bar.done(); // clear the line before the summary or an error message
+  }
   if (flags.json) {
     process.stdout.write(`${JSON.stringify({ files: files && relativeFiles(files), report: result.report }, null, 2)}\n`);
     return;

@@ -65,7 +65,8 @@ export interface PipelineResult {
   reports: Map<string, unknown>;
 }
 
-export function runPasses(model: ModelProto, ctx: PassContext, passes: readonly Pass[]): PipelineResult {
+/** `onPass` observes progress only (called before each pass); it cannot change what the passes do. */
+export function runPasses(model: ModelProto, ctx: PassContext, passes: readonly Pass[], onPass?: (id: string) => void): PipelineResult {
   const reports = new Map<string, unknown>();
   let current = model;
   // An input that is already out of order (some exporters) is not checked again after each pass.
@@ -76,6 +77,7 @@ export function runPasses(model: ModelProto, ctx: PassContext, passes: readonly 
     check = false;
   }
   for (const pass of passes) {
+    onPass?.(pass.id);
     const out = pass.run(current, ctx);
     if (check) checkWellFormed(out.model, pass.id);
     reports.set(pass.id, out.report);
