@@ -59,6 +59,18 @@ export interface TransformReport {
   ties: TieReportEntry[];
   passes: { id: string; doc: string }[];
   warnings: string[];
+  /**
+   * CUDA readiness: every node of each written graph checked against onnxruntime's CUDA kernel table (op,
+   * opset, input types); the nodes that would run on the CPU instead. Filled by `transform`.
+   */
+  cuda?: CudaReadiness[];
+}
+
+export interface CudaReadiness {
+  graph: 'forward' | 'train' | 'eval';
+  nodes: number;
+  fallbacks: { node: string; op: string; domain: string; opset: number; reason: string }[];
+  types_unknown: number;
 }
 
 /** Rounds a measured value to 6 significant digits; formula values to 12 (hides float noise only). */
@@ -183,8 +195,15 @@ export function summaryText(report: TransformReport): string {
   for (const t of report.ties) lines.push(`tie: ${t.copy} folded into ${t.table} (${t.tie}; readers now read ${t.now_reads})`);
   const sm = report.summary;
   lines.push(`${sm.trained} trained tensors, ${sm.masked} masked (${sm.mask_non_zeros} of ${sm.masked_elements} entries kept), ${sm.unclassified} unclassified`);
+  for (const c of report.cuda ?? []) lines.push(cudaLine(c));
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;
+}
+
+function cudaLine(c: CudaReadiness): string {
+  if (c.fallbacks.length === 0) return `cuda: ${c.graph} graph, all ${c.nodes} nodes have CUDA kernels`;
+  const shown = c.fallbacks.slice(0, 5).map((f) => `${f.op} (${f.node}: ${f.reason})`).join('; ');
+  return `cuda: ${c.graph} graph, ${c.fallbacks.length} of ${c.nodes} nodes would fall back to CPU: ${shown}${c.fallbacks.length > 5 ? '; …' : ''}`;
 }
 
 function table(head: string[], rows: string[][]): string[] {

@@ -25,7 +25,8 @@ import { initPass } from './passes/init.js';
 import { multiplierPass } from './passes/multipliers.js';
 import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
 import { setMetadata, supArMetadata } from './passes/metadata.js';
-import { buildReport, reportJson, summaryText, type TransformReport } from './report.js';
+import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
+import { checkCudaKernels, type KernelReport } from './train/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
 
 export interface TransformOptions {
@@ -75,7 +76,7 @@ export interface TransformResult {
   /** Where the input's external data resolves (needed to write the model). */
   sourceBaseDir: string;
   sourcePath: string;
-  train?: { train: ModelProto; eval?: ModelProto; report: unknown };
+  train?: { train: ModelProto; eval?: ModelProto; report: unknown; kernels: { train: KernelReport; eval?: KernelReport } };
 }
 
 export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierPass, lrGroupsPass];
@@ -107,9 +108,16 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
   });
   const result: TransformResult = {
-    model, lrGroups, report, summaryText: summaryText(report), plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
+    model, lrGroups, report, summaryText: '', plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
   };
-  if (options.emitTrain) result.train = await buildTrain(result, typeof options.emitTrain === 'object' ? options.emitTrain : {});
+  report.cuda = [cudaReadiness('forward', checkCudaKernels(model))];
+  if (options.emitTrain) {
+    const train = await buildTrain(result, typeof options.emitTrain === 'object' ? options.emitTrain : {});
+    result.train = train;
+    report.cuda.push(cudaReadiness('train', train.kernels.train));
+    if (train.kernels.eval) report.cuda.push(cudaReadiness('eval', train.kernels.eval));
+  }
+  result.summaryText = summaryText(report);
   return result;
 }
 
@@ -169,13 +177,17 @@ export function cloneSharingData(model: ModelProto): ModelProto {
   return copy;
 }
 
+function cudaReadiness(graph: CudaReadiness['graph'], r: KernelReport): CudaReadiness {
+  return { graph, nodes: r.nodes, fallbacks: r.fallbacks.map((f) => ({ ...f })), types_unknown: r.typesUnknown };
+}
+
 /** The train-step graph (src/train/train-step.ts) over the rewritten model; loaded only when asked for. */
-async function buildTrain(result: TransformResult, opts: Record<string, unknown>): Promise<TransformResult['train']> {
+async function buildTrain(result: TransformResult, opts: Record<string, unknown>): Promise<NonNullable<TransformResult['train']>> {
   const { buildTrainStep } = await import('./train/train-step.js');
   const step = buildTrainStep(result.model, result.sourceBaseDir, result.lrGroups, {
     loss: 'cross_entropy', optimizer: { kind: 'adamw' }, ...opts,
   } as Parameters<typeof buildTrainStep>[3]);
-  return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport } };
+  return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport }, kernels: step.kernelReport };
 }
 
 export interface WriteOutputsOptions {

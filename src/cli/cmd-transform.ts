@@ -63,7 +63,7 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
     return;
   }
   process.stdout.write(result.summaryText);
-  if (files) process.stdout.write(`wrote ${files.model}\n      ${files.lrGroups}\n      ${files.report}\n${files.train ? `      ${files.train}\n` : ''}`);
+  if (files) process.stdout.write(`wrote ${files.model}\n      ${files.lrGroups}\n      ${files.report}\n${files.train ? `      ${files.train}\n` : ''}${files.eval ? `      ${files.eval}\n` : ''}`);
   else process.stdout.write('dry run: nothing written\n');
 }
 
