@@ -210,18 +210,39 @@ function preScale(g: AnalysisGraph, operand: string): ScaleFactor | undefined {
 /** n when the scale is 1/√n for an integer head size n ≤ 1024 (a guess used only when shapes are unknown). */
 function headSizeFromScale(scale: number): number | undefined {
   const n = 1 / (scale * scale);
-  return Math.abs(n - Math.round(n)) < 1e-3 && Math.round(n) >= 1 && Math.round(n) <= 1024 ? Math.round(n) : undefined;
+  // A scale of 1 is "no scale" (T5), not a head size of 1.
+  return Math.abs(n - Math.round(n)) < 1e-3 && Math.round(n) >= 2 && Math.round(n) <= 1024 ? Math.round(n) : undefined;
 }
 
 /** d_head: the contracted dim of QKᵀ (Q's last dim, or Kᵀ's second-to-last). */
 function headSizeOf(g: AnalysisGraph, qk: NodeProto): number | undefined {
   if (qk.opType === 'Einsum') return einsumContractedDim(g, qk);
-  const q = g.dims(qk.input[0]!);
+  const q = dimsBeforeScale(g, qk.input[0]!);
   const qd = q?.[q.length - 1];
   if (qd !== undefined && qd > 0) return qd;
-  const k = g.dims(qk.input[1]!);
+  const k = dimsBeforeScale(g, qk.input[1]!);
   const kd = k && k.length >= 2 ? k[k.length - 2] : undefined;
   return kd !== undefined && kd > 0 ? kd : undefined;
+}
+
+/**
+ * Dims of a QKᵀ operand; when its last two dims are unknown, those of the value it scales (Mul/Div by a
+ * non-activation, e.g. a run-time √scale of unknown shape) or casts: these keep the operand's shape.
+ */
+function dimsBeforeScale(g: AnalysisGraph, operand: string): (number | undefined)[] | undefined {
+  let v = operand;
+  let first: (number | undefined)[] | undefined;
+  for (let hops = 0; hops < 4; hops++) {
+    const d = g.dims(v);
+    first ??= d;
+    if (d && d.length >= 2 && d[d.length - 1] !== undefined && d[d.length - 2] !== undefined) return d;
+    const p = g.producer(v);
+    if (!p || !['Mul', 'Div', 'Cast', 'Identity'].includes(p.opType)) break;
+    const act = p.input.filter((i) => i && g.dynamic.has(i));
+    if (act.length !== 1 || (p.opType === 'Div' && act[0] !== p.input[0])) break;
+    v = act[0]!;
+  }
+  return first;
 }
 
 /** Einsum QKᵀ ('bhqd,bhkd->bhqk'): the size of the one index summed over (in both inputs, not in the output). */

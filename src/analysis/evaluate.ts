@@ -26,7 +26,9 @@ export function evaluateStatic(g: AnalysisGraph, value: string, depth = 0): numb
       const data = arg(0);
       const idx = arg(1);
       if (!data || !idx) return undefined;
-      return idx.map((i) => data[i < 0 ? data.length + i : i]!).filter((x) => x !== undefined);
+      // An index out of range means the data is not what the graph expects (e.g. a wrongly inferred rank).
+      const out = idx.map((i) => data[i < 0 ? data.length + i : i]);
+      return out.every((x) => x !== undefined) ? (out as number[]) : undefined;
     }
     case 'Slice': {
       const data = arg(0);

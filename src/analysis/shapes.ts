@@ -56,6 +56,14 @@ function inferFromProducer(g: AnalysisGraph, value: string): Dims | undefined {
     return perm.map((a) => d[a]);
   }
   if (op === 'Reshape') return reshapeDims(g, p.input[0]!, p.input[1]!);
+  if (op === 'Gather') {
+    // data[:axis] + indices + data[axis+1:] (an embedding lookup: [b, s] ids into [V, d] → [b, s, d]).
+    const data = g.dims(p.input[0]!);
+    const idx = g.dims(p.input[1]!);
+    if (!data || !idx || data.length === 0) return undefined;
+    const axis = ((attrInt(p, 'axis', 0) % data.length) + data.length) % data.length;
+    return [...data.slice(0, axis), ...idx, ...data.slice(axis + 1)];
+  }
   if (op === 'Split') return splitDims(g, p, value);
   if (op === 'MatMul') {
     const a = g.dims(p.input[0]!);
@@ -67,10 +75,13 @@ function inferFromProducer(g: AnalysisGraph, value: string): Dims | undefined {
   return undefined;
 }
 
-/** Numpy broadcasting; an unknown dim against a known one ≠ 1 takes the known one. */
+/**
+ * Numpy broadcasting; an unknown dim against a known one ≠ 1 takes the known one. An operand of unknown rank
+ * makes the result unknown: its rank may exceed the others' (LayerNorm gain [d] × activations [b, s, d]).
+ */
 function broadcast(shapes: (Dims | undefined)[]): Dims | undefined {
-  const known = shapes.filter((s): s is Dims => s !== undefined);
-  if (known.length === 0) return undefined;
+  if (shapes.length === 0 || shapes.some((s) => s === undefined)) return undefined;
+  const known = shapes as Dims[];
   const rank = Math.max(...known.map((s) => s.length));
   const out: Dims = [];
   for (let i = 0; i < rank; i++) {
