@@ -183,8 +183,13 @@ function inferNode(n: NodeProto, t: ShapeTable): ValueFacts[] {
     case 'Split': return splitFacts(n, t);
     case 'Slice': return [sliceFacts(n, t)];
     case 'Gather': return [gatherFacts(n, t)];
+    case 'GatherElements': return [{ elemType: x.elemType, shape: inp(1).shape }];
+    case 'ScatterElements': case 'ScatterND': return [{ elemType: x.elemType, shape: x.shape }];
     case 'Expand': {
-      const target = inp(1).ints;
+      // Target values unknown (TorchScript computes them with Where(Equal(shape, -1), 1, shape)) but its
+      // length known: the rank is, and so is every dim of x that is not 1.
+      const targetLen = inp(1).shape?.[0];
+      const target = inp(1).ints ?? (typeof targetLen === 'number' ? new Array<Dim>(targetLen).fill(null) : undefined);
       return [{ elemType: x.elemType, shape: target ? broadcastShapes([x.shape, target]) : undefined }];
     }
     case 'ConstantOfShape': {
