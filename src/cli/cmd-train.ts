@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { ExitCode, UsageError, UserInputError } from '../errors.js';
 import { readModel } from '../onnx/codec.js';
+import { analyzeModel } from '../analysis/index.js';
 import { progress } from './progress.js';
 import { openBatchSource } from '../train/data.js';
 import { findValueShape } from '../train/graph-util.js';
@@ -63,6 +64,15 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
       weightDecay: numFlag('--weight-decay', flags.weightDecay), momentum: numFlag('--momentum', flags.momentum),
     },
   });
+  if (!flags.logits) {
+    // Cross-entropy reads the output's last dim as classes: say so when no readout layer produces it (an
+    // encoder's hidden states, a regression head), rather than train on it silently.
+    const readout = analyzeModel(loaded.model, loaded.baseDir).logits;
+    if (readout?.output !== ts.io.output) {
+      const classes = findValueShape(loaded.model.graph!, ts.io.output)?.at(-1);
+      process.stderr.write(`warning: output '${ts.io.output}' is not produced by a readout layer (hidden states?); cross-entropy treats its last dimension${typeof classes === 'number' ? ` (${classes})` : ''} as the classes; pass --logits NAME to choose another output\n`);
+    }
+  }
   if (ep !== 'cpu' && ts.kernelReport.train.fallbacks.length > 0) process.stderr.write(`warning: ${formatKernelReport(ts.kernelReport.train)}\n`);
   const { batch, seq } = batchShape(ts.io, flags);
   const source = openBatchSource(flags.data, { batch, seq, seed: intFlag('--seed', flags.seed, 0), vocab: vocabOf(loaded.model, ts.io.output) });
