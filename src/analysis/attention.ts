@@ -32,6 +32,8 @@ export interface FoundSite {
   logitPath: NodeProto[];
   /** The fused attention node, for the fused form. */
   fused?: NodeProto;
+  /** The head size is not from shapes but from assuming the current scale is 1/√d_head (warned). */
+  headSizeGuessed?: boolean;
   /** Set when the site cannot be rewritten safely (head size unknown): reported, not listed as a site. */
   unresolved?: string;
 }
@@ -83,7 +85,9 @@ function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefine
   const all = [...pre, ...post];
   const known = all.every((x) => x.factor !== undefined);
   const product = all.reduce((acc, x) => acc * (x.factor ?? 1), 1);
-  const dHead = headSizeOf(g, qk) ?? (known && all.length > 0 ? headSizeFromScale(product) : undefined) ?? 0;
+  const measured = headSizeOf(g, qk);
+  const dHead = measured ?? (known && all.length > 0 ? headSizeFromScale(product) : undefined) ?? 0;
+  const guessed = measured === undefined && dHead > 0;
   const nodes = all.map((x) => g.label(x.node));
   // The scaled logits: the output of the last scale node on the path (QKᵀ itself when the scale sits on Q/K),
   // so a coordinate check reads QKᵀ·scale rather than a mask's fill values.
@@ -91,7 +95,8 @@ function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefine
   const logitsValue = (lastPost ?? qk).output[0]!;
   const make = (kind: AttentionSite['kind'], siteNodes: string[], constants: string[], scale: number, reason: string): FoundSite => ({
     qk, softmax: reach.softmax, logitPath: reach.path,
-    site: site(g, kind, siteNodes, constants, scale, dHead, qk, logitsValue, reason),
+    site: site(g, kind, siteNodes, constants, scale, dHead, qk, logitsValue, guessed ? `${reason}; head size ${dHead} guessed from the scale (shapes not inferable)` : reason),
+    ...(guessed ? { headSizeGuessed: true } : {}),
   });
   if (all.length === 0) {
     // No scale at all (T5-style): the site is the QKᵀ MatMul itself; a rewrite multiplies its output.
@@ -222,7 +227,70 @@ function headSizeOf(g: AnalysisGraph, qk: NodeProto): number | undefined {
   if (qd !== undefined && qd > 0) return qd;
   const k = dimsBeforeScale(g, qk.input[1]!);
   const kd = k && k.length >= 2 ? k[k.length - 2] : undefined;
-  return kd !== undefined && kd > 0 ? kd : undefined;
+  if (kd !== undefined && kd > 0) return kd;
+  // Rotary embeddings (q·cos + rotate(q)·sin, cos/sin of unknown shape) hide the rank, not the last dim.
+  return trailingDim(g, qk.input[0]!, 1, 0) ?? trailingDim(g, qk.input[1]!, 2, 0);
+}
+
+/** Slice along the k-th axis from the end (negative axes), constant starts/ends/steps; else the data's dim. */
+function slicedTrailingDim(g: AnalysisGraph, p: NodeProto, k: number, depth: number): number | undefined {
+  const whole = trailingDim(g, p.input[0]!, k, depth + 1);
+  if (whole === undefined) return undefined;
+  const ints = (i: number) => (p.input[i] ? g.intConstant(p.input[i]!) ?? evaluateStatic(g, p.input[i]!) : undefined);
+  const starts = ints(1), ends = ints(2), axes = ints(3), steps = ints(4);
+  if (!starts || !ends) return undefined;
+  const rank = g.dims(p.input[0]!)?.length;
+  // Axes as counted from the end (default axes 0..n-1 and positive axes need the rank).
+  const fromEnd = (axes ?? starts.map((_, i) => i)).map((a) => (a < 0 ? -a : rank !== undefined ? rank - a : undefined));
+  if (fromEnd.some((a) => a === undefined)) return undefined;
+  const at = fromEnd.indexOf(k);
+  if (at < 0) return whole;
+  const step = steps?.[at] ?? 1;
+  if (step !== 1) return undefined;
+  const clamp = (x: number) => Math.max(0, Math.min(whole, x < 0 ? whole + x : x));
+  const n = clamp(ends[at]!) - clamp(starts[at]!);
+  return n > 0 ? n : undefined;
+}
+
+const TRAILING_SAME = new Set(['Cast', 'Identity', 'Neg', 'Relu', 'Tanh', 'Sigmoid', 'Softmax', 'Dropout', 'Contiguous']);
+const TRAILING_BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where', 'Pow']);
+
+/**
+ * The k-th dim from the end of `value` (k = 1: the last), when the rank may be unknown. Sound for broadcasting
+ * ops: an operand's trailing dim d ≠ 1 is the output's (a valid broadcast pairs it with 1 or d).
+ */
+function trailingDim(g: AnalysisGraph, value: string, k: number, depth: number): number | undefined {
+  const d = g.dims(value);
+  const known = d && d.length >= k ? d[d.length - k] : undefined;
+  if (known !== undefined && known > 0) return known;
+  if (depth > 10) return undefined;
+  const p = g.producer(value);
+  if (!p) return undefined;
+  if (TRAILING_SAME.has(p.opType)) return trailingDim(g, p.input[0]!, k, depth + 1);
+  if (TRAILING_BROADCAST.has(p.opType)) {
+    for (const i of p.input.slice(p.opType === 'Where' ? 1 : 0)) {
+      const x = i && g.dynamic.has(i) ? trailingDim(g, i, k, depth + 1) : undefined;
+      if (x !== undefined && x !== 1) return x;
+    }
+    return undefined;
+  }
+  if (p.opType === 'Concat') {
+    // Partial rotary: Concat(rotated part, pass-through part) along the last axis.
+    const rank = p.input.map((i) => g.dims(i)?.length).find((r) => r !== undefined);
+    const a = attrInt(p, 'axis', 0);
+    const axis = a < 0 ? -a : rank !== undefined ? rank - a : undefined;
+    if (axis === undefined) return undefined;
+    const parts = p.input.filter(Boolean).map((i) => trailingDim(g, i, k, depth + 1));
+    if (axis === k) return parts.every((x) => x !== undefined) ? parts.reduce((s, x) => s! + x!, 0) : undefined;
+    return parts.find((x) => x !== undefined);
+  }
+  if (p.opType === 'Slice') return slicedTrailingDim(g, p, k, depth);
+  if (p.opType === 'Transpose') {
+    const perm = attrInts(p, 'perm');
+    if (!perm || k > perm.length) return undefined;
+    return trailingDim(g, p.input[0]!, perm.length - perm[perm.length - k]!, depth + 1);
+  }
+  return undefined;
 }
 
 /**

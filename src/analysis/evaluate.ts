@@ -3,6 +3,7 @@
  * `1/√q.size(-1)` exported as Shape → Slice → Cast → Sqrt → Reciprocal) using the dims the shape inference
  * knows. Returns undefined as soon as anything is unknown. Scalars and short vectors only.
  */
+import { DataType, isFloatType } from '../onnx/dtype.js';
 import type { AnalysisGraph } from './graph.js';
 
 const MAX_LEN = 16;
@@ -23,6 +24,15 @@ export function evaluateStatic(g: AnalysisGraph, value: string, depth = 0): numb
       return (d as number[]).slice(start ?? 0, end ?? d.length);
     }
     case 'Gather': {
+      const shapeOf = g.producer(p.input[0]!);
+      if (shapeOf?.opType === 'Shape' && shapeOf.attribute.length === 0) {
+        // Shape → Gather picks dims: the picked ones need to be known, not all (x.size(-1) of [b, s, h, 24]).
+        const d = g.dims(shapeOf.input[0]!);
+        const idx = arg(1);
+        if (!d || !idx) return undefined;
+        const picked = idx.map((i) => d[i < 0 ? d.length + i : i]);
+        return picked.every((x) => x !== undefined) ? (picked as number[]) : undefined;
+      }
       const data = arg(0);
       const idx = arg(1);
       if (!data || !idx) return undefined;
@@ -43,9 +53,27 @@ export function evaluateStatic(g: AnalysisGraph, value: string, depth = 0): numb
     case 'Sqrt': return arg(0)?.map(Math.sqrt);
     case 'Reciprocal': return arg(0)?.map((x) => 1 / x);
     case 'Neg': return arg(0)?.map((x) => -x);
-    case 'Mul': case 'Div': case 'Add': case 'Sub': case 'Pow': return binary(p.opType, arg(0), arg(1));
+    case 'Div': {
+      // Integer Div truncates (torch.chunk's (n + k − 1) // k on a shape).
+      const q = binary('Div', arg(0), arg(1));
+      return q && isIntValue(g, p.input[0]!, 0) ? q.map(Math.trunc) : q;
+    }
+    case 'Mul': case 'Add': case 'Sub': case 'Pow': return binary(p.opType, arg(0), arg(1));
     default: return undefined;
   }
+}
+
+/** True when `value` has an integer element type (constants by data type; shapes and ops on them). */
+function isIntValue(g: AnalysisGraph, value: string, depth: number): boolean {
+  if (depth > 16) return false;
+  const t = g.index.findConstant(value);
+  if (t) return !isFloatType(t.dataType) && t.dataType !== DataType.BOOL && t.dataType !== DataType.STRING;
+  const p = g.producer(value);
+  if (!p) return false;
+  if (p.opType === 'Shape' || p.opType === 'Size') return true;
+  if (p.opType === 'Cast') { const to = intAttr(p, 'to'); return to !== undefined && !isFloatType(to) && to !== DataType.BOOL; }
+  if (['Gather', 'Unsqueeze', 'Squeeze', 'Reshape', 'Identity', 'Concat', 'Slice', 'Add', 'Sub', 'Mul', 'Div', 'Neg'].includes(p.opType)) return isIntValue(g, p.input[0]!, depth + 1);
+  return false;
 }
 
 function intAttr(n: import('onnx-buf').NodeProto, name: string): number | undefined {

@@ -38,6 +38,7 @@ export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOp
   const warnings = [...roles.warnings];
   for (const s of found) {
     if (s.unresolved) warnings.push(s.unresolved);
+    else if (s.headSizeGuessed) warnings.push(`attention at QKᵀ ${s.site.qkMatMul}: head size not inferable from shapes; d_head ${s.site.dHead} assumes the current scale ${+s.site.currentScale.toPrecision(4)} is 1/√d_head (wrong for a model already in µP form): check it`);
     else if (s.site.constants.length === 0 && s.site.kind === 'mul-after-qk') warnings.push(`attention at ${s.site.qkMatMul}: ${s.site.reason}`);
   }
   const sites = found.filter((s) => !s.unresolved);
