@@ -87,6 +87,11 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   const loaded = await loadRuleSpec(options.rules ?? 'supar');
   options.onStage?.('analyze');
   const analysis = analyze(input, [...loaded.overrides, ...(options.roles ?? [])]);
+  const done = input.model.metadataProps.find((p) => p.key === 'supar.rules');
+  if (done) {
+    // Its masks, multipliers and 1/d_head scales are read as part of the model and rewritten again.
+    analysis.warnings.unshift(`the input was already transformed (supar.rules = ${done.value}): its masks, multipliers and attention scales are taken as part of the model and transformed again; start from the original model unless that is what you want`);
+  }
   checkStrict(analysis, options.strict ?? false, input.path);
   const { mD, widthSource } = resolveWidth(analysis, options, input);
   const depthFactor = options.depthFactor === true ? loaded.ruleSet.depthFactor ?? DEFAULT_DEPTH_FACTOR : options.depthFactor || undefined;
