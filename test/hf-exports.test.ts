@@ -10,7 +10,8 @@
  * - finds every attention site with d_head 8 and rewrites its scale to 1/d_head;
  * - analysing the rewritten graph again measures the scale 1/d_head at every site;
  * - SP rules with the weights kept (density 1) compute exactly what the input model computes (not T5);
- * and for the token models, 5 train steps on the transformed model give finite losses that fall.
+ * and for the token models, the train step needs no CPU fallback on CUDA (kernel table) and 5 steps on the
+ * transformed model give finite losses that fall.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -198,6 +199,7 @@ for (const fam of FAMILIES) {
 
       if (!fam.train) return;
       const ts = buildTrainStep(r.model, input.baseDir, r.lrGroups, { loss: 'cross_entropy', optimizer: { kind: 'adamw' } });
+      assert.equal(ts.kernelReport.train.fallbacks.length + ts.kernelReport.eval.fallbacks.length, 0, `${stem}: CUDA fallbacks`);
       const vocab = Number(findValueShape(r.model.graph!, ts.io.output)!.at(-1));
       assert.equal(vocab, 128);
       const src = openBatchSource('synthetic:count:16', { batch: 2, seq: 8, seed: 0, vocab });
