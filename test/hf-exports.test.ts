@@ -7,6 +7,7 @@
  * - runs in onnxruntime with finite outputs of the right shape;
  * - masks exactly round(ρ·n) entries of every hidden weight, and the masked entries are exactly 0;
  * - gives the expected roles to named tensors, the expected number of hidden weights, nothing unclassified;
+ * - finds the attention and MLP blocks of each layer (parallel residual included);
  * - finds every attention site with d_head 8 and rewrites its scale to 1/d_head;
  * - analysing the rewritten graph again measures the scale 1/d_head at every site;
  * - SP rules with the weights kept (density 1) compute exactly what the input model computes (not T5);
@@ -170,6 +171,13 @@ for (const fam of FAMILIES) {
       }
       assert.equal(new Set(rep.attention.map((s) => s.layer)).size, 2, `${stem}: one site per layer`);
       if (fam.before !== SQRT) assert.ok(rep.warnings.some((w) => /not 1\/√d_head/.test(w)), `${stem}: non-standard scale warned`);
+
+      // Coordinate-check blocks: per layer the attention and the MLP output before the residual Add (parallel
+      // blocks of GPT-NeoX and Phi included), and the residual projections flagged for --depth-factor.
+      const analysis = analyzeModel(input.model, input.baseDir);
+      const kinds = analysis.blocks.filter((b) => b.point === 'pre-residual').map((b) => `${b.kind}${b.layer}`);
+      assert.deepEqual(kinds, ['attention0', 'mlp0', 'attention1', 'mlp1'], `${stem}: pre-residual blocks`);
+      assert.equal(analysis.params.filter((p) => p.residualOutput).length, 4, `${stem}: residual output projections`);
 
       // Measured, not reported: analysing the rewritten graph finds the same sites with scale 1/d_head.
       const again = analyzeModel(r.model, input.baseDir);

@@ -87,12 +87,15 @@ const TO_RESIDUAL_OPS = new Set(['Add', 'Reshape', 'Cast', 'Identity', 'Dropout'
 
 /**
  * Where a projection's output enters the residual stream: the Add with two activation operands whose other
- * operand (the stream) is an ancestor of the projection's own input.
+ * operand (the stream) is an ancestor of the projection's own input. A parallel block (GPT-NeoX, Phi:
+ * x + attn(ln₁x) + mlp(ln₂x)) first adds the other branch, which is no ancestor: the walk goes on through
+ * that Add, and the block value stays the projection's own output.
  */
 export function residualEntry(g: AnalysisGraph, node: NodeProto): { add: NodeProto; value: string } | undefined {
   const input = node.input.find((i) => i && g.dynamic.has(i));
   if (!input) return undefined;
   let v = node.output[0]!;
+  let own: string | undefined;
   for (let hops = 0; hops < 6; hops++) {
     const uses = g.directUses(v);
     if (uses.length !== 1) return undefined;
@@ -100,7 +103,11 @@ export function residualEntry(g: AnalysisGraph, node: NodeProto): { add: NodePro
     if (!TO_RESIDUAL_OPS.has(n.opType)) return undefined;
     if (n.opType === 'Add') {
       const other = n.input[1 - uses[0]!.index];
-      if (other && g.dynamic.has(other)) return g.dependsOn(input, other, 4000) ? { add: n, value: v } : undefined;
+      if (other && g.dynamic.has(other)) {
+        if (g.dependsOn(input, other, 4000)) return { add: n, value: own ?? v };
+        if (own !== undefined) return undefined; // one parallel branch at most
+        own = v;
+      }
     }
     v = n.output[0]!;
   }
