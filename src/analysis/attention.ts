@@ -112,7 +112,9 @@ function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefine
   const kind: AttentionSite['kind'] = pre.length === 2 ? 'split-qk'
     : pre.length === 1 && post.length === 0 ? 'scale-before-qk'
       : post[0]?.node.opType === 'Div' ? 'div-after-qk' : 'mul-after-qk';
-  const what = all.map((x) => `${x.node.opType} ${g.label(x.node)} by ${x.constant}=${fmt(x.value!)}`).join(', ');
+  // A scale before QKᵀ next to one after it (OPT: q·s, then × 1 after QKᵀ) says which is which.
+  const mixed = pre.length > 0 && post.length > 0;
+  const what = all.map((x) => `${x.node.opType} ${g.label(x.node)} by ${x.constant}=${fmt(x.value!)}${mixed && pre.includes(x) ? ' on an operand before QKᵀ' : ''}`).join(', ');
   const where = kind === 'split-qk' ? 'on Q and on K before' : kind === 'scale-before-qk' ? 'on one operand before' : 'after';
   const constants = [...new Set(all.map((x) => x.constant!))];
   return make(kind, nodes, constants, product, `${what} ${where} QKᵀ ${g.label(qk)}; scale ${describeScale(product, dHead)}`);

@@ -155,7 +155,7 @@ function rewriteSite(
     if (!after) throw new InvariantError(`attention site (${site.reason}) names no node to scale after`);
     return { ...base, rewrite: 'mul', carriers: [multiplyValue(model, names, findNode(after).output[0]!, ratio, 'output', tag).constant] };
   }
-  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, site.nodes.map(findNode), site.constants, ratio, tag, ctx.baseDir) };
+  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, site.nodes.map(findNode), site.constants, ratio, tag, ctx.baseDir, site.kind === 'split-qk') };
 }
 
 function getSiteNode(ctx: PassContext, ref: string): NodeProto {
@@ -168,7 +168,7 @@ function getSiteNode(ctx: PassContext, ref: string): NodeProto {
  * Replaces each site node's scale constant c by a new named scalar: Div by c → c/r, Mul by c → c·r, where r
  * is the ratio target/current for the whole product; a scale split over Q and K gives each side √r.
  */
-function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodeProto[], constants: string[], ratio: number, tag: string, baseDir: string): string[] {
+function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodeProto[], constants: string[], ratio: number, tag: string, baseDir: string, qk: boolean): string[] {
   const index = new GraphIndex(model);
   const carriers: string[] = [];
   // k nodes each multiply QKᵀ by their factor; giving each r^(1/k) more makes the product r times larger.
@@ -192,7 +192,9 @@ function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodePr
       const c = tensorToFloat32(t, baseDir)[0]!;
       // Div(x, c) divides by c; Mul (either slot) and Div(c, x) multiply by c.
       const next = n.opType === 'Div' && slot === 1 ? c / perSide : c * perSide;
-      name = names.fresh(distinct.length === 1 ? tag : `${tag}.${['q', 'k'][distinct.indexOf(key)] ?? distinct.indexOf(key)}`);
+      // Q and K sides for a split scale; else numbered in site order (OPT: a scale on Q, then × 1 after QKᵀ).
+      const k = distinct.indexOf(key);
+      name = names.fresh(distinct.length === 1 ? tag : `${tag}.${qk ? ['q', 'k'][k] ?? k : k}`);
       addInitializer(model.graph!, makeScalarFloat(name, next, t.dataType));
       made.set(key, name);
       carriers.push(name);
