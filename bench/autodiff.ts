@@ -17,8 +17,8 @@ import { NameAuthority, opsetVersion } from '../src/onnx/ir.js';
 import { buildBackward } from '../src/train/autodiff.js';
 import { floatConstTensor } from '../src/train/grad-helpers.js';
 
-const SHARED = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'shared');
-const files = process.argv.slice(2).length ? process.argv.slice(2) : ['hf_gpt2_w32_dynamo.onnx', 'hf_llama_w32_tied_dynamo.onnx'].map((f) => path.join(SHARED, 'fixtures-real', f));
+const REAL_FIXTURES = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'real');
+const files = process.argv.slice(2).length ? process.argv.slice(2) : ['hf_gpt2_w32_dynamo.onnx', 'hf_llama_w32_tied_dynamo.onnx'].map((f) => path.join(REAL_FIXTURES, f));
 
 async function timeRuns(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>, n: number): Promise<number[]> {
   const out: number[] = [];

@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readModel } from '../src/onnx/codec.js';
 import { analyzeModel, type Analysis } from '../src/analysis/index.js';
-import { ROOT, SHARED } from './helpers.js';
+import { ROOT, REAL_FIXTURES } from './helpers.js';
 
-const REAL = path.join(SHARED, 'fixtures-real');
+const REAL = path.join(REAL_FIXTURES);
 const GOLDEN_DIR = path.join(ROOT, 'test', 'golden', 'roles');
 const GOLDEN_LMS = ['hf_gpt2_w32_dynamo', 'hf_llama_w32_tied_dynamo', 'optimum_tiny_distilbert_cls', 'ort_gpt2_megatron', 'ort_gpt2_one_layer'];
 

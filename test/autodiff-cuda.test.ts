@@ -14,7 +14,7 @@ import { buildBackward } from '../src/train/autodiff.js';
 import { checkCudaKernels } from '../src/train/kernels.js';
 import { caseWithBackward, type NamedCase } from './grad-rules-harness.js';
 import { BASIC_CASES, CONV_CASES, EXTRA_CASES, GRAD_CASES_MORE, INDEXING_CASES, OLD_OPSET_CASES } from './grad-rules-cases.js';
-import { SHARED } from './helpers.js';
+import { REAL_FIXTURES } from './helpers.js';
 
 function backwardFallbacks(c: NamedCase, floatType: number): string[] {
   const { model, backwardNodes } = caseWithBackward(c.case, floatType);
@@ -33,7 +33,7 @@ test('backward nodes of every rule case have CUDA float16 kernels', () => {
 
 for (const file of ['hf_gpt2_w32_dynamo.onnx', 'hf_llama_w32_tied_dynamo.onnx', 'owwjs_hello_deepa_mlp.onnx']) {
   test(`${file}: no backward node falls back to CPU on CUDA`, (t) => {
-    const { model } = readModel(path.join(SHARED, 'fixtures-real', file));
+    const { model } = readModel(path.join(REAL_FIXTURES, file));
     const g = model.graph!;
     g.node.push(node('ReduceSum', [g.output[0]!.name], ['__loss'], { keepdims: 0 }));
     const wrt = g.initializer.filter((x) => isFloatType(x.dataType) && x.dims.length > 0).map((x) => x.name);

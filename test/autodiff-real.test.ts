@@ -17,7 +17,7 @@ import { NameAuthority, opsetVersion } from '../src/onnx/ir.js';
 import { dimsOf, tensorToFloat32 } from '../src/onnx/tensor.js';
 import { buildBackward } from '../src/train/autodiff.js';
 import { floatConstTensor } from '../src/train/grad-helpers.js';
-import { SHARED } from './helpers.js';
+import { REAL_FIXTURES } from './helpers.js';
 import { rng } from './grad-rules-harness.js';
 
 /**
@@ -60,7 +60,7 @@ interface RealCase {
 }
 
 async function checkRealModel(c: RealCase): Promise<Record<string, number>> {
-  const { model } = readModel(path.join(SHARED, 'fixtures-real', c.file));
+  const { model } = readModel(path.join(REAL_FIXTURES, c.file));
   const type = c.double ? DataType.DOUBLE : DataType.FLOAT;
   const ortType = c.double ? 'float64' : 'float32';
   if (c.relaxInputs) {

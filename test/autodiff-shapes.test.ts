@@ -12,7 +12,7 @@ import type { ModelProto } from 'onnx-buf';
 import { tensorValueInfo } from '../src/onnx/build.js';
 import { encodeModel, readModel } from '../src/onnx/codec.js';
 import { inferShapes, type Dim } from '../src/train/grad-shapes.js';
-import { SHARED } from './helpers.js';
+import { REAL_FIXTURES } from './helpers.js';
 
 interface ShapeCase { file: string; feeds: () => Record<string, ort.Tensor>; symbols: Record<string, number> }
 
@@ -44,7 +44,7 @@ function evaluate(d: Dim, symbols: Record<string, number>): number | undefined {
 
 for (const c of CASES) {
   test(`${c.file}: inferred dims agree with onnxruntime's`, async (t) => {
-    const { model } = readModel(path.join(SHARED, 'fixtures-real', c.file));
+    const { model } = readModel(path.join(REAL_FIXTURES, c.file));
     const g = model.graph!;
     const table = inferShapes(g);
     const probed = g.node.flatMap((n) => n.output).filter((o) => o && table.shape(o) && table.elemType(o) !== undefined);

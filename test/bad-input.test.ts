@@ -11,10 +11,10 @@ import * as path from 'node:path';
 import { ExitCode } from '../src/errors.js';
 import { encodeModel, writeModel } from '../src/onnx/codec.js';
 import { runCli } from './cli-helpers.js';
-import { SHARED, tempDir } from './helpers.js';
+import { REAL_FIXTURES, tempDir } from './helpers.js';
 import { mlpModel } from './model-builders.js';
 
-const REAL = path.join(SHARED, 'fixtures-real', 'ort_gpt2_megatron.onnx');
+const REAL = path.join(REAL_FIXTURES, 'ort_gpt2_megatron.onnx');
 
 interface BadCase {
   name: string;

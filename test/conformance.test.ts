@@ -15,7 +15,7 @@ import { createRegistry, equals, fromBinary, toBinary, toJsonString } from '@buf
 import { file_onnx, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { DataType, dataTypeName } from '../src/onnx/dtype.js';
-import { SHARED } from './helpers.js';
+import { REAL_FIXTURES, SHARED } from './helpers.js';
 import { compareOrt, FeedSkip, tensorProtoToOrt, valueKind } from './ort-tensors.js';
 
 /** Output element types onnxruntime-node 1.30 cannot hand back: it aborts the process (measured: Cast to INT4). */
@@ -173,7 +173,7 @@ test('unknown fields survive a round trip, and the field comparison sees them', 
   assert.ok(equals(ModelProtoSchema, decodeModel(withUnknown, 'x'), changed, { registry }), 'differs only in unknown fields');
   assert.ok(Buffer.from(encodeModel(decodeModel(withUnknown, 'x'))).equals(withUnknown));
   // Unknown fields at every level the chunked encoder splits (model, graph, initializer) keep their place.
-  const deep = decodeModel(new Uint8Array(fs.readFileSync(path.join(SHARED, 'fixtures-real', 'burn_linear_dynamo.onnx'))), 'burn');
+  const deep = decodeModel(new Uint8Array(fs.readFileSync(path.join(REAL_FIXTURES, 'burn_linear_dynamo.onnx'))), 'burn');
   deep.$unknown = [{ no: 1000, wireType: 0, data: Uint8Array.of(1) }];
   deep.graph!.$unknown = [{ no: 1001, wireType: 2, data: Uint8Array.of(2, 0x61, 0x62) }];
   deep.graph!.initializer[0]!.$unknown = [{ no: 1002, wireType: 0, data: Uint8Array.of(3) }];

@@ -17,11 +17,11 @@ import { encodeModel, readModel, writeModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { GraphIndex } from '../src/onnx/ir.js';
 import { dimsOf } from '../src/onnx/tensor.js';
-import { SHARED, tempDir } from './helpers.js';
+import { REAL_FIXTURES, tempDir } from './helpers.js';
 import { seededRandom } from './model-builders.js';
 import { compareOrt, tensorProtoToOrt } from './ort-tensors.js';
 
-const FIXTURES = path.join(SHARED, 'fixtures-real');
+const FIXTURES = path.join(REAL_FIXTURES);
 /** Every symbolic or unknown dimension becomes this (same name → same value, so shapes stay consistent). */
 const SYMBOLIC_DIM = 2;
 /** Integer inputs that index nothing we can see are masks or flags: all 1 ("attend to every token"). */

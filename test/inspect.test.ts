@@ -13,10 +13,10 @@ import { formatInspect, inspectFile } from '../src/cli/cmd-inspect.js';
 import { node } from '../src/onnx/build.js';
 import { writeModel } from '../src/onnx/codec.js';
 import { runCli } from './cli-helpers.js';
-import { ROOT, SHARED, tempDir } from './helpers.js';
+import { ROOT, REAL_FIXTURES, tempDir } from './helpers.js';
 import { mlpModel } from './model-builders.js';
 
-const FIXTURES = path.join(SHARED, 'fixtures-real');
+const FIXTURES = path.join(REAL_FIXTURES);
 
 interface CatalogRow {
   file: string;

@@ -17,7 +17,7 @@ import { findValueShape } from '../src/train/graph-util.js';
 import { formatKernelReport } from '../src/train/kernels.js';
 import { createTrainer, feedsForBatch } from '../src/train/runner.js';
 import { buildTrainStep, type TrainStep, type TrainStepOptions } from '../src/train/train-step.js';
-import { ROOT, SHARED, tempDir } from './helpers.js';
+import { ROOT, REAL_FIXTURES, tempDir } from './helpers.js';
 
 interface Prepared { forward: LoadedModel; ts: TrainStep; batch: number; seq: number }
 
@@ -95,7 +95,7 @@ async function checkFirstAdamStep(file: string): Promise<void> {
 }
 
 const GPT_TINY = path.join(ROOT, 'fixtures', 'gpt-tiny.onnx');
-const HF_GPT2 = path.join(SHARED, 'fixtures-real', 'hf_gpt2_w32_dynamo.onnx');
+const HF_GPT2 = path.join(REAL_FIXTURES, 'hf_gpt2_w32_dynamo.onnx');
 
 test('fixture GPT at density 0.25: 50 AdamW steps lower the loss, pruned weights stay 0, deterministic, CUDA-clean', async () => {
   await checkEndToEnd(await prepare(GPT_TINY), 3e-3);
@@ -114,8 +114,8 @@ test('real export (HF GPT-2): first AdamW step follows the LR groups', async () 
 });
 
 test('more real exports: Llama (tied, RMSNorm, rotary, GQA) and Megatron GPT-2 (opset 12, upgraded to 13; 4 inputs) train', async () => {
-  await checkEndToEnd(await prepare(path.join(SHARED, 'fixtures-real', 'hf_llama_w32_tied_dynamo.onnx')), 3e-3);
-  const megatron = await prepare(path.join(SHARED, 'fixtures-real', 'ort_gpt2_megatron.onnx'), {}, 4, 16);
+  await checkEndToEnd(await prepare(path.join(REAL_FIXTURES, 'hf_llama_w32_tied_dynamo.onnx')), 3e-3);
+  const megatron = await prepare(path.join(REAL_FIXTURES, 'ort_gpt2_megatron.onnx'), {}, 4, 16);
   assert.deepEqual(megatron.ts.io.modelInputs.map((v) => v.name), ['input_ids', 'position_ids', 'attention_mask', 'past_0']);
   assert.equal(megatron.ts.opsetUpgrade.from, 12);
   await checkEndToEnd(megatron, 1e-2, 4);
@@ -157,7 +157,7 @@ test('save() writes the forward model with trained weights: its ORT forward repr
 });
 
 test('MSE regression on a real MLP export (wake-word head: Gemm, decomposed LayerNorm, Relu, Sigmoid): loss falls 10×', async () => {
-  const loaded = readModel(path.join(SHARED, 'fixtures-real', 'owwjs_hello_deepa_mlp.onnx'));
+  const loaded = readModel(path.join(REAL_FIXTURES, 'owwjs_hello_deepa_mlp.onnx'));
   const r = await transform(loaded, { density: 0.25, seed: 1 });
   const ts = buildTrainStep(r.model, loaded.baseDir, r.lrGroups, { loss: 'mse', optimizer: { kind: 'adamw' } });
   assert.equal(ts.kernelReport.train.fallbacks.length, 0, formatKernelReport(ts.kernelReport.train));

@@ -14,7 +14,7 @@ import { encodeModel, readModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { NameAuthority, opsetVersion } from '../src/onnx/ir.js';
 import { upgradeToOpset13 } from '../src/train/opset-upgrade.js';
-import { SHARED } from './helpers.js';
+import { REAL_FIXTURES } from './helpers.js';
 
 async function runBoth(model: ModelProto, feeds: Record<string, ort.Tensor>): Promise<[Record<string, ort.Tensor>, Record<string, ort.Tensor>, string[]]> {
   const up = upgradeToOpset13(model, new NameAuthority(model));
@@ -28,7 +28,7 @@ async function runBoth(model: ModelProto, feeds: Record<string, ort.Tensor>): Pr
 }
 
 test('Megatron GPT-2 (opset 12): upgraded graph gives identical logits; Unsqueeze/Squeeze/Split/Softmax rewritten', async () => {
-  const { model } = readModel(path.join(SHARED, 'fixtures-real', 'ort_gpt2_megatron.onnx'));
+  const { model } = readModel(path.join(REAL_FIXTURES, 'ort_gpt2_megatron.onnx'));
   const [B, S] = [2, 5];
   const ids = BigInt64Array.from({ length: B * S }, (_, i) => BigInt((i * 7) % 10));
   const feeds = {
@@ -43,7 +43,7 @@ test('Megatron GPT-2 (opset 12): upgraded graph gives identical logits; Unsqueez
 });
 
 test('DistilBERT classifier (opset 11): upgraded graph gives identical logits', async () => {
-  const { model } = readModel(path.join(SHARED, 'fixtures-real', 'optimum_tiny_distilbert_cls.onnx'));
+  const { model } = readModel(path.join(REAL_FIXTURES, 'optimum_tiny_distilbert_cls.onnx'));
   const inputs = model.graph!.input.map((v) => v.name);
   const feeds: Record<string, ort.Tensor> = {};
   for (const name of inputs) feeds[name] = new ort.Tensor('int64', BigInt64Array.from({ length: 6 }, (_, i) => (name.includes('mask') ? 1n : BigInt(100 + i * 37))), [1, 6]);

@@ -4,9 +4,9 @@ import * as ort from 'onnxruntime-node';
 import type { ModelProto } from 'onnx-buf';
 import { encodeModel, readModel, type LoadedModel } from '../src/onnx/codec.js';
 import { tensorRawBytes } from '../src/onnx/tensor.js';
-import { ROOT, SHARED } from './helpers.js';
+import { ROOT, REAL_FIXTURES } from './helpers.js';
 
-export const REAL = path.join(SHARED, 'fixtures-real');
+export const REAL = path.join(REAL_FIXTURES);
 export const GPT_TINY = path.join(ROOT, 'fixtures', 'gpt-tiny.onnx');
 
 /** The LMs the issue names, with seeded feeds (batch 2 × 8 tokens unless the export fixes other sizes). */
