@@ -26,7 +26,7 @@ import { multiplierPass } from './passes/multipliers.js';
 import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
 import { setMetadata, supArMetadata } from './passes/metadata.js';
 import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
-import { checkCudaKernels, type KernelReport } from './train/kernels.js';
+import { checkCudaKernels, type KernelReport } from './runtime/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
 
 export interface TransformOptions {

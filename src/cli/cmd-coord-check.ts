@@ -8,7 +8,7 @@ import type { CliContext } from './main.js';
 import { runCoordCheck, verdictLines } from '../experiments/coord-check.js';
 import { parseDensities, parseLrValue } from '../experiments/sweep.js';
 import { writeCoordCheckOutputs } from '../experiments/outputs.js';
-import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
+import { commonTrainOptions, hyperparameterFlags, parseEp, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface CoordFlags extends CommonTrainFlags {
   lr: string;
@@ -38,6 +38,7 @@ export function register(program: Command, _ctx: CliContext): void {
       modelPath: model, batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
       dataFile: f.data, fixedBatch: true, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
+      ep: parseEp(f.ep),
     });
     const res = await runCoordCheck(opts, train, log);
     const files = writeCoordCheckOutputs(res, f.out);

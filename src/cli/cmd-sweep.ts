@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { optimaMarkdown, parseDensities, parseLrGrid, runSweep } from '../experiments/sweep.js';
 import { writeSweepOutputs } from '../experiments/outputs.js';
-import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
+import { commonTrainOptions, hyperparameterFlags, parseEp, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface SweepFlags extends CommonTrainFlags {
   lrs: string;
@@ -37,6 +37,7 @@ export function register(program: Command, _ctx: CliContext): void {
       modelPath: model, batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
       dataFile: f.data, fixedBatch: false, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
+      ep: parseEp(f.ep),
     });
     const res = await runSweep(opts, train, log);
     const files = writeSweepOutputs(res, f.out);
