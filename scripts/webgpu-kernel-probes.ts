@@ -101,8 +101,11 @@ export function probeSpecs(): ProbeSpec[] {
     withInts('Slice', [['starts', [1], [0]], ['ends', [1], [2]], ['axes', [1], [1]]], {}, 10),
     withInts('Pad', [['pads', [4], [0, 0, 0, 1]]], {}, 11),
     withInts('Unsqueeze', [['axes', [1], [0]]], {}, 13),
-    withInts('Squeeze', [['axes', [1], [0]]], {}, 13),
-    withInts('Split', [['split', [2], [1, 1]]], {}, 13),
+    { op: 'Squeeze', since: 13, probe: { T: undefined }, build: (t) => ({ op: 'Squeeze', inputs: ['x', 'axes'], graphInputs: [inp('x', t, [1, 4])], inits: [i64('axes', [1], [0])], outputs: out(t) }) },
+    {
+      op: 'Split', since: 13, probe: { T: undefined },
+      build: (t) => ({ op: 'Split', inputs: ['x', 'split'], graphInputs: [inp('x', t)], inits: [i64('split', [2], [1, 1])], outputs: [{ name: 'y', type: t }, { name: 'z', type: t }] }),
+    },
     withInts('CumSum', [['axis', [], [1]]], {}, 11),
     withInts('Trilu', [], { upper: 1 }, 14),
     { op: 'Transpose', probe: { T: undefined }, build: (t) => ({ op: 'Transpose', inputs: ['x'], graphInputs: [inp('x', t)], attrs: { perm: [1, 0] }, outputs: out(t) }) },
