@@ -100,11 +100,23 @@ export function probeSpecs(): ProbeSpec[] {
     withInts('Tile', [['repeats', [2], [1, 2]]], {}, 6),
     withInts('Slice', [['starts', [1], [0]], ['ends', [1], [2]], ['axes', [1], [1]]], {}, 10),
     withInts('Pad', [['pads', [4], [0, 0, 0, 1]]], {}, 11),
-    withInts('Unsqueeze', [['axes', [1], [0]]], {}, 13),
-    { op: 'Squeeze', since: 13, probe: { T: undefined }, build: (t) => ({ op: 'Squeeze', inputs: ['x', 'axes'], graphInputs: [inp('x', t, [1, 4])], inits: [i64('axes', [1], [0])], outputs: out(t) }) },
     {
-      op: 'Split', since: 13, probe: { T: undefined },
-      build: (t) => ({ op: 'Split', inputs: ['x', 'split'], graphInputs: [inp('x', t)], inits: [i64('split', [2], [1, 1])], outputs: [{ name: 'y', type: t }, { name: 'z', type: t }] }),
+      op: 'Unsqueeze', probe: { T: undefined },
+      build: (t, opset) => opset >= 13
+        ? { op: 'Unsqueeze', inputs: ['x', 'axes'], graphInputs: [inp('x', t)], inits: [i64('axes', [1], [0])], outputs: out(t) }
+        : { op: 'Unsqueeze', inputs: ['x'], graphInputs: [inp('x', t)], attrs: { axes: [0] }, outputs: out(t) },
+    },
+    {
+      op: 'Squeeze', probe: { T: undefined },
+      build: (t, opset) => opset >= 13
+        ? { op: 'Squeeze', inputs: ['x', 'axes'], graphInputs: [inp('x', t, [1, 4])], inits: [i64('axes', [1], [0])], outputs: out(t) }
+        : { op: 'Squeeze', inputs: ['x'], graphInputs: [inp('x', t, [1, 4])], attrs: { axes: [0] }, outputs: out(t) },
+    },
+    {
+      op: 'Split', probe: { T: undefined },
+      build: (t, opset) => opset >= 13
+        ? { op: 'Split', inputs: ['x', 'split'], graphInputs: [inp('x', t)], inits: [i64('split', [2], [1, 1])], outputs: [{ name: 'y', type: t }, { name: 'z', type: t }] }
+        : { op: 'Split', inputs: ['x'], graphInputs: [inp('x', t)], attrs: { split: [1, 1] }, outputs: [{ name: 'y', type: t }, { name: 'z', type: t }] },
     },
     withInts('CumSum', [['axis', [], [1]]], {}, 11),
     withInts('Trilu', [], { upper: 1 }, 14),
