@@ -22,7 +22,7 @@ test('GPU check bundle: layout, size bound, and the packed Node runs the check o
   const stage = tempDir('supar-gpu-stage-');
   try {
     const files = stageBundle(stage);
-    for (const f of ['node/bin/node', 'app/dist/gpu/check.mjs', 'app/data/ort-kernels.json', 'app/data/ort-kernels-webgpu.json', 'app/fixtures/gpt-tiny.onnx',
+    for (const f of ['node/bin/node', 'app/dist/gpu/check.mjs', 'app/data/ort-kernels.json', 'app/data/ort-kernels-webgpu.json', 'app/rules/supar.json', 'app/fixtures/gpt-tiny.onnx',
       'app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1', 'app/node_modules/onnxruntime-common/package.json',
       'lib/libvulkan.so.1', 'lib/swiftshader/libvk_swiftshader.so', 'lib/swiftshader/vk_swiftshader_icd.json', 'run.sh', 'torch_gpt.py', 'README.md']) {
       assert.ok(files.includes(f), `bundle has ${f}`);

@@ -29,6 +29,7 @@ export function stageBundle(stage: string): string[] {
   bundleCheck(path.join(app, 'dist', 'gpu', 'check.mjs'));
   fs.writeFileSync(path.join(app, 'package.json'), `${JSON.stringify({ name: 'supar-gpu-check', private: true, type: 'module' })}\n`);
   copy(path.join(root, 'data'), path.join(app, 'data'));
+  copy(path.join(root, 'rules'), path.join(app, 'rules'));
   copy(path.join(root, 'fixtures', 'gpt-tiny.onnx'), path.join(app, 'fixtures', 'gpt-tiny.onnx'));
   copyOnnxruntime(path.join(app, 'node_modules'));
   copy(process.execPath, path.join(stage, 'node', 'bin', 'node'));
