@@ -90,7 +90,8 @@ export function findWebGpuProblem(): Promise<string | undefined> {
       await s.release();
       return undefined;
     } catch (e) {
-      return firstLine((e as Error).message).replace(/^.*?(Failed to get a WebGPU adapter)/, '$1');
+      const msg = (e as Error).message;
+      return /Failed to get a WebGPU adapter[^\n]*/.exec(msg)?.[0].trim() ?? firstLine(msg);
     }
   })();
   return webgpuProblem;
