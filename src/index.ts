@@ -26,3 +26,5 @@ export { buildBackward } from './train/autodiff.js';
 // The runner loads onnxruntime-node's native library; import it from here only when training.
 export { createTrainer, feedsForBatch } from './train/runner.js';
 export type { Trainer, TrainerInit, StepResult, EpChoice } from './train/runner.js';
+export { openSession, sessionOptions, DeviceState, softwareVulkanEnv, findWebGpuProblem, checkKernels, checkWebGpuKernels } from './runtime/index.js';
+export type { Ep, RuntimeSession, SessionRequest, KernelReport } from './runtime/index.js';

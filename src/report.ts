@@ -71,6 +71,8 @@ export interface TransformReport {
    * opset, input types); the nodes that would run on the CPU instead. Filled by `transform`.
    */
   cuda?: CudaReadiness[];
+  /** The same check against onnxruntime 1.30's WebGPU kernels (data/ort-kernels-webgpu.json). */
+  webgpu?: CudaReadiness[];
 }
 
 export interface CudaReadiness {
@@ -213,6 +215,7 @@ export function summaryText(report: TransformReport): string {
   const sm = report.summary;
   lines.push(`${sm.trained} trained tensors, ${sm.masked} masked (${sm.mask_non_zeros} of ${sm.masked_elements} entries kept), ${sm.unclassified} unclassified`);
   for (const c of report.cuda ?? []) lines.push(cudaLine(c));
+  for (const c of report.webgpu ?? []) lines.push(webgpuLine(c));
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;
 }
@@ -221,6 +224,19 @@ function cudaLine(c: CudaReadiness): string {
   if (c.fallbacks.length === 0) return `cuda: ${c.graph} graph, all ${c.nodes} nodes have CUDA kernels`;
   const shown = c.fallbacks.slice(0, 5).map((f) => `${f.op} (${f.node}: ${f.reason})`).join('; ');
   return `cuda: ${c.graph} graph, ${c.fallbacks.length} of ${c.nodes} nodes would fall back to CPU: ${shown}${c.fallbacks.length > 5 ? '; …' : ''}`;
+}
+
+/**
+ * Integer shape/index arithmetic (int64/bool inputs: token ids, shapes, masks) is cheap on the CPU, and
+ * onnxruntime places much of it there anyway; float nodes on the CPU cost a round trip of activations.
+ */
+function webgpuLine(c: CudaReadiness): string {
+  if (c.fallbacks.length === 0) return `webgpu: ${c.graph} graph, all ${c.nodes} nodes have WebGPU kernels`;
+  const integer = c.fallbacks.filter((f) => /has no tensor\((int64|bool)\) kernel/.test(f.reason) || ['ConstantOfShape', 'NonZero', 'Size'].includes(f.op));
+  const other = c.fallbacks.filter((f) => !integer.includes(f));
+  const shown = other.slice(0, 5).map((f) => `${f.op} (${f.node}: ${f.reason})`).join('; ');
+  return `webgpu: ${c.graph} graph, ${c.fallbacks.length} of ${c.nodes} nodes would run on CPU: ${integer.length} integer shape/index nodes` +
+    (other.length ? `, ${other.length} other: ${shown}${other.length > 5 ? '; …' : ''}` : '');
 }
 
 function table(head: string[], rows: string[][]): string[] {

@@ -27,7 +27,7 @@ import { residualBranchPass } from './passes/residual-branches.js';
 import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
 import { setMetadata, supArMetadata } from './passes/metadata.js';
 import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
-import { checkCudaKernels, type KernelReport } from './train/kernels.js';
+import { checkCudaKernels, checkWebGpuKernels, type KernelReport } from './runtime/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
 
 export interface TransformOptions {
@@ -121,11 +121,14 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     model, lrGroups, report, summaryText: '', plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
   };
   report.cuda = [cudaReadiness('forward', checkCudaKernels(model))];
+  report.webgpu = [cudaReadiness('forward', checkWebGpuKernels(model))];
   if (options.emitTrain) {
     const train = await buildTrain(result, typeof options.emitTrain === 'object' ? options.emitTrain : {});
     result.train = train;
     report.cuda.push(cudaReadiness('train', train.kernels.train));
     if (train.kernels.eval) report.cuda.push(cudaReadiness('eval', train.kernels.eval));
+    report.webgpu.push(cudaReadiness('train', checkWebGpuKernels(train.train)));
+    if (train.eval) report.webgpu.push(cudaReadiness('eval', checkWebGpuKernels(train.eval)));
   }
   result.summaryText = summaryText(report);
   return result;

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { parseDensities, parseLrGrid } from '../experiments/sweep.js';
 import { runStudyCommand, studyModels, studyOptions, type StudyFlags } from './study-driver.js';
-import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
+import { commonTrainOptions, hyperparameterFlags, parseEp, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface SweepFlags extends CommonTrainFlags, StudyFlags {
   lrs: string;
@@ -38,6 +38,8 @@ export function register(program: Command, _ctx: CliContext): void {
       fixedBatch: false, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
       ...(chosen.baseModelPath ? { baseModelPath: chosen.baseModelPath } : {}),
+      // Only when not the default, so that CPU plans keep their run-spec hashes.
+      ...(parseEp(f.ep) !== 'cpu' ? { ep: parseEp(f.ep) } : {}),
     };
     await runStudyCommand({ kind: 'sweep', options: { ...opts, ...(chosen.models ? { models: chosen.models } : {}) } }, chosen.paths, f.data, train, f.out, f);
   });

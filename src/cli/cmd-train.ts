@@ -11,8 +11,9 @@ import { analyzeModel } from '../analysis/index.js';
 import { progress } from './progress.js';
 import { openBatchSource } from '../train/data.js';
 import { findValueShape } from '../train/graph-util.js';
-import { formatKernelReport } from '../train/kernels.js';
-import { createTrainer, feedsForBatch, findTokenInput, type EpChoice } from '../train/runner.js';
+import { checkWebGpuKernels, formatKernelReport } from '../runtime/kernels.js';
+import { EP_CHOICES, type EpChoice } from '../runtime/providers.js';
+import { createTrainer, feedsForBatch, findTokenInput } from '../train/runner.js';
 import { buildTrainStep, type TrainIO } from '../train/train-step.js';
 import { LR_GROUPS_FORMAT, type LrGroupsFile } from '../train/types.js';
 import type { ModelProto } from 'onnx-buf';
@@ -26,7 +27,7 @@ interface TrainFlags {
 export function register(program: Command, _ctx: CliContext): void {
   program
     .command('train <model>')
-    .description('train a transformed model with its LR groups on onnxruntime (CPU or CUDA)')
+    .description('train a transformed model with its LR groups on onnxruntime (CPU, CUDA or WebGPU)')
     .option('--steps <n>', 'optimizer steps', '100')
     .option('--lr <x>', 'base learning rate (each group multiplies it)', '1e-3')
     .option('--batch <n>', 'sequences per batch', '8')
@@ -41,7 +42,7 @@ export function register(program: Command, _ctx: CliContext): void {
     .option('--loss <kind>', 'cross_entropy (token targets) or mse', 'cross_entropy')
     .option('--logits <name>', 'model output the loss reads (default: detected)')
     .option('--lr-groups <file>', 'LR groups JSON (default: the model\'s supar.lr_groups metadata)')
-    .option('--ep <ep>', 'execution provider: cpu, cuda or auto', 'cpu')
+    .option('--ep <ep>', 'execution provider: cpu, cuda, webgpu, or auto (cuda if installed, else webgpu if an adapter starts, else cpu)', 'cpu')
     .option('--threads <n>', 'onnxruntime intra-op threads')
     .option('--seed <n>', 'data seed', '0')
     .option('--log <file>', 'write the loss per step (.csv or .json)')
@@ -53,7 +54,7 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
   const steps = intFlag('--steps', flags.steps, 1);
   const lr = numFlag('--lr', flags.lr);
   const optimizerKind = choice('--optimizer', flags.optimizer, ['adamw', 'sgd'] as const);
-  const ep = choice('--ep', flags.ep, ['cpu', 'cuda', 'auto'] as const) as EpChoice;
+  const ep: EpChoice = choice('--ep', flags.ep, EP_CHOICES);
   const loss = choice('--loss', flags.loss, ['cross_entropy', 'mse'] as const);
   if (loss !== 'cross_entropy') throw new UsageError('--loss mse: the train command feeds token batches; MSE training is available through the library (buildTrainStep)');
   const loaded = readModel(file);
@@ -73,7 +74,8 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
       process.stderr.write(`warning: output '${ts.io.output}' is not produced by a readout layer (hidden states?); cross-entropy treats its last dimension${typeof classes === 'number' ? ` (${classes})` : ''} as the classes; pass --logits NAME to choose another output\n`);
     }
   }
-  if (ep !== 'cpu' && ts.kernelReport.train.fallbacks.length > 0) process.stderr.write(`warning: ${formatKernelReport(ts.kernelReport.train)}\n`);
+  const gpuFallbacks = [...(ep === 'cuda' || ep === 'auto' ? [ts.kernelReport.train] : []), ...(ep === 'webgpu' ? [checkWebGpuKernels(ts.train)] : [])];
+  for (const r of gpuFallbacks) if (r.fallbacks.length > 0) process.stderr.write(`warning: ${formatKernelReport(r)}\n`);
   const { batch, seq } = batchShape(ts.io, flags);
   const source = openBatchSource(flags.data, { batch, seq, seed: intFlag('--seed', flags.seed, 0), vocab: vocabOf(loaded.model, ts.io.output) });
   const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: loaded, ep, threads: flags.threads ? intFlag('--threads', flags.threads, 1) : undefined });
@@ -92,7 +94,7 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
     bar.done();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (flags.log) writeLossLog(flags.log, losses);
-    if (flags.save) trainer.save(flags.save);
+    if (flags.save) await trainer.save(flags.save);
     const tail = losses.slice(-Math.min(10, losses.length));
     process.stdout.write(`trained ${steps} steps on ${trainer.ep} (${source.description}, batch ${batch}×${seq}, ${optimizerKind} lr ${lr}): ` +
       `loss ${losses[0]!.toFixed(4)} → ${losses.at(-1)!.toFixed(4)} (last ${tail.length} mean ${(tail.reduce((a, b) => a + b, 0) / tail.length).toFixed(4)}), ` +

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Hyperparameters } from '../rules/types.js';
+import { EP_CHOICES, type EpChoice } from '../runtime/providers.js';
 
 export interface CommonTrainFlags {
   rules: string;
@@ -16,6 +17,7 @@ export interface CommonTrainFlags {
   alphaInput?: string;
   alphaOutput?: string;
   out: string;
+  ep?: string;
 }
 
 export function commonTrainOptions(cmd: Command, defaults: { steps: string; out: string }): Command {
@@ -31,7 +33,8 @@ export function commonTrainOptions(cmd: Command, defaults: { steps: string; out:
     .option('--sigma-base <s>', 'σ_base for every rule set (default: the rule set\'s)')
     .option('--alpha-input <a>', 'α_input for every rule set (SP ignores it)')
     .option('--alpha-output <a>', 'α_output for every rule set (SP ignores it)')
-    .option('--out <dir>', 'folder for JSON, CSV and SVG results', defaults.out);
+    .option('--out <dir>', 'folder for JSON, CSV and SVG results', defaults.out)
+    .option('--ep <ep>', 'execution provider: cpu, cuda, webgpu or auto', 'cpu');
 }
 
 export function positiveInt(text: string, flag: string, allowZero = false): number {
@@ -59,4 +62,10 @@ export function hyperparameterFlags(f: CommonTrainFlags, rules: string[]): Recor
   if (f.alphaInput !== undefined) hp.alpha_input = positiveNumber(f.alphaInput, '--alpha-input');
   if (f.alphaOutput !== undefined) hp.alpha_output = positiveNumber(f.alphaOutput, '--alpha-output');
   return Object.keys(hp).length ? Object.fromEntries(rules.map((r) => [r, hp])) : undefined;
+}
+
+export function parseEp(text: string | undefined): EpChoice {
+  const v = text ?? 'cpu';
+  if (!(EP_CHOICES as readonly string[]).includes(v)) throw new UsageError(`--ep ${v}: expected one of ${EP_CHOICES.join(', ')}`);
+  return v as EpChoice;
 }

@@ -14,6 +14,7 @@ import { DataType } from '../onnx/dtype.js';
 import { findValueShape } from '../train/graph-util.js';
 import { buildTrainStep, type TrainIO } from '../train/train-step.js';
 import { createTrainer, type Feeds, type Trainer } from '../train/runner.js';
+import type { EpChoice } from '../runtime/providers.js';
 import type { LrGroupsFile } from '../train/types.js';
 import type { Hyperparameters } from '../rules/types.js';
 import { isDivergedLoss, lrAt, meanAbs, meanAbsUnmasked, type LrSchedule, type RunConfig, type RunResult, type TrainRun } from './run-types.js';
@@ -46,6 +47,8 @@ export interface OnnxTrainRunOptions {
   baseModelPath?: string;
   /** Hyperparameters per rule-set id for the default transform (e.g. the paper's tuned σ_base, α_input, α_output). */
   hyperparameters?: Record<string, Partial<Hyperparameters>>;
+  /** Execution provider (default cpu). */
+  ep?: EpChoice;
   /** Intra-op threads for onnxruntime (default 1: runs are many and small). */
   threads?: number;
   /** Default: the SµPar transform of `modelPath` (prepare.ts). */
@@ -71,7 +74,7 @@ export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<Train
     }
     const { prepared, ts } = cached;
     const blocks = cfg.recordActivations ? prepared.blocks : [];
-    const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: { model: prepared.model, baseDir: prepared.baseDir }, threads: opts.threads ?? 1 });
+    const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: { model: prepared.model, baseDir: prepared.baseDir }, threads: opts.threads ?? 1, ep: opts.ep });
     try {
       const next = batchSource(ts.io, vocabSize(prepared.model, ts.io.output), opts, text, cfg.seed);
       return { ...(await runSteps(trainer, next, cfg, opts, blocks)), blocks };

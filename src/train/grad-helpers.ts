@@ -122,11 +122,12 @@ export class GradEmitter {
     return this.op('ConstantOfShape', [this.shapeOf(x)], { value: floatConstTensor('', [1], [0], dataType) });
   }
 
-  /** Sum of gradient contributions: the value itself, Add for two, Sum for more. */
+  /**
+   * Sum of gradient contributions: the value itself, else a chain of Adds (Sum has no WebGPU kernel in
+   * onnxruntime 1.30, data/ort-kernels-webgpu.json; Add has one on every provider).
+   */
   sum(parts: string[]): string {
-    if (parts.length === 1) return parts[0]!;
-    if (parts.length === 2) return this.op('Add', parts);
-    return this.op('Sum', parts);
+    return parts.slice(1).reduce((acc, p) => this.op('Add', [acc, p]), parts[0]!);
   }
 
   /**

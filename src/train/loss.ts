@@ -48,7 +48,7 @@ function emitCrossEntropy(e: Emitter, spec: LossSpec): LossValues {
   let targets = spec.targetsInt32 ? e.op('Cast', [spec.targets], 'ce/targets_i64', { to: 7 }) : spec.targets;
   if (spec.nextToken) targets = shiftLeft(e, targets, -1, spec.ignoreIndex);
   const z = e.op('Flatten', [spec.output], 'ce/logits_2d', { axis: r - 1 });
-  const lp = e.op('LogSoftmax', [z], 'ce/log_probs', { axis: 1 });
+  const lp = logSoftmaxRows(e, z);
   const t = e.op('Reshape', [targets, e.int64([-1, 1])], 'ce/targets_col');
   const valid = e.op('Not', [e.op('Equal', [t, e.int64([spec.ignoreIndex], [])], 'ce/is_ignored')], 'ce/valid');
   const tSafe = e.op('Where', [valid, t, e.int64([0], [])], 'ce/targets_safe');
@@ -63,6 +63,20 @@ function emitCrossEntropy(e: Emitter, spec: LossSpec): LossValues {
   const g2d = e.op('ScatterElements', [gAll, tSafe, gTarget], 'ce/grad_2d', { axis: 1 });
   const dOutput = e.op('Reshape', [g2d, e.op('Shape', [spec.output], 'ce/logits_shape')], 'ce/grad_logits');
   return { loss, dOutput };
+}
+
+/**
+ * log softmax over axis 1 of [N, C]: s = z − max_c z, lp = s − log Σ_c exp(s). Spelled out rather than
+ * LogSoftmax, which has no WebGPU kernel in onnxruntime 1.30 (data/ort-kernels-webgpu.json): as one op the
+ * [N, C] logits would go to the CPU and back every step. Same maths as onnxruntime's CPU kernel.
+ */
+function logSoftmaxRows(e: Emitter, z: string): string {
+  const max = e.opset >= 18
+    ? e.op('ReduceMax', [z, e.int64([1])], 'ce/row_max', { keepdims: 1 })
+    : e.op('ReduceMax', [z], 'ce/row_max', { axes: [1], keepdims: 1 });
+  const s = e.op('Sub', [z, max], 'ce/shifted');
+  const lse = e.op('Log', [e.reduceSum(e.op('Exp', [s], 'ce/exp'), [1], true, 'ce/sum_exp')], 'ce/log_sum_exp');
+  return e.op('Sub', [s, lse], 'ce/log_probs');
 }
 
 /** t[..., 1:] followed by one `fill` column on `axis`: the next-token targets. */

@@ -3,27 +3,28 @@
  * steps (each step's `P.new` outputs are the next step's `P` inputs), and `save` writes the trained
  * weights back into the original forward model (masks and every other field untouched).
  *
- * Execution provider: 'cpu'; 'cuda' needs onnxruntime-node's CUDA provider libraries, which the npm
- * package downloads only on request (shared/notes/deps.md §1): asking for CUDA without them is an error
- * naming the install command; 'auto' uses CUDA when it loads and falls back to CPU with a warning.
+ * The session comes from the runtime seam (src/runtime/): `ep` 'cpu', 'cuda', 'webgpu' or 'auto'. On a GPU
+ * provider the parameters and moments stay on the device between steps ('gpu-buffer' outputs fed back as
+ * inputs); only the loss (and extras/gradients when asked for) come back each step. They are read back
+ * for `save`, `readParam` and `download`.
  */
-import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
-import { ExitCode, InvariantError, UserInputError } from '../errors.js';
+import { InvariantError, UserInputError } from '../errors.js';
 import { encodeModel, readModel, writeModel, type WrittenFiles } from '../onnx/codec.js';
 import { isExternal } from '../onnx/external.js';
 import { setTensorFloats, tensorRawBytes, tensorToFloat32 } from '../onnx/tensor.js';
 import { DataType } from '../onnx/dtype.js';
+import { DeviceState } from '../runtime/device-state.js';
+import type { Ep, EpChoice } from '../runtime/providers.js';
+import { openSession } from '../runtime/session.js';
 import type { TokenBatch } from './data.js';
 import { copyWith, type Dim } from './graph-util.js';
 import { TRAIN_IO_KEY, type TrainIO } from './train-step.js';
 
-export type EpChoice = 'cpu' | 'cuda' | 'auto';
-
-export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (needs CUDA 12 and cuDNN 9)';
+export type { Ep, EpChoice } from '../runtime/providers.js';
+export { CUDA_INSTALL_HINT, missingCudaLibraries } from '../runtime/providers.js';
 
 export interface TrainerInit {
   /** The train-step graph (as built by buildTrainStep), or the path of a written one (`--emit-train`). */
@@ -33,10 +34,14 @@ export interface TrainerInit {
   /** The forward (transformed) model: initial parameter values, and the target of `save`. */
   forward: { model: ModelProto; baseDir: string };
   ep?: EpChoice;
+  /** Keep parameters and moments on the device between steps (default true; ignored on CPU). */
+  stateOnDevice?: boolean;
   /** Intra-op threads (default: onnxruntime's choice). */
   threads?: number;
   /** Receives one-line warnings (default: stderr). */
   warn?: (message: string) => void;
+  /** Receives one-line notes, e.g. the provider `auto` chose (default: stderr). */
+  say?: (message: string) => void;
 }
 
 export interface StepResult {
@@ -51,14 +56,18 @@ export interface StepResult {
 export type Feeds = Record<string, ort.Tensor>;
 
 export interface Trainer {
-  readonly ep: 'cpu' | 'cuda';
+  readonly ep: Ep;
+  /** Whether parameters and moments stay on the device between steps. */
+  readonly stateOnDevice: boolean;
   /** Steps taken so far. */
   readonly steps: number;
   step(feeds: Feeds, lr: number): Promise<StepResult>;
-  /** Current value of a parameter. */
+  /** Current value of a parameter held on the host (CPU, or state not on the device); else use readParam. */
   param(name: string): Float32Array;
-  /** Writes the forward model with the current weights. */
-  save(file: string): WrittenFiles;
+  /** Current value of a parameter, read back from the device when it lives there. */
+  readParam(name: string): Promise<Float32Array>;
+  /** Writes the forward model with the current weights (reads them back from the device first). */
+  save(file: string): Promise<WrittenFiles>;
   release(): Promise<void>;
 }
 
@@ -66,8 +75,12 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
   const trainModel = typeof init.train === 'string' ? readModel(init.train).model : init.train;
   const io = init.io ?? trainIOFromMetadata(trainModel, typeof init.train === 'string' ? init.train : 'train graph');
   const bytes = encodeModel(withInlinedExternalData(trainModel, typeof init.train === 'string' ? path.dirname(path.resolve(init.train)) : init.forward.baseDir));
-  const { session, ep } = await openSession(bytes, init.ep ?? 'cpu', init.threads, init.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`)));
-  const state = new Map<string, ort.Tensor>();
+  const stateOutputs = [...io.params.map((p) => p.updated), ...io.state.map((s) => s.output)];
+  const { session, ep, deviceOutputs } = await openSession(bytes, {
+    ep: init.ep ?? 'cpu', threads: init.threads, warn: init.warn, say: init.say, label: 'the train-step graph',
+    deviceOutputs: init.stateOnDevice === false ? [] : stateOutputs,
+  });
+  const state = new DeviceState(ep);
   const initializers = new Map(init.forward.model.graph?.initializer.map((t) => [t.name, t]) ?? []);
   for (const p of io.params) {
     const t = initializers.get(p.name);
@@ -78,17 +91,19 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
     const shape = io.params.find((p) => p.name === s.param)!.shape;
     state.set(s.input, new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
   }
-  const fetches = [io.loss, ...io.params.map((p) => p.updated), ...io.state.map((s) => s.output), ...io.extras,
-    ...io.params.flatMap((p) => (p.grad ? [p.grad] : []))];
+  const fetches = [io.loss, ...stateOutputs, ...io.extras, ...io.params.flatMap((p) => (p.grad ? [p.grad] : []))];
+  const isParam = new Set(io.params.map((p) => p.name));
+  const readAll = async () => new Map(await Promise.all(io.params.map(async (p) => [p.name, await state.read(p.name)] as const)));
   let steps = 0;
 
   return {
     ep,
+    stateOnDevice: deviceOutputs.size > 0,
     get steps() { return steps; },
     async step(feeds: Feeds, lr: number): Promise<StepResult> {
       const all: Feeds = { ...feeds, [io.lr]: new ort.Tensor('float32', Float32Array.of(lr), []) };
       if (io.step) all[io.step] = new ort.Tensor('int64', BigInt64Array.of(BigInt(steps + 1)), []);
-      for (const [name, t] of state) all[name] = t;
+      for (const [name, t] of state.entries()) all[name] = t;
       const out = await session.run(all, fetches);
       const loss = (out[io.loss]!.data as Float32Array)[0]!;
       for (const p of io.params) state.set(p.name, out[p.updated]!);
@@ -101,15 +116,24 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
       return { loss, extras, grads };
     },
     param(name: string): Float32Array {
-      const t = state.get(name);
-      if (!t || !io.params.some((p) => p.name === name)) throw new InvariantError(`no trained parameter named '${name}'`);
-      return t.data as Float32Array;
+      if (!isParam.has(name)) throw new InvariantError(`no trained parameter named '${name}'`);
+      if (state.onDevice(name)) throw new InvariantError(`parameter '${name}' lives on the ${ep} device; read it with await trainer.readParam(name)`);
+      return state.get(name).data as Float32Array;
     },
-    save(file: string): WrittenFiles {
-      const values = new Map(io.params.map((p) => [p.name, state.get(p.name)!.data as Float32Array]));
-      return writeModel(withWeights(init.forward.model, values), file, { sourceBaseDir: init.forward.baseDir });
+    async readParam(name: string): Promise<Float32Array> {
+      if (!isParam.has(name)) throw new InvariantError(`no trained parameter named '${name}'`);
+      return state.read(name);
     },
-    release: () => session.release(),
+    save(file: string): Promise<WrittenFiles> {
+      // On the host the file is written before this returns (no await before writeModel).
+      const write = (values: Map<string, Float32Array>) => writeModel(withWeights(init.forward.model, values), file, { sourceBaseDir: init.forward.baseDir });
+      if (!io.params.some((p) => state.onDevice(p.name))) return Promise.resolve(write(new Map(io.params.map((p) => [p.name, state.get(p.name).data as Float32Array]))));
+      return readAll().then(write);
+    },
+    async release() {
+      await state.release();
+      await session.release();
+    },
   };
 }
 
@@ -141,50 +165,6 @@ function withInlinedExternalData(model: ModelProto, baseDir: string): ModelProto
   const initializer = g.initializer.map((t) => (isExternal(t) ? copyWith(TensorProtoSchema, t, { rawData: tensorRawBytes(t, baseDir) as Uint8Array<ArrayBuffer>, externalData: [], dataLocation: 0 }) : t));
   return copyWith(ModelProtoSchema, model, { graph: copyWith(GraphProtoSchema, g, { initializer }) });
 }
-
-async function openSession(bytes: Uint8Array, ep: EpChoice, threads: number | undefined, warn: (m: string) => void): Promise<{ session: ort.InferenceSession; ep: 'cpu' | 'cuda' }> {
-  const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
-  if (ep !== 'cpu') {
-    const missing = missingCudaLibraries();
-    if (missing && ep === 'cuda') throw new UserInputError(`--ep cuda: onnxruntime-node's CUDA provider is not installed (${missing}); install it with ${CUDA_INSTALL_HINT}, or use --ep cpu`, ExitCode.runtime);
-    if (missing) warn(`CUDA provider not installed (${missing}); training on CPU (install: ${CUDA_INSTALL_HINT})`);
-    else {
-      try {
-        return { session: await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda', 'cpu'] }), ep: 'cuda' };
-      } catch (e) {
-        const why = firstLine((e as Error).message);
-        if (ep === 'cuda') throw new UserInputError(`--ep cuda: onnxruntime could not load the CUDA provider (${why}); check CUDA 12 and cuDNN 9 are on the library path (install: ${CUDA_INSTALL_HINT}), or use --ep cpu`, ExitCode.runtime);
-        warn(`CUDA provider failed to load (${why}); training on CPU`);
-      }
-    }
-  }
-  try {
-    return { session: await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
-  } catch (e) {
-    throw new UserInputError(`onnxruntime rejected the train-step graph: ${firstLine((e as Error).message)}`, ExitCode.runtime);
-  }
-}
-
-/** Undefined when the CUDA provider .so files are present, else which file is missing. */
-export function missingCudaLibraries(): string | undefined {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return `no CUDA build of onnxruntime-node for ${process.platform}/${process.arch}`;
-  let dir: string;
-  try {
-    const req = createRequire(import.meta.url);
-    dir = path.join(path.dirname(req.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', 'linux', 'x64');
-  } catch {
-    return 'onnxruntime-node not found';
-  }
-  for (const lib of ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']) {
-    if (!fs.existsSync(path.join(dir, lib))) return `no ${lib} in ${dir}`;
-  }
-  return undefined;
-}
-
-function firstLine(s: string): string {
-  return (s.split('\n').find((l) => l.trim()) ?? s).trim().slice(0, 300);
-}
-
 
 /**
  * Feeds for one token batch: the model's integer token input gets `batch.input`, the targets

@@ -20,7 +20,7 @@ import { buildBackward } from './autodiff.js';
 import { Emitter } from './emit.js';
 import { copyWith, findValueShape, pruneToOutputs, valueInfoElemType, type Dim } from './graph-util.js';
 import { inferElemTypes } from './infer-types.js';
-import { checkCudaKernels, type KernelReport } from './kernels.js';
+import { checkCudaKernels, type KernelReport } from '../runtime/kernels.js';
 import { emitLoss, type LossKind } from './loss.js';
 import { upgradeToOpset13 } from './opset-upgrade.js';
 import { DEFAULT_OPTIMIZER, emitOptimizer, type OptimizerConfig, type ParamToUpdate, type StateSlot } from './optimizer.js';
