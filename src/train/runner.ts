@@ -4,7 +4,7 @@
  * weights back into the original forward model (masks and every other field untouched).
  *
  * Execution provider: 'cpu'; 'cuda' needs onnxruntime-node's CUDA provider libraries, which the npm
- * package downloads only on request (shared/notes/deps.md §1): asking for CUDA without them is an error
+ * package downloads only on request (docs/notes/deps.md §1): asking for CUDA without them is an error
  * naming the install command; 'auto' uses CUDA when it loads and falls back to CPU with a warning.
  */
 import * as fs from 'node:fs';
