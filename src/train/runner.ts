@@ -23,7 +23,8 @@ import { TRAIN_IO_KEY, type TrainIO } from './train-step.js';
 
 export type EpChoice = 'cpu' | 'cuda' | 'auto';
 
-export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (needs CUDA 12 and cuDNN 9)';
+/** package.json's allowScripts denies onnxruntime-node's install script (the CUDA download); the flag lets this one rebuild run it. */
+export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --dangerously-allow-all-scripts (needs CUDA 12 and cuDNN 9)';
 
 export interface TrainerInit {
   /** The train-step graph (as built by buildTrainStep), or the path of a written one (`--emit-train`). */
