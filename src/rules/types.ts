@@ -33,6 +33,11 @@ export interface RuleSet {
   outputMultiplier: string;
   /** Optional depth factor on residual output projections' std, e.g. "1/sqrt(2*n_layers)". */
   depthFactor?: string;
+  /**
+   * Where each formula was written, by JSON path ("roles.hidden.initStd", "attentionScale"):
+   * "<file>[:line:col]" (a base's file for what `extends` inherits). Messages about a formula's value name it.
+   */
+  origins?: Readonly<Record<string, string>>;
 }
 
 export interface Hyperparameters {
