@@ -8,7 +8,7 @@ import { UserInputError } from '../errors.js';
 import { ROLES, type Role } from '../analysis/types.js';
 import { compileGlob } from '../analysis/glob.js';
 import { compileExpr } from './expr.js';
-import { shown } from './text.js';
+import { MAX_QUOTED, shown } from './text.js';
 
 /** A validated rule file, before `extends` is merged. */
 export interface RoleRuleData {
@@ -76,7 +76,7 @@ export function placeOf(src: SourceLocator, path: string): string {
 /** Appends a key to a JSON path: `a.b` for identifier-like keys, `a["h.*"]` otherwise. */
 export function childPath(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
-  if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key)) return path ? `${path}.${key}` : key;
+  if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) && key.length <= MAX_QUOTED) return path ? `${path}.${key}` : key;
   return `${path}[${shown(JSON.stringify(key))}]`;
 }
 
