@@ -69,7 +69,7 @@ class Gen {
       case 0: { const i = this.int(s.length + 1); return s.slice(0, i) + this.pick(odd) + s.slice(i); }
       case 1: { const i = this.int(s.length); return s.slice(0, i) + s.slice(i + 1); }
       case 2: { const n = this.pick([10, 63, 64, 65, 1000, 100000]); return '('.repeat(n) + s + ')'.repeat(n); }
-      case 3: return s.repeat(this.pick([2, 100, 2000]));
+      case 3: return s.slice(0, 20000).repeat(this.pick([2, 100, 2000])).slice(0, 200000);
       case 4: return this.pick(['-', '+', '2^']).repeat(this.pick([10, 70, 5000])) + s;
       default: return s + this.pick(odd);
     }
@@ -141,12 +141,13 @@ function checkPlanValues(plan: TransformPlan): void {
   for (const p of plan.params) {
     if (p.initStd !== null) assert.ok(Number.isFinite(p.initStd) && (p.initStd > 0 || (p.initStd === 0 && p.role === 'readout')), `${p.name} initStd ${p.initStd}`);
     for (const v of [p.lrAdam, p.lrSgd, p.weightDecay]) assert.ok(Number.isFinite(v) && v >= 0, `${p.name}: ${v}`);
+    assert.ok(Number.isFinite(p.adamEps) && p.adamEps > 0, `${p.name} adamEps ${p.adamEps}`);
   }
-  for (const v of [plan.embeddingMultiplier, plan.outputMultiplier, ...plan.attention.map((a) => a.targetScale ?? 1)]) assert.ok(Number.isFinite(v) && v !== 0, `multiplier ${v}`);
+  for (const v of [plan.embeddingMultiplier, plan.outputMultiplier, ...plan.attention.map((a) => a.targetScale ?? 1), ...plan.residualBranches.map((b) => b.multiplier)]) assert.ok(Number.isFinite(v) && v !== 0, `multiplier ${v}`);
 }
 
-const TOP_KEYS = new Set(['$schema', 'id', 'doc', 'extends', 'attentionScale', 'embeddingMultiplier', 'outputMultiplier', 'depthFactor', 'roles', 'overrides', 'density']);
-const ROLE_KEYS = new Set(['id', 'doc', 'initStd', 'adamLr', 'sgdLr', 'weightDecay', 'sparsify']);
+const TOP_KEYS = new Set(['$schema', 'id', 'doc', 'extends', 'attentionScale', 'embeddingMultiplier', 'outputMultiplier', 'depthFactor', 'residualBranchMultiplier', 'alphaDepth', 'weightDecayMode', 'roles', 'overrides', 'density']);
+const ROLE_KEYS = new Set(['id', 'doc', 'initStd', 'adamLr', 'sgdLr', 'weightDecay', 'adamEps', 'sparsify']);
 
 /** Throws unless every key of an accepted file is a key of the format (an unknown one must have been refused). */
 function checkKnownKeys(text: string): void {

@@ -21,7 +21,7 @@ import {
   type RoleRuleData, type RuleFileData, type SourceLocator,
 } from './schema.js';
 
-export const BUILTIN_RULES = ['sp', 'mup', 'supar'] as const;
+export const BUILTIN_RULES = ['sp', 'mup', 'supar', 'completep', 'depth-mup', 'supar-completep', 'supar-init-only', 'supar-lr-only', 'umup'] as const;
 /** Longest `extends` chain (files) accepted. */
 export const MAX_EXTENDS_DEPTH = 16;
 /** Largest rule file read (the built-in ones are about 4 kB). */
@@ -171,8 +171,8 @@ export function parseJson(text: string, file: string): unknown {
 }
 
 /** Fields of a rule file (top level, and of each role) that hold formulas. */
-const SET_FORMULAS = ['attentionScale', 'embeddingMultiplier', 'outputMultiplier', 'depthFactor'] as const;
-const ROLE_FORMULAS = ['initStd', 'adamLr', 'sgdLr', 'weightDecay'] as const;
+const SET_FORMULAS = ['attentionScale', 'embeddingMultiplier', 'outputMultiplier', 'depthFactor', 'residualBranchMultiplier'] as const;
+const ROLE_FORMULAS = ['initStd', 'adamLr', 'sgdLr', 'weightDecay', 'adamEps'] as const;
 
 function ownParts(data: RuleFileData, src: SourceLocator): Pick<Merged, 'roles' | 'overrides' | 'densityMap' | 'origins'> {
   const roles = new Map<Role, TrackedRole>();
@@ -243,6 +243,7 @@ function finish(m: Merged): RuleSet {
       doc: rule.doc ?? `${role} rule of ${id}`,
       ...(rule.initStd !== undefined ? { initStd: rule.initStd } : {}),
       adamLr: rule.adamLr!, sgdLr: rule.sgdLr!, weightDecay: rule.weightDecay!, sparsify: rule.sparsify!,
+      ...(rule.adamEps !== undefined ? { adamEps: rule.adamEps } : {}),
     };
   }
   return {
@@ -254,5 +255,8 @@ function finish(m: Merged): RuleSet {
     outputMultiplier: m.data.outputMultiplier!,
     ...(m.data.depthFactor !== undefined ? { depthFactor: m.data.depthFactor } : {}),
     origins: Object.fromEntries(m.origins),
+    ...(m.data.residualBranchMultiplier !== undefined ? { residualBranchMultiplier: m.data.residualBranchMultiplier } : {}),
+    ...(m.data.alphaDepth !== undefined ? { alphaDepth: m.data.alphaDepth } : {}),
+    ...(m.data.weightDecayMode !== undefined ? { weightDecayMode: m.data.weightDecayMode } : {}),
   };
 }
