@@ -1,6 +1,6 @@
 /**
  * Backward cost on CPU: `node --import tsx bench/autodiff.ts [model.onnx ...]`.
- * For each model (default: the real exported LMs in ../shared/fixtures-real, plus a synthetic 2-layer
+ * For each model (default: the real exported LMs in fixtures/real, plus a synthetic 2-layer
  * pre-LN transformer, d 256, 4 heads, batch 8×128, tanh GELU), times one onnxruntime-node session computing
  * the forward loss and a second computing loss + every float initializer's gradient (buildBackward), median
  * of 15 alternating runs after 3 warm-ups. Prints a markdown table; not a test.

@@ -10,6 +10,7 @@ import { UsageError, UserInputError, ExitCode } from './errors.js';
 import type { Analysis, AttentionSite, ParamInfo, ResidualBranch, Role } from './analysis/types.js';
 import type { ExprEnv, Hyperparameters, RoleRule, RuleSet, WeightDecayMode } from './rules/types.js';
 import { compileExpr } from './rules/expr.js';
+import { shown } from './rules/text.js';
 import { matchGlob } from './analysis/glob.js';
 
 export type MaskMode = 'per-tensor' | 'bernoulli' | 'per-row' | 'n:m';
@@ -114,25 +115,60 @@ export function matchesAny(name: string, globs: readonly string[]): string | und
   return globs.find((g) => matchGlob(g, name));
 }
 
-/** Evaluates rule formulas; compiled once per (source, where). */
+/**
+ * What a formula's value means and which values make sense for it (rules/README.md "What a value may be").
+ * Every formula the plan evaluates is checked here, before anything is written.
+ */
+export type FormulaMeaning = 'initStd' | 'lr' | 'weightDecay' | 'eps' | 'multiplier' | 'depthFactor';
+const MEANINGS: Record<FormulaMeaning, { ok: (v: number) => boolean; says: string }> = {
+  initStd: { ok: (v) => v > 0 && Number.isFinite(v), says: 'an init std must be finite and > 0' },
+  lr: { ok: (v) => v >= 0 && Number.isFinite(v), says: 'an LR multiplier must be finite and >= 0 (0 freezes the tensor)' },
+  weightDecay: { ok: (v) => v >= 0 && Number.isFinite(v), says: 'a weight-decay multiplier must be finite and >= 0 (0: no decay)' },
+  eps: { ok: (v) => v > 0 && Number.isFinite(v), says: 'an Adam ε multiplier must be finite and > 0 (ε guards a division)' },
+  multiplier: { ok: (v) => v !== 0 && Number.isFinite(v), says: 'a multiplier must be finite and non-zero' },
+  depthFactor: { ok: (v) => v > 0 && Number.isFinite(v), says: 'a depth factor (it scales an init std) must be finite and > 0' },
+};
+
+/** What a formula is evaluated for: its JSON path in the rules, the rule's id and the tensor or site. */
+interface FormulaUse {
+  field: string;
+  ruleId: string;
+  subject: string;
+  meaning: FormulaMeaning;
+  /** Where the formula was written, when not in the rule set (e.g. "--depth-factor"). */
+  origin?: string;
+}
+
+/** Evaluates rule formulas (compiled once per (source, field)) and checks each value against its meaning. */
 class Formulas {
   private readonly cache = new Map<string, ReturnType<typeof compileExpr>>();
-  constructor(private readonly ruleSetId: string) {}
+  constructor(private readonly ruleSet: RuleSet) {}
 
-  eval(source: string, field: string, env: ExprEnv): number {
-    const where = `rules '${this.ruleSetId}': ${field}`;
+  private originOf(use: FormulaUse): string {
+    return use.origin ?? this.ruleSet.origins?.[use.field] ?? `rules '${this.ruleSet.id}'`;
+  }
+
+  eval(source: string, use: FormulaUse, env: ExprEnv): number {
+    const where = `${this.originOf(use)}: ${use.field}`;
     let c = this.cache.get(where + '\0' + source);
     if (!c) {
       c = compileExpr(source, where);
       this.cache.set(where + '\0' + source, c);
     }
-    return c.eval(env);
+    const value = c.value(env);
+    // A readout may be zero-initialised on purpose (microsoft/mup's option), written as the constant 0.
+    const zeroReadout = use.meaning === 'initStd' && value === 0 && c.variables.length === 0 && use.field.startsWith('roles.readout.');
+    if (!MEANINGS[use.meaning].ok(value) && !zeroReadout) {
+      const vars = c.variables.map((v) => `${v}=${env[v]}`).join(', ');
+      throw new UserInputError(`${where} (rule ${use.ruleId}, ${use.subject}): '${shown(source)}' = ${value}${vars ? ` with ${vars}` : ''}; ${MEANINGS[use.meaning].says}: fix the formula or the hyperparameters`);
+    }
+    return value;
   }
 }
 
 export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions): TransformPlan {
   checkPlanOptions(o);
-  const f = new Formulas(ruleSet.id);
+  const f = new Formulas(ruleSet);
   const hp = o.hyperparameters;
   const dHead = analysis.dHead ?? 1;
   const nLayers = analysis.nLayers ?? 1;
@@ -157,7 +193,8 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
   const env1 = baseEnv(1, 1, 1);
   const attention = analysis.attention.map((site) => {
     if (site.dHead > 0 && site.currentScale > 0) {
-      const targetScale = f.eval(ruleSet.attentionScale, 'attentionScale', baseEnv(1, 1, 1, site.dHead));
+      const at = `attention at ${site.nodes.join(', ') || site.qkMatMul || '?'}`;
+      const targetScale = f.eval(ruleSet.attentionScale, { field: 'attentionScale', ruleId: ruleSet.id, subject: at, meaning: 'multiplier' }, baseEnv(1, 1, 1, site.dHead));
       const standard = 1 / Math.sqrt(site.dHead);
       if (Math.abs(site.currentScale / standard - 1) > 1e-2 && Math.abs(targetScale / site.currentScale - 1) > 1e-6) {
         // (1e-2: fp16/bf16 scale constants round.) T5 folds 1/√d_head into the Q weights' init and scales QKᵀ by 1: the rules' target is absolute, so
@@ -173,8 +210,8 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
   return {
     rules: ruleSet.id, hyperparameters: hp, mD: o.mD, density: o.density, maskMode: o.maskMode, nm: o.nm,
     init: o.init, truncated: o.truncated, params, attention,
-    embeddingMultiplier: f.eval(ruleSet.embeddingMultiplier, 'embeddingMultiplier', env1),
-    outputMultiplier: f.eval(ruleSet.outputMultiplier, 'outputMultiplier', env1),
+    embeddingMultiplier: f.eval(ruleSet.embeddingMultiplier, { field: 'embeddingMultiplier', ruleId: ruleSet.id, subject: 'the embeddings\' output', meaning: 'multiplier' }, env1),
+    outputMultiplier: f.eval(ruleSet.outputMultiplier, { field: 'outputMultiplier', ruleId: ruleSet.id, subject: 'the logits', meaning: 'multiplier' }, env1),
     depth, residualBranches, weightDecayMode: ruleSet.weightDecayMode ?? 'base_lr',
     warnings,
   };
@@ -193,7 +230,7 @@ function planBranches(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions, dept
     return [];
   }
   if (o.depthFactor) warnings.push(`--depth-factor with rules '${ruleSet.id}': their residual-branch multiplier already controls depth (CompleteP drops GPT-2's 1/√(2L) init factor); the two together count depth twice`);
-  const multiplier = f.eval(ruleSet.residualBranchMultiplier, 'residualBranchMultiplier', env);
+  const multiplier = f.eval(ruleSet.residualBranchMultiplier, { field: 'residualBranchMultiplier', ruleId: ruleSet.id, subject: 'every residual branch', meaning: 'multiplier' }, env);
   const found = analysis.residualBranches;
   if (found.length !== 2 * depth.nLayers) {
     warnings.push(`rules '${ruleSet.id}' multiply every residual branch by ${+multiplier.toPrecision(4)}, but ${found.length} branch${found.length === 1 ? ' was' : 'es were'} found for ${depth.nLayers} layer${depth.nLayers === 1 ? '' : 's'} (2 per block expected: attention and MLP); blocks whose branch was not found (a norm between the branch and its residual Add, a fused block) are not scaled`);
@@ -230,13 +267,17 @@ function planParam(
   const fanIn = p.fanIn ?? p.shape[p.shape.length - 1] ?? 1;
   const fanOut = p.fanOut ?? p.shape[0] ?? 1;
   const env = baseEnv(fanIn, fanOut, density, undefined, p.layer !== undefined ? 1 : 0);
-  const field = (k: string) => `roles.${p.role}.${k}`;
+  const use = (k: string, meaning: FormulaMeaning): FormulaUse => ({ field: `roles.${p.role}.${k}`, ruleId: rule!.id, subject: `tensor '${shown(p.name)}'`, meaning });
   let initStd: number | null = null;
   let depthFactor = 1;
   if (trainable && rule!.initStd !== undefined && o.init !== 'keep') {
-    initStd = f.eval(rule!.initStd, field('initStd'), env);
+    initStd = f.eval(rule!.initStd, use('initStd', 'initStd'), env);
     if (o.depthFactor && p.role === 'hidden' && p.residualOutput) {
-      depthFactor = f.eval(o.depthFactor, 'depthFactor', env);
+      const fromRules = o.depthFactor === ruleSet.depthFactor;
+      depthFactor = f.eval(o.depthFactor, { field: 'depthFactor', ruleId: ruleSet.id, subject: `tensor '${shown(p.name)}'`, meaning: 'depthFactor', ...(fromRules ? {} : { origin: '--depth-factor' }) }, env);
+      if (initStd > 0 && !(initStd * depthFactor > 0)) {
+        throw new UserInputError(`roles.${p.role}.initStd × depthFactor (rule ${rule!.id}, tensor '${shown(p.name)}'): ${initStd} × ${depthFactor} underflows to ${initStd * depthFactor}; ${MEANINGS.initStd.says}`);
+      }
       initStd *= depthFactor;
     }
   }
@@ -247,10 +288,10 @@ function planParam(
     rule: rule?.id ?? null, trainable, density, densityReason,
     maskMode: density < 1 ? o.maskMode : null,
     initStd, depthFactor,
-    lrAdam: trainable ? f.eval(rule!.adamLr, field('adamLr'), env) : 0,
-    lrSgd: trainable ? f.eval(rule!.sgdLr, field('sgdLr'), env) : 0,
-    weightDecay: trainable ? f.eval(rule!.weightDecay, field('weightDecay'), env) : 0,
-    adamEps: trainable && rule!.adamEps !== undefined ? f.eval(rule!.adamEps, field('adamEps'), env) : 1,
+    lrAdam: trainable ? f.eval(rule!.adamLr, use('adamLr', 'lr'), env) : 0,
+    lrSgd: trainable ? f.eval(rule!.sgdLr, use('sgdLr', 'lr'), env) : 0,
+    weightDecay: trainable ? f.eval(rule!.weightDecay, use('weightDecay', 'weightDecay'), env) : 0,
+    adamEps: trainable && rule!.adamEps !== undefined ? f.eval(rule!.adamEps, use('adamEps', 'eps'), env) : 1,
   };
   return plan;
 }

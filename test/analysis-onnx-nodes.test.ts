@@ -1,5 +1,5 @@
 /**
- * The ONNX backend node tests (shared/onnx-node-tests) as an oracle for attention-site detection: each
+ * The ONNX backend node tests (fixtures/onnx-node-tests) as an oracle for attention-site detection: each
  * ai.onnx `Attention` (opset 23) test has an `_expanded` twin in which ONNX's own function body spells the
  * op out in primitive ops (Shape → Sqrt → Div, √scale on Q and on Kᵀ, masks, GQA expansion). The site found
  * in the expanded graph must carry the same scale and head size as the `scale` attribute of the fused op.
@@ -11,9 +11,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readModel } from '../src/onnx/codec.js';
 import { analyzeModel, type Analysis } from '../src/analysis/index.js';
-import { SHARED } from './helpers.js';
+import { onnxNodeTestsDir } from './onnx-node-cases.js';
 
-const DIR = path.join(SHARED, 'onnx-node-tests');
+const DIR = await onnxNodeTestsDir();
 const analyze = (name: string): Analysis => {
   const { model, baseDir } = readModel(path.join(DIR, name, 'model.onnx'));
   return analyzeModel(model, baseDir);

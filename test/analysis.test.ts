@@ -1,5 +1,5 @@
 /**
- * analyzeModel on real exported models (shared/fixtures-real, see its CATALOG.md) and on the fixture GPT.
+ * analyzeModel on real exported models (fixtures/real, see its CATALOG.md) and on the fixture GPT.
  * Golden role tables live in test/golden/roles/<fixture>.json; regenerate with
  *   UPDATE_GOLDEN=1 node --import tsx --test test/analysis.test.ts
  * and review the diff against CATALOG.md before committing (each role was checked by hand there).
@@ -24,7 +24,7 @@ function analyze(file: string): Analysis {
 /** The reviewed part of an analysis, in a stable order. */
 function roleTable(fixture: string, a: Analysis): unknown {
   return {
-    source: `shared/fixtures-real/${fixture}.onnx, analyzed by src/analysis (regenerate: UPDATE_GOLDEN=1 node --import tsx --test test/analysis.test.ts)`,
+    source: `fixtures/real/${fixture}.onnx, analyzed by src/analysis (regenerate: UPDATE_GOLDEN=1 node --import tsx --test test/analysis.test.ts)`,
     dModel: a.dModel ?? null, dHead: a.dHead ?? null, nLayers: a.nLayers ?? null,
     logits: a.logits ?? null,
     params: a.params.map((p) => ({

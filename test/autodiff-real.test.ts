@@ -1,5 +1,5 @@
 /**
- * Autodiff on real exported LMs (shared/fixtures-real: HF GPT-2 and tied-embedding Llama, torch dynamo
+ * Autodiff on real exported LMs (fixtures/real: HF GPT-2 and tied-embedding Llama, torch dynamo
  * exports, opset 20; Megatron GPT-2 at opset 12 and DistilBERT at opset 11 without value_info; an MLP):
  * every float initializer's gradient is checked against a central finite difference of the directional
  * derivative, g·v ≈ (L(θ + h·v) − L(θ − h·v)) / 2h, for a seeded random direction v. Models are converted to

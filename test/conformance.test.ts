@@ -1,5 +1,5 @@
 /**
- * Conformance over the ONNX backend node tests (shared/onnx-node-tests, 1765 cases):
+ * Conformance over the ONNX backend node tests (fixtures/onnx-node-tests, 1765 cases of ONNX v1.22.0):
  * 1. every model.onnx decodes, re-encodes and decodes to the same message, field by field including
  *    unknown fields (protobuf-es `equals` with `unknown: true`); byte-identical re-encodes are counted;
  * 2. the re-written bytes run in onnxruntime-node (CPU) on input_N.pb and reproduce output_N.pb within
@@ -15,12 +15,13 @@ import { createRegistry, equals, fromBinary, toBinary, toJsonString } from '@buf
 import { file_onnx, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { DataType, dataTypeName } from '../src/onnx/dtype.js';
-import { REAL_FIXTURES, SHARED } from './helpers.js';
+import { REAL_FIXTURES } from './helpers.js';
+import { onnxNodeTestsDir } from './onnx-node-cases.js';
 import { compareOrt, FeedSkip, tensorProtoToOrt, valueKind } from './ort-tensors.js';
 
 /** Output element types onnxruntime-node 1.30 cannot hand back: it aborts the process (measured: Cast to INT4). */
 const UNRETURNABLE = new Set<number>([DataType.INT4, DataType.UINT4]);
-const CASES = path.join(SHARED, 'onnx-node-tests');
+const CASES = await onnxNodeTestsDir();
 const registry = createRegistry(file_onnx);
 ort.env.logLevel = 'fatal';
 

@@ -1,5 +1,5 @@
 /**
- * Every model in shared/fixtures-real (listed in its SHA256SUMS) round-trips with nothing lost (identical
+ * Every model in fixtures/real (listed in its SHA256SUMS) round-trips with nothing lost (identical
  * bytes, via encode and via the atomic writer), and the re-written model, inline and with external data,
  * runs in onnxruntime-node with exactly the original's outputs on seeded inputs. The two
  * onnx_pytorch-converted cases are also checked against their test_data_set_0 oracle.

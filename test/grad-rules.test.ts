@@ -2,7 +2,7 @@
  * Every gradient rule against central finite differences, run in onnxruntime-node (CPU).
  * float64 cases: relative error < 1e-6 (h = 1e-5). float32 only where ORT's CPU kernel has no double
  * variant (Erf, Gelu, Conv, ConvTranspose, AveragePool, HardSigmoid, Softplus, Elu, Mean, contrib GELUs;
- * shared/data/ort-kernels.json) or to cover a float-only path (LayerNormalization): h = 1e-2,
+ * onnxruntime's kernel registry) or to cover a float-only path (LayerNormalization): h = 1e-2,
  * relative error < 5e-3 (round-off ε₃₂·|L|/h ≈ 1e-4 plus truncation O(h²)).
  */
 import { test } from 'node:test';

@@ -1,5 +1,5 @@
 /**
- * `inspect`: its numbers against an independent oracle (the summary table of shared/fixtures-real/CATALOG.md,
+ * `inspect`: its numbers against an independent oracle (the summary table of fixtures/real/CATALOG.md,
  * written by the people who collected the fixtures), its JSON against the text view, and a golden text file.
  * Golden: test/golden/inspect-ort_gpt2_megatron.txt, written by this test with UPDATE_GOLDEN=1.
  */

@@ -1,5 +1,5 @@
 /**
- * The transform on real exported LMs (shared/fixtures-real) and the shipped fixture GPT, at --density 0.125
+ * The transform on real exported LMs (fixtures/real) and the shipped fixture GPT, at --density 0.125
  * with the default rules (supar) and seed 0:
  * - the report equals the golden file test/golden/reports/<name>.report.json, and the stdout table
  *   <name>.summary.txt (regenerate both with UPDATE_GOLDEN=1 and review the diff: roles, reasons, masks,

@@ -12,7 +12,7 @@ import { writeFileAtomic } from './atomic.js';
 import { chunksByteLength, encodeModelChunks } from './encode-stream.js';
 import { externalizeForWrite, type ExternalDataMode } from './external.js';
 
-/** Highest IR version onnxruntime-node 1.30 loads (measured, shared/notes/deps.md). */
+/** Highest IR version onnxruntime-node 1.30 loads (measured, docs/notes/deps.md). */
 export const MAX_IR_VERSION = 13;
 /** Highest ai.onnx opset onnxruntime-node 1.30 loads. */
 export const MAX_AI_ONNX_OPSET = 26;

@@ -13,9 +13,12 @@
  *     NUMBER  := digits ['.' digits] [('e'|'E') ['+'|'-'] digits]   (also '.5')
  *
  * Functions: sqrt, exp, log (natural), abs (one argument); min, max (one or more). Variables: EXPR_VARIABLES.
+ * Limits (rule files are untrusted input): at most MAX_EXPR_LENGTH characters and MAX_EXPR_DEPTH nested
+ * parentheses, calls, signs or powers, so that no formula can exhaust the stack.
  */
 import { UserInputError } from '../errors.js';
 import { EXPR_VARIABLES, type ExprEnv, type ExprVariable } from './types.js';
+import { shown } from './text.js';
 
 type Node =
   | { kind: 'num'; value: number }
@@ -33,6 +36,12 @@ const FUNCTIONS = {
   max: { arity: [1, Infinity], apply: (a: number[]) => Math.max(...a) },
 } as const;
 type FunctionName = keyof typeof FUNCTIONS;
+const isFunctionName = (name: string): name is FunctionName => Object.hasOwn(FUNCTIONS, name);
+
+/** Longest formula accepted, in characters (the built-in rules' longest is 27). */
+export const MAX_EXPR_LENGTH = 1000;
+/** Deepest nesting accepted (parentheses, function calls, unary signs and powers each count one level). */
+export const MAX_EXPR_DEPTH = 64;
 
 export interface CompiledExpr {
   readonly source: string;
@@ -40,6 +49,8 @@ export interface CompiledExpr {
   readonly variables: readonly ExprVariable[];
   /** Evaluates with `env`; throws UserInputError when a needed variable is missing or the result is not finite. */
   eval(env: Partial<ExprEnv>): number;
+  /** The value with `env`, finite or not (the caller checks what it means: src/plan.ts); throws only for a missing variable. */
+  value(env: Partial<ExprEnv>): number;
 }
 
 /** A parse or check error with its 1-based column in the expression; the message is one line. */
@@ -64,11 +75,14 @@ export function compileExpr(source: string, where: string): CompiledExpr {
   return {
     source,
     variables,
+    value(env: Partial<ExprEnv>): number {
+      return evaluate(root, env, source, where);
+    },
     eval(env: Partial<ExprEnv>): number {
       const value = evaluate(root, env, source, where);
       if (!Number.isFinite(value)) {
-        const shown = variables.map((v) => `${v}=${env[v]}`).join(', ');
-        throw new UserInputError(`${prefix(where)}expression '${source}' evaluates to ${value}${shown ? ` with ${shown}` : ''}; check the formula and the hyperparameters`);
+        const vars = variables.map((v) => `${v}=${env[v]}`).join(', ');
+        throw new UserInputError(`${prefix(where)}expression '${shown(source)}' evaluates to ${value}${vars ? ` with ${vars}` : ''}; check the formula and the hyperparameters`);
       }
       return value;
     },
@@ -102,7 +116,7 @@ function evaluate(node: Node, env: Partial<ExprEnv>, source: string, where: stri
     case 'var': {
       const v = env[node.name];
       if (v === undefined) {
-        throw new UserInputError(`${prefix(where)}expression '${source}' needs ${node.name}, which is not known here; give it (or use a rule that does not need it)`);
+        throw new UserInputError(`${prefix(where)}expression '${shown(source)}' needs ${node.name}, which is not known here; give it (or use a rule that does not need it)`);
       }
       return v;
     }
@@ -141,7 +155,7 @@ function tokenize(source: string, fail: (message: string, column: number) => nev
     const num = NUMBER_RE.exec(rest);
     if (num) {
       const after = rest[num[0].length] ?? '';
-      if (/[A-Za-z_.]/.test(after)) fail(`malformed number '${num[0]}${after}'`, i + 1);
+      if (/[A-Za-z_.]/.test(after)) fail(`malformed number '${shown(num[0] + after)}'`, i + 1);
       tokens.push({ kind: 'num', value: Number(num[0]), col: i + 1, text: num[0] });
       i += num[0].length;
       continue;
@@ -157,7 +171,7 @@ function tokenize(source: string, fail: (message: string, column: number) => nev
       i++;
       continue;
     }
-    fail(`unexpected character '${ch}'`, i + 1);
+    fail(`unexpected character '${shown(ch)}'`, i + 1);
   }
   tokens.push({ kind: 'end', col: source.length + 1, text: 'end of expression' });
   return tokens;
@@ -166,11 +180,25 @@ function tokenize(source: string, fail: (message: string, column: number) => nev
 class Parser {
   private readonly tokens: Token[];
   private pos = 0;
+  private depth = 0;
 
   constructor(private readonly source: string, private readonly where: string) {
     if (typeof source !== 'string') this.fail(`expected a formula string, got ${typeof source}`, 1);
     if (source.trim() === '') this.fail('empty expression', 1);
+    if (source.length > MAX_EXPR_LENGTH) {
+      throw new ExprError(`${prefix(where)}formula of ${source.length} characters is longer than ${MAX_EXPR_LENGTH}: '${shown(source, 40)}'`, source, MAX_EXPR_LENGTH + 1);
+    }
     this.tokens = tokenize(source, (m, c) => this.fail(m, c));
+  }
+
+  /** Runs `parse` one nesting level deeper; past MAX_EXPR_DEPTH the formula is refused. */
+  private nested<T>(col: number, parse: () => T): T {
+    if (++this.depth > MAX_EXPR_DEPTH) this.fail(`nested more than ${MAX_EXPR_DEPTH} levels deep`, col);
+    try {
+      return parse();
+    } finally {
+      this.depth--;
+    }
   }
 
   parseAll(): Node {
@@ -182,7 +210,7 @@ class Parser {
 
   /** Message shape: "<where>: <what> at column <n> in '<source>'<detail>". */
   private fail(message: string, column: number, detail = ''): never {
-    const text = `${prefix(this.where)}${message} at column ${column} in '${this.source}'${detail}`;
+    const text = `${prefix(this.where)}${message} at column ${column} in '${shown(this.source)}'${detail}`;
     throw new ExprError(text, this.source, column);
   }
 
@@ -223,16 +251,16 @@ class Parser {
   }
 
   private parseUnary(): Node {
-    if (this.isOp('-')) { this.next(); return { kind: 'neg', arg: this.parseUnary() }; }
-    if (this.isOp('+')) { this.next(); return this.parseUnary(); }
+    if (this.isOp('-')) { const t = this.next(); return { kind: 'neg', arg: this.nested(t.col, () => this.parseUnary()) }; }
+    if (this.isOp('+')) { const t = this.next(); return this.nested(t.col, () => this.parseUnary()); }
     return this.parsePower();
   }
 
   private parsePower(): Node {
     const base = this.parsePrimary();
     if (!this.isOp('^')) return base;
-    this.next();
-    return { kind: 'bin', op: '^', left: base, right: this.parseUnary() };
+    const t = this.next();
+    return { kind: 'bin', op: '^', left: base, right: this.nested(t.col, () => this.parseUnary()) };
   }
 
   private parsePrimary(): Node {
@@ -240,7 +268,7 @@ class Parser {
     if (t.kind === 'num') return { kind: 'num', value: t.value };
     if (t.kind === 'id') return this.isOp('(') ? this.parseCall(t) : this.variable(t);
     if (t.kind === 'op' && t.op === '(') {
-      const inner = this.parseExpr();
+      const inner = this.nested(t.col, () => this.parseExpr());
       this.expectOp(')', `to close '(' at column ${t.col}`);
       return inner;
     }
@@ -249,20 +277,23 @@ class Parser {
 
   private variable(t: Token & { kind: 'id' }): Node {
     if (!KNOWN_VARIABLES.has(t.name)) {
-      const hint = t.name in FUNCTIONS ? ` ('${t.name}' is a function: write ${t.name}(...))` : '';
-      this.fail(`unknown variable '${t.name}'`, t.col, `${hint} (known: ${EXPR_VARIABLES.join(', ')})`);
+      const hint = isFunctionName(t.name) ? ` ('${t.name}' is a function: write ${t.name}(...))` : '';
+      this.fail(`unknown variable '${shown(t.name)}'`, t.col, `${hint} (known: ${EXPR_VARIABLES.join(', ')})`);
     }
     return { kind: 'var', name: t.name as ExprVariable, col: t.col };
   }
 
   private parseCall(t: Token & { kind: 'id' }): Node {
-    if (!(t.name in FUNCTIONS)) {
-      this.fail(`unknown function '${t.name}'`, t.col, ` (known: ${Object.keys(FUNCTIONS).join(', ')})`);
+    if (!isFunctionName(t.name)) {
+      this.fail(`unknown function '${shown(t.name)}'`, t.col, ` (known: ${Object.keys(FUNCTIONS).join(', ')})`);
     }
-    const fn = t.name as FunctionName;
+    const fn = t.name;
     this.expectOp('(', `after '${fn}'`);
-    const args: Node[] = [this.parseExpr()];
-    while (this.isOp(',')) { this.next(); args.push(this.parseExpr()); }
+    const args = this.nested(t.col, () => {
+      const list: Node[] = [this.parseExpr()];
+      while (this.isOp(',')) { this.next(); list.push(this.parseExpr()); }
+      return list;
+    });
     this.expectOp(')', `to close ${fn}(`);
     const [lo, hi] = FUNCTIONS[fn].arity;
     if (args.length < lo || args.length > hi) {

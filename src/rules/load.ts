@@ -3,6 +3,11 @@
  * (.json, or .ts read statically by src/rules/ts-rules.ts, never executed). A file may `extends` a built-in or
  * another file (path relative to it); its fields replace the base's, role fields one by one; its overrides and
  * density globs come before the base's (first match wins).
+ *
+ * Rule files are untrusted input (they are shared): `extends` may only name a built-in id or a .json/.ts file in
+ * the extending file's folder or below it (no absolute path, no `..` out of it, no symlink out of it), at most
+ * MAX_EXTENDS_DEPTH files deep; a rule file is at most MAX_RULE_FILE_BYTES. Messages quote the rule text that is
+ * wrong (the `extends` value, a key, a formula), never the contents of a file that is not a rule file.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,12 +15,17 @@ import { fileURLToPath } from 'node:url';
 import { InvariantError, UsageError, UserInputError } from '../errors.js';
 import type { Role } from '../analysis/types.js';
 import type { RoleRule, RuleSet } from './types.js';
+import { shown } from './text.js';
 import {
   childPath, placeOf, REQUIRED_ROLE_FIELDS, REQUIRED_SET_FIELDS, validateRuleFile,
   type RoleRuleData, type RuleFileData, type SourceLocator,
 } from './schema.js';
 
 export const BUILTIN_RULES = ['sp', 'mup', 'supar', 'completep', 'depth-mup', 'supar-completep', 'supar-init-only', 'supar-lr-only', 'umup'] as const;
+/** Longest `extends` chain (files) accepted. */
+export const MAX_EXTENDS_DEPTH = 16;
+/** Largest rule file read (the built-in ones are about 4 kB). */
+export const MAX_RULE_FILE_BYTES = 1 << 20;
 
 export interface RoleOverride { match: string; role: Role }
 export interface DensityRule { match: string; density: number }
@@ -50,7 +60,7 @@ export function getBuiltinRulesDir(): string {
 
 /** Loads the rule set named by `spec` (built-in id, or a path to a .json or .ts rule file). */
 export async function loadRules(spec: string): Promise<LoadedRules> {
-  const merged = await loadMerged(spec, process.cwd(), []);
+  const merged = await loadMerged(resolveSpec(spec, process.cwd()), []);
   return {
     ruleSet: finish(merged),
     source: merged.source,
@@ -68,9 +78,28 @@ interface Merged {
   roles: Map<Role, TrackedRole>;
   overrides: RoleOverride[];
   densityMap: DensityRule[];
+  /** JSON path of each formula → the file (and line:col) that wrote it. */
+  origins: Map<string, string>;
 }
 
 interface Resolved { display: string; file: string; builtin: boolean }
+
+/** The file an `extends` in `from` names; refused unless a built-in id or a rule file in from's folder or below. */
+function resolveExtends(spec: string, from: Resolved): Resolved {
+  if ((BUILTIN_RULES as readonly string[]).includes(spec)) return resolveSpec(spec, path.dirname(from.file));
+  const at = `${from.display}: extends '${shown(spec)}'`;
+  const rule = `extends takes ${BUILTIN_RULES.join(', ')} or a .json or .ts rule file in this file's folder or below it`;
+  if (from.builtin) throw new InvariantError(`${at}: a built-in rule set extends a file`);
+  if (path.isAbsolute(spec) || /^[A-Za-z]:/.test(spec)) throw new UserInputError(`${at}: an absolute path; ${rule} (e.g. "extends": "base.json")`);
+  const dir = path.dirname(from.file);
+  const file = path.resolve(dir, spec);
+  const inside = (root: string, p: string) => { const rel = path.relative(root, p); return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel); };
+  if (!inside(dir, file)) throw new UserInputError(`${at}: leaves the folder of ${from.display}; ${rule}`);
+  if (!/\.(json|m?ts)$/i.test(spec)) throw new UserInputError(`${at}: not a built-in id nor a .json or .ts file; ${rule}`);
+  if (!fs.existsSync(file)) throw new UserInputError(`${at}: no such file (looked at ${file})`);
+  if (!inside(fs.realpathSync(dir), fs.realpathSync(file))) throw new UserInputError(`${at}: a link that leads out of the folder of ${from.display}; ${rule}`);
+  return { display: path.join(path.dirname(from.display), spec), file, builtin: false };
+}
 
 function resolveSpec(spec: string, fromDir: string): Resolved {
   if ((BUILTIN_RULES as readonly string[]).includes(spec)) {
@@ -86,21 +115,25 @@ function resolveSpec(spec: string, fromDir: string): Resolved {
   return { display: spec, file, builtin: false };
 }
 
-async function loadMerged(spec: string, fromDir: string, chain: string[]): Promise<Merged> {
-  const resolved = resolveSpec(spec, fromDir);
-  if (chain.includes(resolved.file)) {
-    throw new UserInputError(`${resolved.display}: 'extends' forms a cycle (${[...chain, resolved.file].join(' -> ')}); remove one link`);
+/** Loads `resolved` and what it extends; `chain` holds the files that extend it, outermost first. */
+async function loadMerged(resolved: Resolved, chain: Resolved[]): Promise<Merged> {
+  const names = () => [...chain, resolved].map((r) => r.display).join(' -> ');
+  const real = resolved.builtin ? resolved.file : fs.realpathSync(resolved.file);
+  if (chain.some((r) => (r.builtin ? r.file : fs.realpathSync(r.file)) === real)) {
+    throw new UserInputError(`${chain[0]!.display}: 'extends' forms a cycle (${names()}); remove one link`);
   }
+  if (chain.length >= MAX_EXTENDS_DEPTH) throw new UserInputError(`${chain[0]!.display}: 'extends' chain is more than ${MAX_EXTENDS_DEPTH} files deep (${names()})`);
   const { value, src } = await readRuleFile(resolved);
   const data = validateRuleFile(value, src);
   const own = ownParts(data, src);
   if (data.extends === undefined) return { source: resolved.display, src, data, ...own };
-  const base = await loadMerged(data.extends, path.dirname(resolved.file), [...chain, resolved.file]);
+  const base = await loadMerged(resolveExtends(data.extends, resolved), [...chain, resolved]);
   return mergeOnto(base, { source: resolved.display, src, data, ...own });
 }
 
 async function readRuleFile(r: Resolved): Promise<{ value: unknown; src: SourceLocator }> {
   const display = r.builtin ? path.join('rules', path.basename(r.file)) : r.display;
+  checkSize(r);
   if (/\.m?ts$/i.test(r.file)) {
     const { readTsRuleFile } = await import('./ts-rules.js');
     return readTsRuleFile(r.file, display);
@@ -109,12 +142,23 @@ async function readRuleFile(r: Resolved): Promise<{ value: unknown; src: SourceL
   return { value: parseJson(text, display), src: { file: display } };
 }
 
-/** JSON.parse with the error located as file:line:col. */
+function checkSize(r: Resolved): void {
+  const stat = fs.statSync(r.file);
+  if (!stat.isFile()) throw new UserInputError(`${r.display}: not a file`);
+  if (stat.size > MAX_RULE_FILE_BYTES) throw new UserInputError(`${r.display}: ${stat.size} bytes; a rule file is at most ${MAX_RULE_FILE_BYTES} bytes`);
+}
+
+/**
+ * JSON.parse with the error located as file:line:col. V8's message quotes the text it stopped at
+ * (`Unexpected token 'r', "root:x:0:0"... is not valid JSON`); that quote is dropped, the place says where.
+ */
 export function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    const message = (e as Error).message;
+    const message = (e as Error).message
+      .replace(/^Unexpected token ('.{1,2}'), .* is not valid JSON$/su, (_m, tok: string) => `unexpected character ${shown(tok)}`)
+      .replace(/^Unexpected non-whitespace character after JSON/, 'unexpected text after the JSON value');
     const pos = /position (\d+)/.exec(message);
     let at = '';
     if (pos) {
@@ -126,12 +170,21 @@ export function parseJson(text: string, file: string): unknown {
   }
 }
 
-function ownParts(data: RuleFileData, src: SourceLocator): Pick<Merged, 'roles' | 'overrides' | 'densityMap'> {
+/** Fields of a rule file (top level, and of each role) that hold formulas. */
+const SET_FORMULAS = ['attentionScale', 'embeddingMultiplier', 'outputMultiplier', 'depthFactor', 'residualBranchMultiplier'] as const;
+const ROLE_FORMULAS = ['initStd', 'adamLr', 'sgdLr', 'weightDecay', 'adamEps'] as const;
+
+function ownParts(data: RuleFileData, src: SourceLocator): Pick<Merged, 'roles' | 'overrides' | 'densityMap' | 'origins'> {
   const roles = new Map<Role, TrackedRole>();
+  const origins = new Map<string, string>();
+  const origin = (at: string) => { const where = src.locate?.(at); return `${src.file}${where ? `:${where}` : ''}`; };
+  for (const k of SET_FORMULAS) if (data[k] !== undefined) origins.set(k, origin(k));
   for (const [role, rule] of Object.entries(data.roles ?? {}) as [Role, RoleRuleData][]) {
     roles.set(role, { rule, src, path: childPath('roles', role) });
+    for (const k of ROLE_FORMULAS) if (rule[k] !== undefined) origins.set(`roles.${role}.${k}`, origin(`roles.${role}.${k}`));
   }
   return {
+    origins,
     roles,
     overrides: (data.overrides ?? []).map(({ match, role }) => ({ match, role })),
     densityMap: Object.entries(data.density ?? {}).map(([match, density]) => ({ match, density })),
@@ -163,6 +216,7 @@ function mergeOnto(base: Merged, child: Merged): Merged {
     roles,
     overrides: [...child.overrides, ...base.overrides],
     densityMap: [...child.densityMap, ...base.densityMap],
+    origins: new Map([...base.origins, ...child.origins]),
   };
 }
 
@@ -200,6 +254,7 @@ function finish(m: Merged): RuleSet {
     embeddingMultiplier: m.data.embeddingMultiplier!,
     outputMultiplier: m.data.outputMultiplier!,
     ...(m.data.depthFactor !== undefined ? { depthFactor: m.data.depthFactor } : {}),
+    origins: Object.fromEntries(m.origins),
     ...(m.data.residualBranchMultiplier !== undefined ? { residualBranchMultiplier: m.data.residualBranchMultiplier } : {}),
     ...(m.data.alphaDepth !== undefined ? { alphaDepth: m.data.alphaDepth } : {}),
     ...(m.data.weightDecayMode !== undefined ? { weightDecayMode: m.data.weightDecayMode } : {}),

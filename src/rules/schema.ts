@@ -8,6 +8,7 @@ import { UserInputError } from '../errors.js';
 import { ROLES, type Role } from '../analysis/types.js';
 import { compileGlob } from '../analysis/glob.js';
 import { compileExpr } from './expr.js';
+import { MAX_QUOTED, shown } from './text.js';
 import { WEIGHT_DECAY_MODES, type WeightDecayMode } from './types.js';
 
 /** A validated rule file, before `extends` is merged. */
@@ -82,8 +83,8 @@ export function placeOf(src: SourceLocator, path: string): string {
 /** Appends a key to a JSON path: `a.b` for identifier-like keys, `a["h.*"]` otherwise. */
 export function childPath(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
-  if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key)) return path ? `${path}.${key}` : key;
-  return `${path}[${JSON.stringify(key)}]`;
+  if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) && key.length <= MAX_QUOTED) return path ? `${path}.${key}` : key;
+  return `${path}[${shown(JSON.stringify(key))}]`;
 }
 
 /** Validates a parsed rule file; throws UserInputError at the first problem. */
@@ -97,7 +98,7 @@ export function validateRuleFile(value: unknown, src: SourceLocator): RuleFileDa
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
+  if (typeof value === 'string') return `string ${shown(JSON.stringify(value))}`;
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }
@@ -154,10 +155,11 @@ function checkObject(value: unknown, schema: Schema & { type: 'object' }, path: 
   const known = Object.keys(schema.properties);
   for (const [key, item] of Object.entries(value)) {
     const at = childPath(path, key);
-    const propSchema = schema.properties[key];
+    // Own keys only: '__proto__', 'constructor' or 'toString' are unknown keys, not Object.prototype's.
+    const propSchema = Object.hasOwn(schema.properties, key) ? schema.properties[key] : undefined;
     if (!propSchema) {
       const near = known.find((k) => k.toLowerCase() === key.toLowerCase());
-      fail(src, at, `unknown key '${key}'${near ? ` (did you mean '${near}'?)` : ''} (known: ${known.filter((k) => k !== '$schema').join(', ')})`);
+      fail(src, at, `unknown key '${shown(key)}'${near ? ` (did you mean '${near}'?)` : ''} (known: ${known.filter((k) => k !== '$schema').join(', ')})`);
     }
     check(item, propSchema, at, src);
   }
@@ -167,15 +169,22 @@ function checkObject(value: unknown, schema: Schema & { type: 'object' }, path: 
 }
 
 function checkRole(value: string, path: string, src: SourceLocator): void {
-  if (!(ROLES as readonly string[]).includes(value)) fail(src, path, `unknown role '${value}' (known: ${ROLES.join(', ')})`);
+  if (!(ROLES as readonly string[]).includes(value)) fail(src, path, `unknown role '${shown(value)}' (known: ${ROLES.join(', ')})`);
 }
+
+/** A rule file's glob: at most this many characters and `*`/`**` runs (each run multiplies the work of a match). */
+export const MAX_GLOB_LENGTH = 500;
+export const MAX_GLOB_WILDCARDS = 6;
 
 function checkGlob(value: string, path: string, src: SourceLocator): void {
   if (value === '') fail(src, path, 'empty glob');
+  if (value.length > MAX_GLOB_LENGTH) fail(src, path, `glob of ${value.length} characters is longer than ${MAX_GLOB_LENGTH}`);
+  const wildcards = value.match(/\*+/g)?.length ?? 0;
+  if (wildcards > MAX_GLOB_WILDCARDS) fail(src, path, `glob '${shown(value)}' has ${wildcards} '*' runs; at most ${MAX_GLOB_WILDCARDS}`);
   try {
     compileGlob(value);
   } catch (e) {
-    if (e instanceof UserInputError) fail(src, path, e.message);
+    if (e instanceof UserInputError) fail(src, path, shown(e.message, 300));
     throw e;
   }
 }

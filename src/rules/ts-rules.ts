@@ -174,7 +174,8 @@ class StaticReader {
       if (Object.hasOwn(out, key)) this.fail(nameNode, `key '${key}' appears twice`);
       const at = childPath(path, key);
       this.positions.set(at, this.at(nameNode));
-      out[key] = this.evaluate(prop.getInitializerOrThrow(), at);
+      // defineProperty: a key '__proto__' becomes an own key (which the schema then refuses), not the prototype.
+      Object.defineProperty(out, key, { value: this.evaluate(prop.getInitializerOrThrow(), at), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }

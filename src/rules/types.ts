@@ -40,6 +40,11 @@ export interface RuleSet {
   /** Optional depth factor on residual output projections' std, e.g. "1/sqrt(2*n_layers)". */
   depthFactor?: string;
   /**
+   * Where each formula was written, by JSON path ("roles.hidden.initStd", "attentionScale"):
+   * "<file>[:line:col]" (a base's file for what `extends` inherits). Messages about a formula's value name it.
+   */
+  origins?: Readonly<Record<string, string>>;
+  /**
    * Multiplier on each residual branch's output before its residual Add (attention and MLP branches; both
    * branches of a parallel block), e.g. CompleteP's "m_L^(-alpha_depth)". Absent = no branch multipliers.
    */

@@ -29,7 +29,8 @@ export const EP_CHOICES: readonly EpChoice[] = ['cpu', 'cuda', 'webgpu', 'auto']
 /** onnxruntime's name for each provider (logs, profiles, kernel tables). */
 export const PROVIDER_NAME: Record<Ep, string> = { cpu: 'CPUExecutionProvider', cuda: 'CUDAExecutionProvider', webgpu: 'WebGpuExecutionProvider' };
 
-export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (needs CUDA 12 and cuDNN 9)';
+/** package.json's allowScripts denies onnxruntime-node's install script (the CUDA download); the flag lets this one rebuild run it. */
+export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --dangerously-allow-all-scripts (needs CUDA 12 and cuDNN 9)';
 
 /** Where Debian's chromium package (chromium-common) puts SwiftShader's Vulkan ICD and a Vulkan loader. */
 export const SWIFTSHADER_DIRS = ['/usr/lib/chromium', '/usr/lib64/chromium', '/usr/lib/chromium-browser'];

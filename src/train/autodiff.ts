@@ -1,6 +1,6 @@
 /**
  * Reverse-mode autodiff over an ONNX graph, emitting standard ai.onnx ops only (so the backward runs in a
- * plain onnxruntime inference session on any EP; shared/notes/autodiff.md §0).
+ * plain onnxruntime inference session on any EP; docs/notes/autodiff.md §0).
  *
  * Differentiated nodes are those on a path from a `wrt` value to `loss` through floating-point values;
  * constants, shape subgraphs and integer tensors are left alone. Nodes are visited in reverse topological

@@ -1,6 +1,6 @@
 /**
  * The train-step graph: forward + loss + backward + optimizer update as ONE ai.onnx graph that a plain
- * onnxruntime inference session runs (shared/notes/autodiff.md §0, §4; DESIGN.md "Training-ready").
+ * onnxruntime inference session runs (docs/notes/autodiff.md §0, §4; DESIGN.md "Training-ready").
  *
  *   inputs:  model inputs, `targets`, every trainable parameter (the LR groups; no longer initializers),
  *            optimizer state (`P.m`, `P.v` for AdamW; `P.momentum` for SGD with momentum),

@@ -1,6 +1,6 @@
 /**
  * Softmax family and normalization layers, as ai.onnx subgraphs replacing ORT's training-only
- * SoftmaxGrad_13 / LogSoftmaxGrad_13 / LayerNormalizationGrad (shared/notes/autodiff.md §3).
+ * SoftmaxGrad_13 / LogSoftmaxGrad_13 / LayerNormalizationGrad (docs/notes/autodiff.md §3).
  * The forward node is left untouched: LayerNorm's x̂ and 1/σ come from a second LayerNormalization with
  * unit scale (float types) or are recomputed from ReduceMean (double).
  */

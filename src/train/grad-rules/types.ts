@@ -2,7 +2,7 @@
  * A gradient rule is a data-like entry: which forward op it covers, which inputs it can differentiate,
  * and a `build` that emits standard ai.onnx nodes computing the input gradients (vector-Jacobian product)
  * from the output gradients. Modelled on ORT's gradient builder registry (GO(i) → GI(i)), without its
- * training-only ops (shared/notes/autodiff.md §3).
+ * training-only ops (docs/notes/autodiff.md §3).
  */
 import type { NodeProto } from 'onnx-buf';
 import type { GradEmitter } from '../grad-helpers.js';
