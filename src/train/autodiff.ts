@@ -14,7 +14,7 @@ import type { NameAuthority } from '../onnx/ir.js';
 import { subgraphsOf } from '../onnx/walk.js';
 import { ExitCode, UserInputError } from '../errors.js';
 import { floatConstTensor, GradEmitter } from './grad-helpers.js';
-import { inferShapes, type ShapeTable } from './grad-shapes.js';
+import { inferShapes, type ShapeTable } from '../shapes/infer.js';
 import { findGradRule } from './grad-rules/index.js';
 import type { GradContext, GradRule } from './grad-rules/types.js';
 

@@ -11,7 +11,7 @@ import { DataType, floatToBf16Bits, floatToHalfBits } from '../onnx/dtype.js';
 import type { NameAuthority } from '../onnx/ir.js';
 import { makeInt64Tensor } from '../onnx/tensor.js';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
-import { sameDim, type Shape } from './grad-shapes.js';
+import { sameDim, type Shape } from '../shapes/infer.js';
 
 /** A scalar (or shaped) constant tensor of a float element type, encoded without precision loss. */
 export function floatConstTensor(name: string, dims: number[], values: number[], dataType: number): TensorProto {

@@ -8,7 +8,7 @@
  */
 import type { NodeProto } from 'onnx-buf';
 import { attrInt, attrInts, attrString } from '../../onnx/build.js';
-import { convGeometry, type AxisGeometry } from '../grad-op-params.js';
+import { convGeometry, type AxisGeometry } from '../../shapes/op-params.js';
 import { floatConstTensor } from '../grad-helpers.js';
 import { meanCount } from './reduce.js';
 import type { GradContext, GradRule, InputGrads } from './types.js';
