@@ -92,7 +92,7 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
     bar.done();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (flags.log) writeLossLog(flags.log, losses);
-    if (flags.save) trainer.save(flags.save);
+    if (flags.save) await trainer.save(flags.save);
     const tail = losses.slice(-Math.min(10, losses.length));
     process.stdout.write(`trained ${steps} steps on ${trainer.ep} (${source.description}, batch ${batch}×${seq}, ${optimizerKind} lr ${lr}): ` +
       `loss ${losses[0]!.toFixed(4)} → ${losses.at(-1)!.toFixed(4)} (last ${tail.length} mean ${(tail.reduce((a, b) => a + b, 0) / tail.length).toFixed(4)}), ` +

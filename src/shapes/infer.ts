@@ -10,6 +10,7 @@
 import type { GraphProto, NodeProto } from 'onnx-buf';
 import { attrInt, attrInts, getAttr } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
+import { topologicalOrder } from '../onnx/topo.js';
 import { broadcastShapes, matmulShape, normAxis, product, type Dim } from './dims.js';
 import { concatFacts, convFacts, expandFacts, gatherFacts, padFacts, reduceFacts, reshapeShape, sliceFacts, splitFacts, squeezeFacts, tileFacts } from './ops.js';
 import { ShapeTable, tensorFacts, valueInfoFacts, type ValueFacts } from './table.js';
@@ -212,32 +213,4 @@ function depthSpaceFacts(n: NodeProto, x: ValueFacts): ValueFacts {
   const scale = (d: Dim, k: number, mul: boolean): Dim => (typeof d === 'number' ? (mul ? d * k : d / k) : null);
   const [nb, ch, h, w] = x.shape as [Dim, Dim, Dim, Dim];
   return { elemType: x.elemType, shape: [nb, scale(ch, b * b, !up), scale(h, b, up), scale(w, b, up)] };
-}
-
-/** Kahn's algorithm (ONNX requires topological order, not every exporter honours it); ties keep file order. */
-export function topologicalOrder(nodes: NodeProto[]): NodeProto[] {
-  const producedBy = new Map<string, number>();
-  nodes.forEach((n, i) => n.output.forEach((o) => o && producedBy.set(o, i)));
-  let sorted = true;
-  nodes.forEach((n, i) => n.input.forEach((v) => { const j = v ? producedBy.get(v) : undefined; if (j !== undefined && j > i) sorted = false; }));
-  if (sorted) return nodes;
-  const indegree = nodes.map(() => 0);
-  const dependents: number[][] = nodes.map(() => []);
-  nodes.forEach((n, i) => new Set(n.input.map((v) => (v ? producedBy.get(v) : undefined))).forEach((j) => {
-    if (j === undefined || j === i) return;
-    dependents[j]!.push(i);
-    indegree[i]!++;
-  }));
-  const ready = indegree.flatMap((d, i) => (d === 0 ? [i] : []));
-  const out: NodeProto[] = [];
-  const done = new Set<number>();
-  while (ready.length > 0) {
-    ready.sort((a, b) => b - a);
-    const i = ready.pop()!;
-    out.push(nodes[i]!);
-    done.add(i);
-    for (const j of dependents[i]!) if (--indegree[j]! === 0) ready.push(j);
-  }
-  nodes.forEach((n, i) => !done.has(i) && out.push(n));
-  return out;
 }

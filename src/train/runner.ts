@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
-import { encodeModel, readModel, writeModel, type WrittenFiles } from '../onnx/codec.js';
+import { encodeModel, readModel, type WrittenFiles } from '../onnx/codec.js';
+import { writeModelChecked } from '../onnx/load-check.js';
 import { isExternal } from '../onnx/external.js';
 import { setTensorFloats, tensorRawBytes, tensorToFloat32 } from '../onnx/tensor.js';
 import { DataType } from '../onnx/dtype.js';
@@ -58,7 +59,8 @@ export interface Trainer {
   /** Current value of a parameter. */
   param(name: string): Float32Array;
   /** Writes the forward model with the current weights. */
-  save(file: string): WrittenFiles;
+  /** Writes the forward model with the trained weights (loaded by onnxruntime before the rename). */
+  save(file: string): Promise<WrittenFiles>;
   release(): Promise<void>;
 }
 
@@ -105,9 +107,9 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
       if (!t || !io.params.some((p) => p.name === name)) throw new InvariantError(`no trained parameter named '${name}'`);
       return t.data as Float32Array;
     },
-    save(file: string): WrittenFiles {
+    save(file: string): Promise<WrittenFiles> {
       const values = new Map(io.params.map((p) => [p.name, state.get(p.name)!.data as Float32Array]));
-      return writeModel(withWeights(init.forward.model, values), file, { sourceBaseDir: init.forward.baseDir });
+      return writeModelChecked(withWeights(init.forward.model, values), file, { sourceBaseDir: init.forward.baseDir, graph: 'trained model' });
     },
     release: () => session.release(),
   };
