@@ -7,11 +7,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ModelProto } from 'onnx-buf';
+import { clearField, create, isFieldSet } from '@bufbuild/protobuf';
+import { StringStringEntryProtoSchema, TensorProto_DataLocation, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, writeChunksToTemp } from './atomic.js';
 import { DEFAULT_EXTERNAL_THRESHOLD, type WriteOptions, type WrittenFiles } from './codec.js';
-import { chunksByteLength, encodeModelChunks } from './encode-stream.js';
+import { chunksByteLength, encodeModelChunks, writesRawData } from './encode-stream.js';
+
+const RAW_DATA = TensorProtoSchema.field.rawData!;
+const DATA_LOCATION = TensorProtoSchema.field.dataLocation!;
 import { externalizeForWrite } from './external.js';
 import { forEachTensor } from './walk.js';
 
@@ -69,7 +73,7 @@ export async function prepareCheckedWrite(model: ModelProto, file: string, opts:
       throw new UserInputError(`${file}: encoded model is over 2 GiB; write with --external-data`, ExitCode.unsupported);
     }
     temp = writeChunksToTemp(abs, chunks);
-    if (plan.dataTemp) check = checkCopyPointingAt(plan.model, abs, plan.dataTemp);
+    check = plan.dataTemp ? checkCopyPointingAt(plan.model, abs, plan.dataTemp) : checkCopyReading(plan.model, abs, temp, chunks);
     plan.restoreTensors();
     await checkLoads(check ?? temp, `${opts.graph} ${path.basename(abs)}`);
   } catch (e) {
@@ -119,6 +123,50 @@ export async function writeModelsChecked(writes: { model: ModelProto; file: stri
   }
   prepared.forEach((p) => p.commit());
   return prepared.map((p) => p.files);
+}
+
+/** Initializers at least this big are read by the check from the written file rather than copied into it. */
+const REFERENCE_BYTES = 4096;
+
+/**
+ * The check of an inline model reads a small copy whose big initializers are external data pointing at
+ * their raw_data bytes inside the temp model file itself (offsets from the chunks just written): the same
+ * graph, the same tensor bytes, and onnxruntime does not hold a second parsed copy of every weight (on
+ * GPT-2 small: 0.4 s CPU and +350 MiB instead of 1.0 s and +670 MiB for loading the temp file itself).
+ */
+function checkCopyReading(model: ModelProto, target: string, temp: string, chunks: readonly Uint8Array[]): string {
+  const offsets = new Map<Uint8Array, number>();
+  let at = 0;
+  for (const c of chunks) {
+    offsets.set(c, at);
+    at += c.byteLength;
+  }
+  const restore: (() => void)[] = [];
+  for (const t of model.graph?.initializer ?? []) {
+    const offset = offsets.get(t.rawData);
+    if (offset === undefined || t.rawData.byteLength < REFERENCE_BYTES || !writesRawData(t)) continue;
+    const raw = t.rawData, location = isFieldSet(t, DATA_LOCATION) ? t.dataLocation : undefined, ext = t.externalData;
+    restore.push(() => {
+      t.rawData = raw;
+      t.externalData = ext;
+      if (location === undefined) clearField(t, DATA_LOCATION);
+      else t.dataLocation = location;
+    });
+    clearField(t, RAW_DATA);
+    t.dataLocation = TensorProto_DataLocation.EXTERNAL;
+    t.externalData = [entry('location', path.basename(temp)), entry('offset', String(offset)), entry('length', String(raw.byteLength))];
+  }
+  try {
+    const file = checkPath(target);
+    fs.writeFileSync(file, Buffer.concat(encodeModelChunks(model)));
+    return file;
+  } finally {
+    restore.forEach((r) => r());
+  }
+}
+
+function entry(key: string, value: string) {
+  return create(StringStringEntryProtoSchema, { key, value });
 }
 
 function checkPath(target: string): string {
