@@ -57,11 +57,21 @@ export function product(dims: Shape): Dim {
   return p;
 }
 
-/** A symbolic sum such as 'past_seq_len+seq_len' (zeros dropped, numbers folded last), or null when a term is unknown. */
+/**
+ * A symbolic sum such as 'past_seq_len+seq_len' (terms of earlier sums flattened, numbers folded into one
+ * last term, zero dropped), or null when a term is unknown.
+ */
 export function sumDims(dims: Dim[]): Dim {
   if (dims.some((d) => d === null)) return null;
-  const num = dims.filter((d) => typeof d === 'number').reduce<number>((a, b) => a + (b as number), 0);
-  const syms = dims.filter((d) => typeof d === 'string') as string[];
+  let num = 0;
+  const syms: string[] = [];
+  for (const d of dims) {
+    if (typeof d === 'number') { num += d; continue; }
+    for (const term of (d as string).split('+')) {
+      if (/^-?\d+$/.test(term)) num += Number(term);
+      else syms.push(term);
+    }
+  }
   if (syms.length === 0) return num;
   return [...syms, ...(num !== 0 ? [String(num)] : [])].join('+');
 }

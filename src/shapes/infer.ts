@@ -19,9 +19,12 @@ import { elementwiseValues, INT_BINARY, rangeValues, unaryValues, whereValues } 
 export { ShapeTable, type ValueFacts } from './table.js';
 export { broadcastShapes, matmulShape, normAxis, sameDim, type Dim, type Shape } from './dims.js';
 
-/** Infers facts for every value of `graph` (its main level; subgraph bodies are not entered). */
-export function inferShapes(graph: GraphProto): ShapeTable {
-  const table = new ShapeTable();
+/**
+ * Infers facts for every value of `graph`. If nodes take their outputs from the branch a constant condition
+ * selects, else from both branches where they agree; Loop and Scan bodies are not entered.
+ */
+export function inferShapes(graph: GraphProto, outer?: ShapeTable): ShapeTable {
+  const table = new ShapeTable(outer);
   for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) table.merge(v.name, valueInfoFacts(v));
   for (const t of graph.initializer) table.merge(t.name, tensorFacts(t));
   for (const n of topologicalOrder(graph.node)) {
@@ -131,8 +134,28 @@ function inferNode(n: NodeProto, t: ShapeTable): ValueFacts[] {
       return [{ elemType: x.elemType, shape }, { elemType: DataType.INT64, shape }];
     }
     case 'Einsum': return [{ elemType: x.elemType }];
+    case 'If': return ifFacts(n, x, t);
     default: return [];
   }
+}
+
+/** Outputs of an If: the branch a known condition takes, else what both branches agree on. */
+function ifFacts(n: NodeProto, cond: ValueFacts, t: ShapeTable): ValueFacts[] {
+  const branch = (name: string) => {
+    const g = getAttr(n, name)?.g;
+    if (!g) return undefined;
+    const body = inferShapes(g, t);
+    return g.output.map((o) => body.get(o.name));
+  };
+  const c = cond.ints?.[0] ?? cond.floats?.[0];
+  if (typeof c === 'number') return branch(c !== 0 ? 'then_branch' : 'else_branch') ?? [];
+  const a = branch('then_branch'), b = branch('else_branch');
+  if (!a || !b) return [];
+  return a.map((fa, i) => {
+    const fb = b[i] ?? {};
+    const shape = fa.shape && fb.shape && fa.shape.length === fb.shape.length ? fa.shape.map((d, k) => (d === fb.shape![k] ? d : null)) : undefined;
+    return { elemType: fa.elemType ?? fb.elemType, shape };
+  });
 }
 
 function sameAsInput(n: NodeProto, x: ValueFacts): ValueFacts[] {

@@ -47,23 +47,26 @@ export function tensorFacts(t: TensorProto): ValueFacts {
 export class ShapeTable {
   private readonly facts = new Map<string, ValueFacts>();
 
+  /** `outer`: the enclosing graph's table, for names a subgraph body reads from outer scopes. */
+  constructor(private readonly outer?: ShapeTable) {}
+
   get(name: string): ValueFacts {
-    return this.facts.get(name) ?? {};
+    return this.facts.get(name) ?? this.outer?.get(name) ?? {};
   }
   has(name: string): boolean {
-    return this.facts.has(name);
+    return this.facts.has(name) || (this.outer?.has(name) ?? false);
   }
   shape(name: string): Shape | undefined {
-    return this.facts.get(name)?.shape;
+    return this.get(name).shape;
   }
   rank(name: string): number | undefined {
-    return this.facts.get(name)?.shape?.length;
+    return this.get(name).shape?.length;
   }
   elemType(name: string): number | undefined {
-    return this.facts.get(name)?.elemType;
+    return this.get(name).elemType;
   }
   ints(name: string): Dim[] | undefined {
-    return this.facts.get(name)?.ints;
+    return this.get(name).ints;
   }
   /** Known int values, only when every entry is a number (a constant after folding). */
   constInts(name: string): number[] | undefined {

@@ -15,7 +15,7 @@ const num = (f: (x: number, y: number) => number): Binary => (x, y) => (typeof x
 /** ONNX integer Div truncates toward zero; Mod (fmod = 0) takes the divisor's sign. */
 export const INT_BINARY: Partial<Record<string, Binary>> = {
   Add: (x, y) => (x === null || y === null ? null : sumDims([x, y])),
-  Sub: (x, y) => (y === 0 ? x : x !== null && x === y ? 0 : num((a, b) => a - b)(x, y)),
+  Sub: (x, y) => (y === 0 ? x : x !== null && x === y ? 0 : typeof x === 'string' && typeof y === 'number' ? sumDims([x, -y]) : num((a, b) => a - b)(x, y)),
   Mul: (x, y) => (x === 1 ? y : y === 1 ? x : x === 0 || y === 0 ? 0 : num((a, b) => a * b)(x, y)),
   Div: (x, y) => (y === 1 ? x : x !== null && x === y ? 1 : num((a, b) => (b === 0 ? NaN : Math.trunc(a / b)))(x, y)),
   Mod: num((a, b) => (b === 0 ? NaN : ((a % b) + b) % b)),

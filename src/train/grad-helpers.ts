@@ -152,7 +152,7 @@ export class GradEmitter {
       }
     }
     if (this.opset < 13) {
-      throw new UserInputError(`autodiff (${this.scope}): the rank of '${x}' is unknown, and below opset 13 a broadcast gradient needs it; add value_info (ONNX shape inference) or export at opset 13+`, ExitCode.unsupported);
+      throw new UserInputError(`autodiff (${this.scope}): the rank of '${x}' is unknown, and below opset 13 a broadcast gradient needs it; re-export the model at opset 13 or newer`, ExitCode.unsupported);
     }
     const gRank = this.op('Shape', [this.shapeOf(g)]);
     const xRank = this.op('Shape', [this.shapeOf(x)]);

@@ -202,7 +202,7 @@ function targetsInput(graph: GraphProto, names: NameAuthority, opts: TrainStepOp
   if (outShape) return { name, elemType: DataType.INT64, shape: outShape.slice(0, -1) };
   const ids = modelInputs.find((v) => valueInfoElemType(v) === DataType.INT64 || valueInfoElemType(v) === DataType.INT32);
   if (ids) return { name, elemType: DataType.INT64, shape: findValueShape(graph, ids.name) ?? [] };
-  throw new UserInputError(`output '${output}' has no recorded shape; cannot shape the targets (re-export with shapes, or use a model with value_info)`);
+  throw new UserInputError(`output '${output}' has a shape the inference cannot determine, so the targets cannot be shaped; pass --logits NAME to choose another output`);
 }
 
 function valueOrTyped(graph: GraphProto, name: string, types: Map<string, number>): ValueInfoProto {

@@ -20,7 +20,7 @@ function constInts(ctx: GradContext, name: string, what: string): number[] {
 
 export function staticShape(ctx: GradContext, name: string): number[] {
   const s = ctx.shape(name);
-  if (!s || !s.every((d) => typeof d === 'number')) return ctx.fail(`the shape of '${name}' must be static for this gradient; run shape inference with fixed input sizes`);
+  if (!s || !s.every((d) => typeof d === 'number')) return ctx.fail(`the shape of '${name}' must be static for this gradient, and it is dynamic; export the model with fixed input sizes`);
   return s as number[];
 }
 
