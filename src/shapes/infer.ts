@@ -135,8 +135,25 @@ function inferNode(n: NodeProto, t: ShapeTable): ValueFacts[] {
     }
     case 'Einsum': return [{ elemType: x.elemType }];
     case 'If': return ifFacts(n, x, t);
+    case 'Resize': case 'Upsample': return [resizeFacts(n, x, t)];
     default: return [];
   }
+}
+
+/** Resize/Upsample: `sizes` (input 3) when given, else dim · scale (input 2, or input 1 for Upsample / Resize-10). */
+function resizeFacts(n: NodeProto, x: ValueFacts, t: ShapeTable): ValueFacts {
+  if (!x.shape) return { elemType: x.elemType };
+  const sizes = n.input[3] ? t.ints(n.input[3]) : undefined;
+  if (sizes && sizes.length === x.shape.length) return { elemType: x.elemType, shape: sizes };
+  const scalesName = n.opType === 'Upsample' || n.input.length === 2 ? n.input[1] : n.input[2];
+  const scales = (scalesName ? t.get(scalesName).floats : undefined) ?? attrFloats(n, 'scales');
+  if (!scales || scales.length !== x.shape.length) return { elemType: x.elemType, shape: x.shape.map(() => null) };
+  return { elemType: x.elemType, shape: x.shape.map((d, i) => (scales[i] === 1 ? d : typeof d === 'number' ? Math.floor(d * scales[i]!) : null)) };
+}
+
+function attrFloats(n: NodeProto, name: string): number[] | undefined {
+  const a = getAttr(n, name);
+  return a && a.floats.length > 0 ? [...a.floats] : undefined;
 }
 
 /** Outputs of an If: the branch a known condition takes, else what both branches agree on. */
