@@ -68,3 +68,19 @@ test('load check: the transform writes none of its outputs when one of its graph
   await assert.rejects(writeTransformOutputs(r, out), (e: Error) => e instanceof InvariantError && /train-step graph mlp\.supar\.train\.onnx: onnxruntime cannot load/.test(e.message));
   assert.deepEqual(fs.readdirSync(dir).sort(), ['mlp.onnx']);
 });
+
+test('load check: an op of a custom domain (the user registers its kernels at run time) does not fail the check', async () => {
+  const dir = tempDir();
+  const m = mlpModel();
+  m.graph!.node.push(node('MyOp', ['y'], ['y2'], {}, 'custom', 'my.domain'));
+  m.graph!.output[0]!.name = 'y2';
+  m.opsetImport.push({ ...m.opsetImport[0]!, domain: 'my.domain', version: 1n });
+  const file = path.join(dir, 'custom.onnx');
+  await writeModelChecked(m, file, { graph: 'test model' });
+  assert.ok(fs.existsSync(file));
+  // A standard op onnxruntime lacks is still refused.
+  const bad = mlpModel();
+  bad.graph!.node.push(node('NoSuchOp', ['y'], ['y2'], {}, 'nosuch'));
+  bad.graph!.output[0]!.name = 'y2';
+  await assert.rejects(writeModelChecked(bad, path.join(dir, 'bad.onnx'), { graph: 'test model' }), InvariantError);
+});

@@ -3,7 +3,7 @@
  * with `InferenceSession.create` (graph resolution, type and shape inference, kernel lookup; optimizations
  * off, since they only rewrite what already loaded) before it is moved into place. A refusal is the tool's
  * fault, never the user's: an InvariantError (exit 1) naming the graph and onnxruntime's message, and
- * nothing is written.
+ * nothing is written. Graphs using ops of a custom domain (which need the user's kernel library) pass.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,6 +19,9 @@ const DATA_LOCATION = TensorProtoSchema.field.dataLocation!;
 import { externalizeForWrite } from './external.js';
 import { forEachTensor } from './walk.js';
 
+/** Domains onnxruntime-node implements; an unknown op in any other needs a custom-op library the check lacks. */
+const STANDARD_DOMAINS = new Set(['', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft', 'com.microsoft.nchwc', 'ai.onnx.training', 'ai.onnx.preview.training']);
+
 /** Loads `source` (a file path or the model's bytes) in onnxruntime's CPU provider; throws InvariantError naming `graph`. */
 export async function checkLoads(source: string | Uint8Array, graph: string): Promise<void> {
   const ort = await import('onnxruntime-node');
@@ -29,6 +32,9 @@ export async function checkLoads(source: string | Uint8Array, graph: string): Pr
       : await ort.InferenceSession.create(source, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
   } catch (e) {
     const why = ((e as Error).message ?? String(e)).split('\n')[0]!.trim();
+    // An op of a custom domain (the user's own kernel library, registered at run time) cannot be judged here.
+    const custom = /\b([\w.]+):\w+\(-?\d+\) is not a registered function\/op/.exec(why)?.[1];
+    if (custom && !STANDARD_DOMAINS.has(custom)) return;
     throw new InvariantError(`${graph}: onnxruntime cannot load the graph the tool built (${why}); nothing was written`);
   }
   await session.release();
