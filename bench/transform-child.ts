@@ -27,12 +27,23 @@ if (step === 'generate') {
   const t2 = performance.now();
   const r = await transform(input, { density: 0.125, rules: "supar", seed: 0, inPlace: true });
   const t3 = performance.now();
-  writeTransformOutputs(r, b!);
+  await writeTransformOutputs(r, b!);
   const t4 = performance.now();
   note = `read ${((t2 - t1) / 1000).toFixed(2)} s, transform ${((t3 - t2) / 1000).toFixed(2)} s, write ${((t4 - t3) / 1000).toFixed(2)} s; ${r.report.summary.masked} masked tensors`;
+} else if (step === 'write' || step === 'write-checked') {
+  // The writer alone on the model as read, without and with the onnxruntime load check (src/onnx/load-check.ts).
+  const { readModel, writeModel } = await import('../src/onnx/codec.js');
+  const { writeModelChecked } = await import('../src/onnx/load-check.js');
+  const input = readModel(a!);
+  const t1 = performance.now();
+  if (step === 'write') writeModel(input.model, b!, { externalData: 'never' });
+  else await writeModelChecked(input.model, b!, { externalData: 'never', graph: 'bench model' });
+  note = `${step === 'write' ? 'writeModel' : 'writeModelChecked'} ${((performance.now() - t1) / 1000).toFixed(2)} s (after a ${((t1 - t0) / 1000).toFixed(2)} s read)`;
 } else if (step !== 'idle') {
   throw new Error(`unknown step ${step}`);
 }
 const seconds = (performance.now() - t0) / 1000;
 const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-process.stdout.write(`${JSON.stringify({ step, seconds, peakRssMiB, note })}\n`);
+const cpu = process.cpuUsage();
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+process.stdout.write(`${JSON.stringify({ step, seconds, cpuSeconds, peakRssMiB, note })}\n`);

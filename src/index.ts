@@ -3,7 +3,7 @@
  *
  *     import { readModel, transform, writeTransformOutputs } from 'supar-transform';
  *     const result = await transform(readModel('model.onnx'), { density: 0.125, rules: 'supar' });
- *     writeTransformOutputs(result, 'model.supar.onnx');
+ *     await writeTransformOutputs(result, 'model.supar.onnx'); // each model is loaded by onnxruntime before it is renamed into place
  */
 export { transform, writeTransformOutputs, outputPaths, defaultOutputPath, PASSES } from './transform.js';
 export type { TransformOptions, TransformResult, WriteOutputsOptions, WrittenOutputs } from './transform.js';
@@ -12,6 +12,7 @@ export type { TransformPlan, ParamPlan, AttentionPlan, MaskMode, InitMode, Densi
 export { buildReport, reportJson, summaryText, REPORT_FORMAT } from './report.js';
 export type { TransformReport, TensorReport } from './report.js';
 export { readModel, writeModel, decodeModel, encodeModel } from './onnx/codec.js';
+export { checkLoads, writeModelChecked } from './onnx/load-check.js';
 export type { LoadedModel, WriteOptions } from './onnx/codec.js';
 export { UserInputError, UsageError, InvariantError, ExitCode } from './errors.js';
 export type { Role, ParamInfo, AttentionSite, Analysis } from './analysis/types.js';

@@ -7,13 +7,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { clone } from '@bufbuild/protobuf';
-import { ModelProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
+import { clearField, clone, isFieldSet } from '@bufbuild/protobuf';
+import { ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
 import { ExitCode, UsageError, UserInputError } from './errors.js';
 import type { Analysis, Role } from './analysis/types.js';
 import { DEFAULT_HYPERPARAMETERS, type Hyperparameters } from './rules/types.js';
 import type { LrGroupsFile } from './train/types.js';
-import { writeModel, type LoadedModel } from './onnx/codec.js';
+import type { LoadedModel } from './onnx/codec.js';
+import { writeModelsChecked } from './onnx/load-check.js';
 import { writeFileAtomic } from './onnx/atomic.js';
 import type { ExternalDataMode } from './onnx/external.js';
 import { forEachTensor } from './onnx/walk.js';
@@ -29,6 +30,8 @@ import { setMetadata, supArMetadata } from './passes/metadata.js';
 import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
 import { checkCudaKernels, checkWebGpuKernels, type KernelReport } from './runtime/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
+
+const RAW_DATA = TensorProtoSchema.field.rawData!;
 
 export interface TransformOptions {
   /** Density ρ of sparsified tensors, in (0, 1]; default 1 (dense). */
@@ -188,17 +191,21 @@ function resolveBaseDepth(analysis: Analysis, o: TransformOptions, overrides: { 
 export function cloneSharingData(model: ModelProto): ModelProto {
   const tensors: TensorProto[] = [];
   forEachTensor(model, (t) => tensors.push(t));
-  const saved = tensors.map((t) => t.rawData);
-  const empty = new Uint8Array(0);
+  // raw_data is proto2 `optional`: a tensor whose values sit in a typed field (int64_data …) has it unset, and
+  // assigning even an empty array would set it (onnxruntime then rejects "insufficient raw_data").
+  const saved = tensors.map((t) => (isFieldSet(t, RAW_DATA) ? t.rawData : undefined));
   let copy: ModelProto;
   try {
-    for (const t of tensors) t.rawData = empty;
+    tensors.forEach((t, i) => { if (saved[i] !== undefined) clearField(t, RAW_DATA); });
     copy = clone(ModelProtoSchema, model);
   } finally {
-    tensors.forEach((t, i) => { t.rawData = saved[i]!; });
+    tensors.forEach((t, i) => { if (saved[i] !== undefined) t.rawData = saved[i]!; });
   }
   let i = 0;
-  forEachTensor(copy, (t) => { t.rawData = saved[i++]!; });
+  forEachTensor(copy, (t) => {
+    const raw = saved[i++];
+    if (raw !== undefined) t.rawData = raw;
+  });
   return copy;
 }
 
@@ -258,21 +265,26 @@ export function checkOutputPath(outPath: string, inputPath: string): void {
   }
 }
 
-export function writeTransformOutputs(result: TransformResult, outPath: string, opts: WriteOutputsOptions = {}): WrittenOutputs {
+/**
+ * Writes the transform's outputs, each atomically. Every model (forward, train step, eval) is first loaded by
+ * onnxruntime from its temp file (src/onnx/load-check.ts); if one is refused none is written (exit 1).
+ */
+export async function writeTransformOutputs(result: TransformResult, outPath: string, opts: WriteOutputsOptions = {}): Promise<WrittenOutputs> {
   checkOutputPath(outPath, result.sourcePath);
   const out = outputPaths(outPath);
-  // writeModel streams the encoding (raw_data by reference), so memory stays about the model itself.
-  const written = writeModel(result.model, out.model, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
+  const wopts = (graph: string) => ({ externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir, graph });
+  const models = [{ model: result.model, file: out.model, opts: wopts('transformed model') }];
+  if (result.train) {
+    models.push({ model: result.train.train, file: out.train, opts: wopts('train-step graph') });
+    if (result.train.eval) models.push({ model: result.train.eval, file: out.eval, opts: wopts('eval graph') });
+  }
+  const [written] = await writeModelsChecked(models);
   writeFileAtomic(out.lrGroups, new TextEncoder().encode(`${JSON.stringify(result.lrGroups, null, 2)}\n`));
   writeFileAtomic(out.report, new TextEncoder().encode(reportJson(result.report)));
-  const files: WrittenOutputs = { model: written.model, data: written.data, lrGroups: out.lrGroups, report: out.report };
+  const files: WrittenOutputs = { model: written!.model, data: written!.data, lrGroups: out.lrGroups, report: out.report };
   if (result.train) {
-    writeModel(result.train.train, out.train, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
     files.train = out.train;
-    if (result.train.eval) {
-      writeModel(result.train.eval, out.eval, { externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir });
-      files.eval = out.eval;
-    }
+    if (result.train.eval) files.eval = out.eval;
   }
   return files;
 }

@@ -127,7 +127,7 @@ test('save() writes the forward model with trained weights: its ORT forward repr
   const tr = await createTrainer({ train: p.ts.train, io: p.ts.io, forward: p.forward, threads: 1 });
   for (const b of data.slice(0, 5)) await tr.step(feedsForBatch(p.ts.io, b), 3e-3);
   const file = path.join(tempDir(), 'trained.onnx');
-  tr.save(file);
+  await tr.save(file);
   const next = await tr.step(feedsForBatch(p.ts.io, data[5]!), 3e-3); // loss with the saved weights
   await tr.release();
   const saved = readModel(file);

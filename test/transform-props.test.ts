@@ -151,7 +151,7 @@ test('determinism: same input, options and seed give byte-identical outputs; ano
   const outs = [];
   for (const [k, seed] of [['a', 0], ['b', 0], ['c', 1]] as const) {
     const r = await transform(readModel(GPT_TINY), { density: 0.125, seed });
-    const files = writeTransformOutputs(r, path.join(dir, `${k}.supar.onnx`));
+    const files = await writeTransformOutputs(r, path.join(dir, `${k}.supar.onnx`));
     outs.push([files.model, files.lrGroups, files.report].map((f) => fs.readFileSync(f)));
   }
   for (let i = 0; i < 3; i++) assert.ok(outs[0]![i]!.equals(outs[1]![i]!), `file ${i} differs between equal runs`);
@@ -267,7 +267,7 @@ test('external data: an input with a data file gives an output with its own data
   writeModel(readModel(GPT_TINY).model, input, { externalData: 'always', externalThreshold: 0 });
   assert.ok(fs.existsSync(`${input}.data`));
   const r = await transform(readModel(input), { density: 0.25 });
-  const files = writeTransformOutputs(r, path.join(dir, 'ext.supar.onnx'));
+  const files = await writeTransformOutputs(r, path.join(dir, 'ext.supar.onnx'));
   assert.ok(files.data && fs.existsSync(files.data), 'output data file');
   const out = await runOrt(files.model, lm('gpt-tiny').feeds());
   assert.ok(floats(out.logits!).every(Number.isFinite));

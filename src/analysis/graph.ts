@@ -8,7 +8,11 @@ import { GraphIndex, type Use } from '../onnx/ir.js';
 import { dimsOf, elementCount, tensorToFloat32 } from '../onnx/tensor.js';
 import { DataType } from '../onnx/dtype.js';
 import { forEachGraph, subgraphsOf } from '../onnx/walk.js';
-import { inferDims, type Dims } from './shapes.js';
+import { inferShapes, type ShapeTable } from '../shapes/infer.js';
+import { staticDim } from '../shapes/dims.js';
+
+/** Dims of a value as the analysis reads them: symbolic and unknown dims are undefined. */
+export type Dims = (number | undefined)[];
 
 /** Ops that only move or re-type data: a weight reached through them is still that weight. */
 export const VIEW_OPS = new Set(['Transpose', 'Cast', 'Identity', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'CastLike']);
@@ -23,7 +27,7 @@ export class AnalysisGraph {
   private readonly labels = new Map<NodeProto, string>();
   /** Producers of values defined inside If/Loop/Scan bodies (the GraphIndex holds the main graph's). */
   private readonly bodyProducers = new Map<string, NodeProto>();
-  private readonly shapeCache = new Map<string, Dims | undefined>();
+  private shapeTable: ShapeTable | undefined;
 
   constructor(readonly model: ModelProto, readonly baseDir: string) {
     this.index = new GraphIndex(model);
@@ -58,13 +62,15 @@ export class AnalysisGraph {
     return this.uses(value).filter((u) => !u.via);
   }
 
-  /** Dims of a value, from initializers, value_info, or a small shape inference; unknown dims are undefined. */
+  /** The shared shape inference over the main graph (src/shapes), computed on first use. */
+  get shapes(): ShapeTable {
+    this.shapeTable ??= inferShapes(this.model.graph!);
+    return this.shapeTable;
+  }
+
+  /** Static dims of a value (value_info, initializers, or the shape inference); symbolic and unknown dims are undefined. */
   dims(value: string): Dims | undefined {
-    if (!this.shapeCache.has(value)) {
-      this.shapeCache.set(value, undefined); // cycle guard
-      this.shapeCache.set(value, inferDims(this, value));
-    }
-    return this.shapeCache.get(value);
+    return this.shapes.shape(value)?.map(staticDim);
   }
 
   /** A constant float value when `value` is an initializer or Constant output with exactly one element. */

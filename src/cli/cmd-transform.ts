@@ -47,14 +47,14 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
   // Stages on a terminal's stderr: read, analyze, each pass, write.
   const bar = progress('transform', PASSES.length + 3);
   let result: Awaited<ReturnType<typeof transform>>;
-  let files: ReturnType<typeof writeTransformOutputs> | null;
+  let files: Awaited<ReturnType<typeof writeTransformOutputs>> | null;
   try {
     bar.tick(0, 'read');
     const input = readModel(file);
     // The CLI drops the input afterwards: rewrite weights inside its buffers (one copy of the model in memory).
     result = await transform(input, { ...options, inPlace: true, onStage: (stage) => bar.tick(1, stage) });
     bar.tick(1, flags.dryRun ? 'done' : 'write');
-    files = flags.dryRun ? null : writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode });
+    files = flags.dryRun ? null : await writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode });
   } finally {
     bar.done(); // clear the line before the summary or an error message
   }

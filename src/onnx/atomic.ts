@@ -60,6 +60,11 @@ export function discardTemp(temp: string): void {
 
 /** Writes chunks (each < 2 GiB) to `target` atomically. */
 export function writeFileAtomic(target: string, ...chunks: Uint8Array[]): void {
+  commitTemp(writeChunksToTemp(target, chunks), target);
+}
+
+/** Writes chunks to a synced temp file beside `target` (registered for removal on interrupt); returns its path. */
+export function writeChunksToTemp(target: string, chunks: readonly Uint8Array[]): string {
   const temp = tempPathFor(target);
   let fd: number;
   try {
@@ -78,7 +83,7 @@ export function writeFileAtomic(target: string, ...chunks: Uint8Array[]): void {
     throw new UserInputError(`${target}: write failed (${(e as Error).message})`, ExitCode.io);
   }
   fs.closeSync(fd);
-  commitTemp(temp, target);
+  return temp;
 }
 
 /** Writes chunks in order; small ones are gathered into 1 MiB blocks (one syscall each, not one per chunk). */

@@ -9,8 +9,9 @@
  * length, payload. protobuf-es writes known fields in field-number order, then unknown fields, so a
  * message splits into [fields below N] + [field N, written here] + [fields above N] + [unknown fields].
  */
-import { create, isFieldSet, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { clearField, create, isFieldSet, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type GraphProto, type ModelProto, type TensorProto } from 'onnx-buf';
+import { forEachTensor } from './walk.js';
 
 const MODEL_GRAPH_FIELD = 7; // ModelProto.graph
 const GRAPH_INITIALIZER_FIELD = 5; // GraphProto.initializer
@@ -64,9 +65,21 @@ function around<D extends DescMessage>(schema: D, msg: MessageShape<D>, no: numb
   ];
 }
 
+/** The typed value fields of TensorProto (onnx.proto: exactly one of these or raw_data holds the values). */
+const TYPED_FIELDS = (['floatData', 'int32Data', 'stringData', 'int64Data', 'doubleData', 'uint64Data'] as const).map((k) => TensorProtoSchema.field[k]!);
+
+/**
+ * Whether raw_data goes on the wire: when set, except empty beside values in a typed field (an empty
+ * raw_data there makes onnxruntime read the tensor from raw_data and reject it as too short).
+ */
+export function writesRawData(t: TensorProto): boolean {
+  if (!isFieldSet(t, RAW_DATA)) return false;
+  return t.rawData.byteLength > 0 || !TYPED_FIELDS.some((f) => isFieldSet(t, f));
+}
+
 /** A tensor as chunks; raw_data is passed by reference (no copy of the weight bytes). */
 function tensorChunks(t: TensorProto): Uint8Array[] {
-  const raw = isFieldSet(t, RAW_DATA) ? [lengthDelimited(TENSOR_RAW_DATA_FIELD, t.rawData.byteLength), t.rawData] : [];
+  const raw = writesRawData(t) ? [lengthDelimited(TENSOR_RAW_DATA_FIELD, t.rawData.byteLength), t.rawData] : [];
   return around(TensorProtoSchema, t, TENSOR_RAW_DATA_FIELD, raw);
 }
 
@@ -80,6 +93,9 @@ function graphChunks(g: GraphProto): Uint8Array[] {
 
 /** `toBinary(ModelProtoSchema, model, {writeUnknownFields: true})`, as chunks (concatenate for the bytes). */
 export function encodeModelChunks(model: ModelProto): Uint8Array[] {
+  // Tensors outside the initializer lists (Constant attributes, subgraphs) go through toBinary: drop the
+  // presence of an empty raw_data beside typed values there too (the value read back is the same).
+  forEachTensor(model, (t) => { if (isFieldSet(t, RAW_DATA) && !writesRawData(t)) clearField(t, RAW_DATA); });
   const graph = model.graph ? graphChunks(model.graph) : undefined;
   const middle = graph ? [lengthDelimited(MODEL_GRAPH_FIELD, sum(graph)), ...graph] : [];
   return around(ModelProtoSchema, model, MODEL_GRAPH_FIELD, middle).filter((c) => c.byteLength > 0);

@@ -154,9 +154,13 @@ const NO_TYPED = { floatData: [], int32Data: [], int64Data: [], doubleData: [], 
 export interface WritePlan {
   model: ModelProto;
   dataPath?: string;
+  /** The data file's temp path until `commitData` moves it to `dataPath`. */
+  dataTemp?: string;
   commitData?: () => void;
   /** Restores every tensor this plan changed for encoding, and removes an uncommitted data file. */
   cleanup: () => void;
+  /** Restores the tensors only (once encoded, the model may be shared again); idempotent. */
+  restoreTensors: () => void;
 }
 
 interface PlanOptions {
@@ -219,7 +223,7 @@ export function externalizeForWrite(model: ModelProto, o: PlanOptions): WritePla
         replace(t, { rawData: readExternalBytes(t, o.sourceBaseDir) as Uint8Array<ArrayBuffer> });
         clearExternal(t);
       }
-      return { model, cleanup: restore };
+      return { model, cleanup: restore, restoreTensors: restore };
     }
     const inits = initializerSet(model);
     const chosen = tensors.filter((t) => isExternal(t) || (inits.has(t) && storedBytes(t) >= MIN_EXTERNAL_BYTES));
@@ -286,10 +290,12 @@ function writeDataFile(
   return {
     model,
     dataPath,
+    dataTemp: temp,
     commitData: () => {
       commitTemp(temp, dataPath);
       committed = true;
     },
+    restoreTensors: restore,
     cleanup: () => {
       restore();
       if (!committed) discardTemp(temp);

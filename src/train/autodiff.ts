@@ -14,7 +14,7 @@ import type { NameAuthority } from '../onnx/ir.js';
 import { subgraphsOf } from '../onnx/walk.js';
 import { ExitCode, UserInputError } from '../errors.js';
 import { floatConstTensor, GradEmitter } from './grad-helpers.js';
-import { inferShapes, type ShapeTable } from './grad-shapes.js';
+import { inferShapes, type ShapeTable } from '../shapes/infer.js';
 import { findGradRule } from './grad-rules/index.js';
 import type { GradContext, GradRule } from './grad-rules/types.js';
 
@@ -221,7 +221,7 @@ function makeContext(
     output: (i) => n.output[i] ?? '',
     gradOut: (i) => (n.output[i] ? acc.total(n.output[i]!) : undefined),
     shape: (name) => shapes.shape(name),
-    getRank: (name) => shapes.rank(name) ?? fail(`the rank of '${name}' is unknown; run ONNX shape inference on the model (value_info) first`),
+    getRank: (name) => shapes.rank(name) ?? fail(`the rank of '${name}' cannot be inferred from the graph (it comes from an op the shape inference does not follow); please report the model`),
     elemType: (name) => { const t = shapes.elemType(name); return t !== undefined && isFloatType(t) ? t : floatType; },
     ints: (name) => (name ? shapes.ints(name) : undefined),
   };

@@ -11,7 +11,7 @@ import { DataType, floatToBf16Bits, floatToHalfBits } from '../onnx/dtype.js';
 import type { NameAuthority } from '../onnx/ir.js';
 import { makeInt64Tensor } from '../onnx/tensor.js';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
-import { sameDim, type Shape } from './grad-shapes.js';
+import { sameDim, type Shape } from '../shapes/infer.js';
 
 /** A scalar (or shaped) constant tensor of a float element type, encoded without precision loss. */
 export function floatConstTensor(name: string, dims: number[], values: number[], dataType: number): TensorProto {
@@ -153,7 +153,7 @@ export class GradEmitter {
       }
     }
     if (this.opset < 13) {
-      throw new UserInputError(`autodiff (${this.scope}): the rank of '${x}' is unknown, and below opset 13 a broadcast gradient needs it; add value_info (ONNX shape inference) or export at opset 13+`, ExitCode.unsupported);
+      throw new UserInputError(`autodiff (${this.scope}): the rank of '${x}' is unknown, and below opset 13 a broadcast gradient needs it; re-export the model at opset 13 or newer`, ExitCode.unsupported);
     }
     const gRank = this.op('Shape', [this.shapeOf(g)]);
     const xRank = this.op('Shape', [this.shapeOf(x)]);

@@ -2,13 +2,16 @@
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
 import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
+import { findShape } from '../shapes/index.js';
 
 export type Dim = number | string;
 
-/** Shape of a value from the graph's inputs, outputs or value_info (undefined when not recorded). */
+/**
+ * Shape of a value: the graph's inputs, outputs or value_info, else the shared shape inference (src/shapes);
+ * unknown dims are named `d<i>`. Undefined when even the rank is unknown.
+ */
 export function findValueShape(graph: GraphProto, name: string): Dim[] | undefined {
-  const vi = [...graph.input, ...graph.output, ...graph.valueInfo].find((v) => v.name === name);
-  return vi ? valueInfoShape(vi) : undefined;
+  return findShape(graph, name)?.map((d, i) => d ?? `d${i}`);
 }
 
 export function valueInfoShape(vi: ValueInfoProto): Dim[] | undefined {

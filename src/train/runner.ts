@@ -11,8 +11,9 @@
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto } from 'onnx-buf';
-import { InvariantError, UserInputError } from '../errors.js';
-import { encodeModel, readModel, writeModel, type WrittenFiles } from '../onnx/codec.js';
+import { ExitCode, InvariantError, UserInputError } from '../errors.js';
+import { encodeModel, readModel, type WrittenFiles } from '../onnx/codec.js';
+import { writeModelChecked } from '../onnx/load-check.js';
 import { isExternal } from '../onnx/external.js';
 import { setTensorFloats, tensorRawBytes, tensorToFloat32 } from '../onnx/tensor.js';
 import { DataType } from '../onnx/dtype.js';
@@ -66,7 +67,7 @@ export interface Trainer {
   param(name: string): Float32Array;
   /** Current value of a parameter, read back from the device when it lives there. */
   readParam(name: string): Promise<Float32Array>;
-  /** Writes the forward model with the current weights (reads them back from the device first). */
+  /** Writes the forward model with the trained weights (read back from the device first; loaded by onnxruntime before the rename). */
   save(file: string): Promise<WrittenFiles>;
   release(): Promise<void>;
 }
@@ -124,11 +125,9 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
       if (!isParam.has(name)) throw new InvariantError(`no trained parameter named '${name}'`);
       return state.read(name);
     },
-    save(file: string): Promise<WrittenFiles> {
-      // On the host the file is written before this returns (no await before writeModel).
-      const write = (values: Map<string, Float32Array>) => writeModel(withWeights(init.forward.model, values), file, { sourceBaseDir: init.forward.baseDir });
-      if (!io.params.some((p) => state.onDevice(p.name))) return Promise.resolve(write(new Map(io.params.map((p) => [p.name, state.get(p.name).data as Float32Array]))));
-      return readAll().then(write);
+    async save(file: string): Promise<WrittenFiles> {
+      const values = io.params.some((p) => state.onDevice(p.name)) ? await readAll() : new Map(io.params.map((p) => [p.name, state.get(p.name).data as Float32Array]));
+      return writeModelChecked(withWeights(init.forward.model, values), file, { sourceBaseDir: init.forward.baseDir, graph: 'trained model' });
     },
     async release() {
       await state.release();

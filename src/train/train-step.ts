@@ -18,6 +18,8 @@ import { DataType } from '../onnx/dtype.js';
 import { NameAuthority, opsetVersion } from '../onnx/ir.js';
 import { buildBackward } from './autodiff.js';
 import { Emitter } from './emit.js';
+import { topologicalOrder } from '../onnx/topo.js';
+import { findElemType } from '../shapes/index.js';
 import { copyWith, findValueShape, pruneToOutputs, valueInfoElemType, type Dim } from './graph-util.js';
 import { inferElemTypes } from './infer-types.js';
 import { checkCudaKernels, type KernelReport } from '../runtime/kernels.js';
@@ -87,7 +89,9 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, weightDecayMode: groups.weight_decay_mode ?? 'base_lr', ...opts.optimizer };
   const names = new NameAuthority(model);
   const upgrade = upgradeToOpset13(model, names);
-  const graph = upgrade.model.graph!;
+  // The autodiff and the pruning walk nodes in list order: an unsorted file (which onnxruntime accepts) would
+  // leave a node reading a value whose producer was dropped or differentiated too late.
+  const graph = sortedGraph(upgrade.model.graph!);
   const opset = opsetVersion(upgrade.model)!;
   const e = new Emitter(names, opset, 'train');
 
@@ -129,6 +133,11 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
     train, eval: evalModel, io, kernelReport: { train: checkCudaKernels(train), eval: checkCudaKernels(evalModel) },
     opsetUpgrade: { from: upgrade.from, changes: upgrade.changes },
   };
+}
+
+function sortedGraph(g: GraphProto): GraphProto {
+  const order = topologicalOrder(g.node);
+  return order === g.node ? g : copyWith(GraphProtoSchema, g, { node: order });
 }
 
 /** Graph inputs and outputs of the train and eval graphs, in the documented order. */
@@ -177,7 +186,7 @@ function resolveParams(graph: GraphProto, groups: LrGroupsFile): ResolvedParam[]
  * output whose last dimension is largest (cross-entropy: the class axis).
  */
 export function detectOutput(graph: GraphProto, loss: LossKind): string {
-  const floats = graph.output.filter((v) => valueInfoElemType(v) === DataType.FLOAT);
+  const floats = graph.output.filter((v) => findElemType(graph, v.name) === DataType.FLOAT);
   if (floats.length === 1) return floats[0]!.name;
   const named = floats.find((v) => /(^|[./_])logits$/.test(v.name));
   if (named) return named.name;
@@ -193,7 +202,7 @@ function targetsInput(graph: GraphProto, names: NameAuthority, opts: TrainStepOp
   if (outShape) return { name, elemType: DataType.INT64, shape: outShape.slice(0, -1) };
   const ids = modelInputs.find((v) => valueInfoElemType(v) === DataType.INT64 || valueInfoElemType(v) === DataType.INT32);
   if (ids) return { name, elemType: DataType.INT64, shape: findValueShape(graph, ids.name) ?? [] };
-  throw new UserInputError(`output '${output}' has no recorded shape; cannot shape the targets (re-export with shapes, or use a model with value_info)`);
+  throw new UserInputError(`output '${output}' has a shape the inference cannot determine, so the targets cannot be shaped; pass --logits NAME to choose another output`);
 }
 
 function valueOrTyped(graph: GraphProto, name: string, types: Map<string, number>): ValueInfoProto {

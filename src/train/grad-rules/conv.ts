@@ -8,7 +8,7 @@
  */
 import type { NodeProto } from 'onnx-buf';
 import { attrInt, attrInts, attrString } from '../../onnx/build.js';
-import { convGeometry, type AxisGeometry } from '../grad-op-params.js';
+import { convGeometry, type AxisGeometry } from '../../shapes/op-params.js';
 import { floatConstTensor } from '../grad-helpers.js';
 import { meanCount } from './reduce.js';
 import type { GradContext, GradRule, InputGrads } from './types.js';
@@ -31,7 +31,7 @@ function geometry(ctx: GradContext, kernel: number[]): AxisGeometry[] {
   const sizes = xShape ? xShape.slice(2) : kernel.map(() => null);
   const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
   if ((autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') && !sizes.every((d) => typeof d === 'number')) {
-    ctx.fail(`auto_pad=${autoPad} needs static spatial sizes; run shape inference or export with explicit pads`);
+    ctx.fail(`auto_pad=${autoPad} needs static spatial sizes, and these are dynamic; export with explicit pads (or fixed input sizes)`);
   }
   return convGeometry(ctx.node, sizes, kernel);
 }

@@ -4,7 +4,7 @@
  * (ORT gradient_builder.cc GetMatMulGradient, with ai.onnx MatMul/Transpose instead of FusedMatMul).
  */
 import { attrFloat, attrInt } from '../../onnx/build.js';
-import { matmulShape, type Shape } from '../grad-shapes.js';
+import { matmulShape, type Shape } from '../../shapes/infer.js';
 import type { GradContext, GradRule, InputGrads } from './types.js';
 
 /** Transpose swapping the last two axes of a rank-r value. */

@@ -5,8 +5,8 @@
 import { attrInt, attrInts } from '../../onnx/build.js';
 import { DataType } from '../../onnx/dtype.js';
 import { floatConstTensor } from '../grad-helpers.js';
-import { clampSlice, sliceParams } from '../grad-op-params.js';
-import { normAxis } from '../grad-shapes.js';
+import { clampSlice, sliceParams } from '../../shapes/op-params.js';
+import { normAxis } from '../../shapes/infer.js';
 import type { GradContext, GradRule, InputGrads } from './types.js';
 
 function gradY(ctx: GradContext, i = 0): string {

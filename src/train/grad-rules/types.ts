@@ -6,7 +6,7 @@
  */
 import type { NodeProto } from 'onnx-buf';
 import type { GradEmitter } from '../grad-helpers.js';
-import type { Dim, Shape, ShapeTable } from '../grad-shapes.js';
+import type { Dim, Shape, ShapeTable } from '../../shapes/infer.js';
 
 export interface GradContext {
   readonly node: NodeProto;

@@ -5,7 +5,8 @@
  */
 import type { NodeProto } from 'onnx-buf';
 import { attrInt, attrInts, getAttr } from '../onnx/build.js';
-import type { Dim, Shape, ShapeTable } from './grad-shapes.js';
+import type { Dim, Shape } from './dims.js';
+import type { ShapeTable } from './table.js';
 
 /** Axes of Squeeze/Unsqueeze/Reduce*: attribute (older opsets) or constant second input. */
 export function axesOf(n: NodeProto, t: ShapeTable): number[] | undefined {
