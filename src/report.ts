@@ -58,6 +58,8 @@ export interface TransformReport {
   attention: AttentionReportEntry[];
   ties: TieReportEntry[];
   passes: { id: string; doc: string }[];
+  /** onnxruntime contrib nodes replaced by ai.onnx ops before analysis (src/normalize); absent when none. */
+  defused?: { node: string; op: string; rule: string; into: string }[];
   warnings: string[];
   /**
    * CUDA readiness: every node of each written graph checked against onnxruntime's CUDA kernel table (op,
@@ -180,6 +182,7 @@ export function summaryText(report: TransformReport): string {
   const s = report.settings;
   const lines: string[] = [];
   lines.push(`${report.input.file}: rules ${s.rules}, density ${s.density}, m_d ${s.m_d} (${s.width_source}), mask ${s.mask_mode}, init ${s.init}, seed ${s.seed}`);
+  if (report.defused?.length) lines.push(defusedLine(report.defused));
   const rows = report.tensors.filter((t) => t.trained || t.role === 'unknown').map((t) => [
     t.name, t.role, `[${t.shape.join('×')}]`, fmt(t.density), String(t.non_zeros),
     t.init.std_before === null ? '-' : `${fmt(t.init.std_before)} → ${fmt(t.init.std_after)}`,
@@ -198,6 +201,13 @@ export function summaryText(report: TransformReport): string {
   for (const c of report.cuda ?? []) lines.push(cudaLine(c));
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** `de-fused 6 onnxruntime contrib nodes into ai.onnx ops: Attention ×2, SkipLayerNormalization ×4`. */
+function defusedLine(d: NonNullable<TransformReport['defused']>): string {
+  const counts = new Map<string, number>();
+  for (const x of d) counts.set(x.op, (counts.get(x.op) ?? 0) + 1);
+  return `de-fused ${d.length} onnxruntime contrib node(s) into ai.onnx ops: ${[...counts].map(([op, k]) => `${op} ×${k}`).join(', ')} (report: defused)`;
 }
 
 function cudaLine(c: CudaReadiness): string {

@@ -28,6 +28,7 @@ import { setMetadata, supArMetadata } from './passes/metadata.js';
 import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
 import { checkCudaKernels, type KernelReport } from './train/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
+import { normalizeForAnalysis } from './normalize/index.js';
 
 export interface TransformOptions {
   /** Density ρ of sparsified tensors, in (0, 1]; default 1 (dense). */
@@ -85,8 +86,12 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: must be a non-negative integer`);
   const loaded = await loadRuleSpec(options.rules ?? 'supar');
+  // De-fused contrib ops: analysis, passes and the written model see ai.onnx ops in their place.
+  const normalized = normalizeForAnalysis(input.model);
+  const source: LoadedModel = normalized.model === input.model ? input : { ...input, model: normalized.model };
   options.onStage?.('analyze');
-  const analysis = analyze(input, [...loaded.overrides, ...(options.roles ?? [])]);
+  const analysis = analyze(source, [...loaded.overrides, ...(options.roles ?? [])]);
+  analysis.warnings.unshift(...normalized.warnings);
   const done = input.model.metadataProps.find((p) => p.key === 'supar.rules');
   if (done) {
     // Its masks, multipliers and 1/d_head scales are read as part of the model and rewritten again.
@@ -103,7 +108,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     densityMap: [...(options.densityMap ?? []), ...loaded.densityMap],
     init: options.init ?? 'resample', truncated: options.truncated ?? false, depthFactor, strict: options.strict ?? false,
   });
-  const work = cloneSharingData(input.model);
+  const work = cloneSharingData(source.model);
   const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work), inPlace: options.inPlace ?? false };
   const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
   const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
@@ -112,6 +117,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, analysis,
     passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
   });
+  if (normalized.defused.length > 0) report.defused = normalized.defused.map((d) => ({ node: d.node, op: d.op, rule: d.rule, into: d.into }));
   const result: TransformResult = {
     model, lrGroups, report, summaryText: '', plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
   };

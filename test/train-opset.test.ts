@@ -13,7 +13,7 @@ import { node, tensorValueInfo } from '../src/onnx/build.js';
 import { encodeModel, readModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { NameAuthority, opsetVersion } from '../src/onnx/ir.js';
-import { upgradeToOpset13 } from '../src/train/opset-upgrade.js';
+import { upgradeToOpset13 } from '../src/normalize/opset-upgrade.js';
 import { REAL_FIXTURES } from './helpers.js';
 
 async function runBoth(model: ModelProto, feeds: Record<string, ort.Tensor>): Promise<[Record<string, ort.Tensor>, Record<string, ort.Tensor>, string[]]> {

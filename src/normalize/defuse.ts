@@ -88,18 +88,28 @@ function matchWithType(rule: DefuseRule, n: NodeProto, ctx: RuleContext): Return
   return rule.match(n, ctx);
 }
 
+const SHAPE_PRESERVING = new Set(['Cast', 'Identity']);
+
 function ruleContext(model: ModelProto, g: GraphProto): RuleContext {
   const inits = new Map(g.initializer.map((t) => [t.name, t]));
   const used = new Set<string>(g.output.map((v) => v.name));
   forEachGraph(g, (sub) => sub.node.forEach((n) => n.input.forEach((i) => i && used.add(i))));
   const valueInfos = [...g.input, ...g.output, ...g.valueInfo];
+  const producers = new Map<string, NodeProto>();
+  for (const n of g.node) n.output.forEach((o) => o && producers.set(o, n));
+  const shape = (v: string): Dim[] | undefined => {
+    const t = inits.get(v);
+    if (t) return t.dims.map(Number);
+    const recorded = findValueShape(g, v);
+    if (recorded) return recorded;
+    // Casts keep the shape (onnxruntime's optimizer casts the mask to int32 without value_info).
+    const p = producers.get(v);
+    return p && SHAPE_PRESERVING.has(p.opType) && !p.domain ? shape(p.input[0]!) : undefined;
+  };
   return {
     graph: g,
     opset: opsetVersion(model) ?? 1,
-    shape: (v): Dim[] | undefined => {
-      const t = inits.get(v);
-      return t ? t.dims.map(Number) : findValueShape(g, v);
-    },
+    shape,
     elemType: (v) => {
       const t = inits.get(v);
       if (t) return t.dataType;

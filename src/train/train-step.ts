@@ -16,13 +16,13 @@ import { UserInputError } from '../errors.js';
 import { tensorValueInfo } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
 import { NameAuthority, opsetVersion } from '../onnx/ir.js';
+import { normalizeForTraining, type DefusedNode } from '../normalize/index.js';
 import { buildBackward } from './autodiff.js';
 import { Emitter } from './emit.js';
 import { copyWith, findValueShape, pruneToOutputs, valueInfoElemType, type Dim } from './graph-util.js';
 import { inferElemTypes } from './infer-types.js';
 import { checkCudaKernels, type KernelReport } from './kernels.js';
 import { emitLoss, type LossKind } from './loss.js';
-import { upgradeToOpset13 } from './opset-upgrade.js';
 import { DEFAULT_OPTIMIZER, emitOptimizer, type OptimizerConfig, type ParamToUpdate, type StateSlot } from './optimizer.js';
 import type { LrGroup, LrGroupsFile } from './types.js';
 
@@ -79,6 +79,8 @@ export interface TrainStep {
   kernelReport: { train: KernelReport; eval: KernelReport };
   /** Opset the model had, and the rewrites that raised it to 13 (empty when it was ≥ 13). */
   opsetUpgrade: { from: number; changes: string[] };
+  /** onnxruntime contrib nodes replaced by ai.onnx ops before differentiation (src/normalize). */
+  defused: DefusedNode[];
 }
 
 export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGroupsFile, opts: TrainStepOptions): TrainStep {
@@ -86,7 +88,8 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   if (!model.graph) throw new UserInputError('model has no graph');
   const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
   const names = new NameAuthority(model);
-  const upgrade = upgradeToOpset13(model, names);
+  const normalized = normalizeForTraining(model, names);
+  const upgrade = normalized.opsetUpgrade;
   const graph = upgrade.model.graph!;
   const opset = opsetVersion(upgrade.model)!;
   const e = new Emitter(names, opset, 'train');
@@ -128,6 +131,7 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   return {
     train, eval: evalModel, io, kernelReport: { train: checkCudaKernels(train), eval: checkCudaKernels(evalModel) },
     opsetUpgrade: { from: upgrade.from, changes: upgrade.changes },
+    defused: normalized.defused,
   };
 }
 

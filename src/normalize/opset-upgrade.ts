@@ -21,7 +21,7 @@ import { ExitCode, UserInputError } from '../errors.js';
 import { node } from '../onnx/build.js';
 import { opsetVersion, type NameAuthority } from '../onnx/ir.js';
 import { makeInt64Tensor } from '../onnx/tensor.js';
-import { copyWith, ensureOpset, findValueShape } from './graph-util.js';
+import { copyWith, ensureOpset, findValueShape } from '../train/graph-util.js';
 
 export const TRAIN_OPSET = 13;
 
