@@ -38,7 +38,7 @@ const FIXTURES = [
 async function trainFiveSteps(model: ModelProto, baseDir: string, lrGroups: Parameters<typeof buildTrainStep>[2], name: string): Promise<number[]> {
   const ts = buildTrainStep(model, baseDir, lrGroups, { loss: 'cross_entropy', optimizer: { kind: 'adamw' } });
   const batch = openBatchSource('synthetic:count:16', { batch: B, seq: S, seed: 0, vocab: VOCAB }).next();
-  const tr = await createTrainer({ train: ts.train, io: ts.io, forward: { model, baseDir, path: '', fileBytes: 0 }, threads: 1 });
+  const tr = await createTrainer({ train: ts.train, io: ts.io, forward: { model, baseDir }, threads: 1 });
   const losses: number[] = [];
   try {
     for (let i = 0; i < 5; i++) {
