@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { create } from '@bufbuild/protobuf';
-import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto } from 'onnx-buf';
 import { node, tensorValueInfo, type AttrValue } from '../src/onnx/build.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
@@ -29,7 +29,8 @@ export interface OneNodeSpec {
   inputs: (InputSpec | '')[];
   /** Output names; '' leaves an optional output out. Shapes are not declared (ORT infers). */
   outputs: string[];
-  initializers?: TensorProto[];
+  /** Element types of outputs that are not float32. */
+  outTypes?: Record<string, number>;
   opset?: number;
 }
 
@@ -41,8 +42,7 @@ export function oneNodeModel(s: OneNodeSpec): ModelProto {
     name: s.op,
     node: [node(s.op, s.inputs.map((i) => (i === '' ? '' : i.name)), s.outputs, s.attrs ?? {}, `${s.op}_0`, s.domain ?? 'com.microsoft')],
     input: inputs.map((i) => tensorValueInfo(i.name, TYPE_CODE[i.type ?? 'float32'], i.dims)),
-    output: s.outputs.filter((o) => o).map((o) => tensorValueInfo(o, DataType.FLOAT)),
-    initializer: s.initializers ?? [],
+    output: s.outputs.filter((o) => o).map((o) => tensorValueInfo(o, s.outTypes?.[o] ?? DataType.FLOAT)),
   });
   return create(ModelProtoSchema, {
     irVersion: 8n, producerName: 'supar-transform-tests',
@@ -66,18 +66,18 @@ export function randomFeeds(s: OneNodeSpec, seed: number): Record<string, ort.Te
   return feeds;
 }
 
-export async function runModel(model: ModelProto, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
+export async function runModel(model: ModelProto, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array | Int32Array>> {
   const session = await ort.InferenceSession.create(encodeModel(model));
   try {
     const out = await session.run(feeds);
-    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array | Int32Array]));
   } finally {
     await session.release();
   }
 }
 
 /** Max |a − b| / (1 + |a|) over all outputs; asserts equal lengths. */
-export function maxRelDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
+export function maxRelDiff(a: Record<string, Float32Array | Int32Array>, b: Record<string, Float32Array | Int32Array>): number {
   let worst = 0;
   for (const [k, va] of Object.entries(a)) {
     const vb = b[k];

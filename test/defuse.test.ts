@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { defuseContribOps, DEFUSE_RULES } from '../src/normalize/defuse.js';
+import { DataType } from '../src/onnx/dtype.js';
 import { maxRelDiff, oneNodeModel, randomFeeds, runModel, type OneNodeSpec } from './contrib-builders.js';
 
 const TOL = 2e-5;
@@ -113,6 +114,21 @@ test('MultiHeadAttention: separate Q/K/V (cross-attention length), bias, key_pad
   for (const [label, spec] of cases) await checkDefuse(spec, `MultiHeadAttention ${label}`);
 });
 
+test('EmbedLayerNormalization: word + position (+ segment) embeddings, LayerNorm, mask_index and embedding sum outputs', async () => {
+  const [V, P] = [11, 7];
+  const ids = (name: string, mod: number) => ({ name, dims: [B, 5], type: 'int32' as const, values: Array.from({ length: B * 5 }, (_, i) => (i * 7 + 3) % mod) });
+  const tables = [f('word', [V, D]), f('pos', [P, D])];
+  const mask = { name: 'mask', dims: [B, 5], type: 'int32' as const, values: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0] };
+  const full: OneNodeSpec = {
+    op: 'EmbedLayerNormalization', attrs: { epsilon: { float: 1e-5 } },
+    inputs: [ids('ids', V), ids('seg', 2), ...tables, f('segtab', [2, D]), f('gamma', [D]), f('beta', [D]), mask],
+    outputs: ['y', 'mask_index', 'sum'], outTypes: { mask_index: DataType.INT32 },
+  };
+  await checkDefuse(full, 'segments, mask, all outputs');
+  const positions = { name: 'posids', dims: [1, 5], type: 'int32' as const, values: [4, 3, 2, 1, 0] };
+  await checkDefuse({ op: 'EmbedLayerNormalization', attrs: { mask_index_type: 0 }, inputs: [ids('ids', V), '', ...tables, '', f('gamma', [D]), f('beta', [D]), '', positions], outputs: ['y'] }, 'no segments, position_ids given, default ε');
+});
+
 test('unsupported forms are left fused and named: KV-cache state, rotary, packed QKV, float16', () => {
   const x = f('x', [B, S, D]);
   const w = f('w', [D, 3 * D]);
@@ -134,5 +150,5 @@ test('every rule has a stable id and a one-line doc', () => {
     assert.match(r.id, /^defuse\/[a-z-]+$/);
     assert.ok(r.doc.length > 10 && !r.doc.includes('\n'), r.id);
   }
-  assert.deepEqual(DEFUSE_RULES.map((r) => r.opType).sort(), ['Attention', 'BiasAdd', 'BiasGelu', 'FastGelu', 'FusedMatMul', 'Gelu', 'MultiHeadAttention', 'QuickGelu', 'SimplifiedLayerNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);
+  assert.deepEqual(DEFUSE_RULES.map((r) => r.opType).sort(), ['Attention', 'BiasAdd', 'BiasGelu', 'EmbedLayerNormalization', 'FastGelu', 'FusedMatMul', 'Gelu', 'MultiHeadAttention', 'QuickGelu', 'SimplifiedLayerNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);
 });

@@ -13,12 +13,13 @@ import { forEachGraph } from '../onnx/walk.js';
 import { copyWith, findValueShape, valueInfoElemType, type Dim } from '../train/graph-util.js';
 import { ACTIVATION_RULES } from './defuse-rules/activations.js';
 import { ATTENTION_RULES } from './defuse-rules/attention.js';
+import { EMBEDDING_RULES } from './defuse-rules/embeddings.js';
 import { MATMUL_RULES } from './defuse-rules/matmul.js';
 import { NORM_RULES } from './defuse-rules/norms.js';
 import type { DefuseRule, RuleContext } from './defuse-rules/types.js';
 import { NodeSink } from './node-sink.js';
 
-export const DEFUSE_RULES: readonly DefuseRule[] = [...MATMUL_RULES, ...NORM_RULES, ...ACTIVATION_RULES, ...ATTENTION_RULES];
+export const DEFUSE_RULES: readonly DefuseRule[] = [...MATMUL_RULES, ...NORM_RULES, ...ACTIVATION_RULES, ...ATTENTION_RULES, ...EMBEDDING_RULES];
 
 export interface DefusedNode {
   node: string;
@@ -83,8 +84,9 @@ export function defuseContribOps(model: ModelProto, names = new NameAuthority(mo
 
 /** The rule's match, after the check every rule shares: float inputs must be float32 (constants are). */
 function matchWithType(rule: DefuseRule, n: NodeProto, ctx: RuleContext): ReturnType<DefuseRule['match']> {
-  const t = ctx.elemType(n.input[0]!);
-  if (t !== undefined && t !== DataType.FLOAT) return { ok: false, reason: `input 0 '${n.input[0]}' is ${dataTypeName(t)}; only float32 graphs are de-fused` };
+  const slot = rule.floatInput ?? 0;
+  const t = ctx.elemType(n.input[slot]!);
+  if (t !== undefined && t !== DataType.FLOAT) return { ok: false, reason: `input ${slot} '${n.input[slot]}' is ${dataTypeName(t)}; only float32 graphs are de-fused` };
   return rule.match(n, ctx);
 }
 
@@ -97,9 +99,11 @@ function ruleContext(model: ModelProto, g: GraphProto): RuleContext {
   const valueInfos = [...g.input, ...g.output, ...g.valueInfo];
   const producers = new Map<string, NodeProto>();
   for (const n of g.node) n.output.forEach((o) => o && producers.set(o, n));
+  const noted = new Map<string, Dim[]>();
   const shape = (v: string): Dim[] | undefined => {
     const t = inits.get(v);
     if (t) return t.dims.map(Number);
+    if (noted.has(v)) return noted.get(v);
     const recorded = findValueShape(g, v);
     if (recorded) return recorded;
     // Casts keep the shape (onnxruntime's optimizer casts the mask to int32 without value_info).
@@ -117,6 +121,7 @@ function ruleContext(model: ModelProto, g: GraphProto): RuleContext {
       return vi ? valueInfoElemType(vi) : undefined;
     },
     isUsed: (v) => used.has(v),
+    noteShape: (v, s) => { noted.set(v, s); },
   };
 }
 

@@ -60,6 +60,11 @@ export class NodeSink {
       : this.op('ReduceMean', [x], { axes, keepdims: 1 }, out);
   }
 
+  reduceSum(x: string, axes: number[], keepdims: boolean, out?: string): string {
+    const kd = keepdims ? 1 : 0;
+    return this.opset >= 13 ? this.op('ReduceSum', [x, this.i64(axes)], { keepdims: kd }, out) : this.op('ReduceSum', [x], { axes, keepdims: kd }, out);
+  }
+
   /** x cast to float32 (e.g. a 0/1 integer mask). */
   toFloat(x: string): string {
     return this.op('Cast', [x], { to: DataType.FLOAT });

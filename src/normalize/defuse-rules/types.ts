@@ -17,6 +17,8 @@ export interface RuleContext {
   elemType(value: string): number | undefined;
   /** Whether a value is read by some node or is a graph output. */
   isUsed(value: string): boolean;
+  /** Records the shape of a value a rewrite produced, for the rules that match later nodes. */
+  noteShape(value: string, shape: Dim[]): void;
 }
 
 /** `{ ok: true }` when the rule applies; else the reason, naming the attribute or input. */
@@ -29,6 +31,8 @@ export interface DefuseRule {
   /** Domains the op is registered in by onnxruntime ('' for its default-domain contrib ops). */
   domains: string[];
   doc: string;
+  /** The input whose element type must be float32 (the replacement's constants are); default 0. */
+  floatInput?: number;
   match(n: NodeProto, ctx: RuleContext): Match;
   rewrite(n: NodeProto, ctx: RuleContext, out: NodeSink): void;
 }
