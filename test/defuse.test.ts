@@ -50,6 +50,15 @@ test('SkipLayerNormalization: with/without β and bias, default and set ε, resi
   }
 });
 
+test('LayerNormalization below opset 17 (onnxruntime registers it in the default domain) is decomposed; from 17 it is kept', async () => {
+  for (const [eps, beta] of [[undefined, true], [1e-3, false]] as const) {
+    const into = await checkDefuse({ op: 'LayerNormalization', domain: '', opset: 13, attrs: eps === undefined ? {} : { epsilon: { float: eps } }, inputs: [f('x', [2, 3, 8]), f('gamma', [8]), ...(beta ? [f('beta', [8])] : [])], outputs: ['y'] }, `LayerNormalization-13 ε ${eps}`);
+    assert.ok(!into.includes('LayerNormalization') && into.includes('ReduceMean'));
+  }
+  const standard = defuseContribOps(oneNodeModel({ op: 'LayerNormalization', domain: '', opset: 17, inputs: [f('x', [2, 8]), f('gamma', [8])], outputs: ['y'] }));
+  assert.deepEqual([standard.defused.length, standard.notDefused.length], [0, 0]);
+});
+
 test('SkipSimplifiedLayerNormalization and SimplifiedLayerNormalization (RMSNorm)', async () => {
   for (const [bias, eps] of [[true, undefined], [false, 1e-3]] as const) {
     await checkDefuse({ op: 'SkipSimplifiedLayerNormalization', attrs: eps === undefined ? {} : { epsilon: { float: eps } }, inputs: normInputs(false, bias, true), outputs: ['y', '', '', 'sum'] }, `skip-simplified bias ${bias}`);
@@ -147,8 +156,8 @@ test('every rule has a stable id and a one-line doc', () => {
   const ids = DEFUSE_RULES.map((r) => r.id);
   assert.equal(new Set(ids).size, ids.length);
   for (const r of DEFUSE_RULES) {
-    assert.match(r.id, /^defuse\/[a-z-]+$/);
+    assert.match(r.id, /^defuse\/[a-z0-9-]+$/);
     assert.ok(r.doc.length > 10 && !r.doc.includes('\n'), r.id);
   }
-  assert.deepEqual(DEFUSE_RULES.map((r) => r.opType).sort(), ['Attention', 'BiasAdd', 'BiasGelu', 'EmbedLayerNormalization', 'FastGelu', 'FusedMatMul', 'Gelu', 'MultiHeadAttention', 'QuickGelu', 'SimplifiedLayerNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);
+  assert.deepEqual(DEFUSE_RULES.map((r) => r.opType).sort(), ['Attention', 'BiasAdd', 'BiasGelu', 'EmbedLayerNormalization', 'FastGelu', 'FusedMatMul', 'Gelu', 'LayerNormalization', 'MultiHeadAttention', 'QuickGelu', 'SimplifiedLayerNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);
 });

@@ -61,7 +61,8 @@ export function defuseContribOps(model: ModelProto, names = new NameAuthority(mo
   const nodes: NodeProto[] = [];
   const initializers = [...g.initializer];
   for (const n of g.node) {
-    const rule = findDefuseRule(n);
+    const found = findDefuseRule(n);
+    const rule = found && (!found.appliesTo || found.appliesTo(n, ctx)) ? found : undefined;
     const match = rule ? matchWithType(rule, n, ctx) : undefined;
     if (!rule || !match) { nodes.push(n); continue; }
     if (!match.ok) {

@@ -60,6 +60,18 @@ function lastAxisOnly(n: NodeProto, ctx: RuleContext): Match {
 
 export const NORM_RULES: DefuseRule[] = [
   {
+    // onnxruntime registers LayerNormalization in the default domain for every opset; ONNX has it from 17.
+    id: 'defuse/layer-norm-before-17', opType: 'LayerNormalization', domains: ['', 'ai.onnx'],
+    doc: 'LayerNormalization in a graph below opset 17 (onnxruntime\'s own registration) → decomposed (x − μ)/√(σ² + ε)·γ + β',
+    appliesTo: (_n, ctx) => ctx.opset < 17,
+    match: (n, ctx) => {
+      const axis = lastAxisOnly(n, ctx);
+      if (!axis.ok) return axis;
+      return statsOutputsUnused(n, ctx, ['mean', 'inv_std_var']);
+    },
+    rewrite: (n, _ctx, s) => emitLayerNorm(s, n.input[0]!, n.input[1]!, optionalInput(n, 2), attrFloat(n, 'epsilon', 1e-5), n.output[0]!),
+  },
+  {
     id: 'defuse/skip-layer-norm', opType: 'SkipLayerNormalization', domains: ['com.microsoft'],
     doc: 'SkipLayerNormalization(x, skip, γ, β, b) → s = x + skip + b; LayerNorm(s)·γ + β (output 3 = s)',
     match: (n, ctx) => statsOutputsUnused(n, ctx, ['mean', 'inv_std_var']),

@@ -33,6 +33,8 @@ export interface DefuseRule {
   doc: string;
   /** The input whose element type must be float32 (the replacement's constants are); default 0. */
   floatInput?: number;
+  /** When given and false, the node is already standard (e.g. an op ONNX adopted at the graph's opset): kept, not listed. */
+  appliesTo?(n: NodeProto, ctx: RuleContext): boolean;
   match(n: NodeProto, ctx: RuleContext): Match;
   rewrite(n: NodeProto, ctx: RuleContext, out: NodeSink): void;
 }
