@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { defuseContribOps, DEFUSE_RULES } from '../src/normalize/defuse.js';
+import { normalizeForAnalysis, normalizeForTraining } from '../src/normalize/index.js';
 import { DataType } from '../src/onnx/dtype.js';
+import { NameAuthority } from '../src/onnx/ir.js';
 import { maxRelDiff, oneNodeModel, randomFeeds, runModel, type OneNodeSpec } from './contrib-builders.js';
 
 const TOL = 2e-5;
@@ -150,6 +152,16 @@ test('unsupported forms are left fused and named: KV-cache state, rotary, packed
   assert.match(refused({ op: 'Attention', attrs: { num_heads: 2, do_rotary: 1 }, inputs: [x, w], outputs: ['y'] })[0]!, /attribute do_rotary=1 is not supported/);
   assert.match(refused({ op: 'MultiHeadAttention', attrs: { num_heads: 2 }, inputs: [f('qkv', [B, S, 2, 3, 4])], outputs: ['y'] })[0]!, /input 1 \(key\) is absent \(packed QKV/);
   assert.match(refused({ op: 'FusedMatMul', attrs: { transBatchA: 1 }, inputs: [x, w], outputs: ['y'] })[0]!, /attribute transBatchA=1/);
+});
+
+test('not de-fused: a warning before analysis, a refusal (exit 4) before the train-step builder', () => {
+  const m = oneNodeModel({ op: 'Attention', attrs: { num_heads: 2, do_rotary: 1 }, inputs: [f('x', [B, S, D]), f('w', [D, 3 * D])], outputs: ['y'] });
+  assert.deepEqual(normalizeForAnalysis(m).warnings, ["node 'Attention_0' (Attention) is not de-fused (defuse/attention): attribute do_rotary=1 is not supported"]);
+  assert.throws(() => normalizeForTraining(m, new NameAuthority(m)), (e: Error & { exitCode?: number }) => {
+    assert.equal(e.message, "cannot build a train step: node 'Attention_0' (Attention) is not de-fused (defuse/attention): attribute do_rotary=1 is not supported; re-export the model without onnxruntime's fusions");
+    assert.equal(e.exitCode, 4);
+    return true;
+  });
 });
 
 test('every rule has a stable id and a one-line doc', () => {
