@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
 import { defuseContribOps, DEFUSE_RULES } from '../src/normalize/defuse.js';
 import { normalizeForAnalysis, normalizeForTraining } from '../src/normalize/index.js';
 import { DataType } from '../src/onnx/dtype.js';
@@ -99,7 +100,7 @@ test('Attention: fused QKV weight with bias, masks ([B,T], [B,S,T], [B] lengths)
   const w = f('w', [D, 3 * D]);
   const bias = f('bias', [3 * D]);
   const cases: [string, OneNodeSpec][] = [
-    // (without a bias onnxruntime 1.30's CPU Attention kernel crashes, so that form has no oracle here)
+    // (without a bias onnxruntime 1.30's CPU Attention kernel crashes: that form is checked against a zero bias below)
     ['bias, no mask', { op: 'Attention', attrs: { num_heads: 2 }, inputs: [x, w, bias], outputs: ['y'] }],
     ['bias, 2-D mask', { op: 'Attention', attrs: { num_heads: 2 }, inputs: [x, w, bias, mask2d], outputs: ['y'] }],
     ['unidirectional, 4 heads, mask_filter_value', { op: 'Attention', attrs: { num_heads: 4, unidirectional: 1, mask_filter_value: { float: -1e4 } }, inputs: [x, w, bias, mask2d], outputs: ['y'] }],
@@ -109,6 +110,17 @@ test('Attention: fused QKV weight with bias, masks ([B,T], [B,S,T], [B] lengths)
     ['qkv_hidden_sizes Dv ≠ Dq, dynamic batch', { op: 'Attention', attrs: { num_heads: 2, qkv_hidden_sizes: [8, 8, 12] }, inputs: [f('x', ['b', 's', D], [B, S, D]), f('w', [D, 28]), f('bias', [28])], outputs: ['y'] }],
   ];
   for (const [label, spec] of cases) await checkDefuse(spec, `Attention ${label}`);
+});
+
+test('Attention without a bias (onnxruntime 1.30 CPU kernel crashes on it): equals the kernel run with a zero bias', async () => {
+  const spec: OneNodeSpec = { op: 'Attention', attrs: { num_heads: 2, unidirectional: 1 }, inputs: [f('x', [B, S, D]), f('w', [D, 3 * D])], outputs: ['y'] };
+  const withZeroBias: OneNodeSpec = { ...spec, inputs: [...spec.inputs, f('bias', [3 * D])] };
+  const feeds = randomFeeds(spec, 5);
+  const reference = await runModel(oneNodeModel(withZeroBias), { ...feeds, bias: new ort.Tensor('float32', new Float32Array(3 * D), [3 * D]) });
+  const d = defuseContribOps(oneNodeModel(spec));
+  assert.equal(d.defused[0]!.into.startsWith('MatMul, Split'), true, d.defused[0]!.into);
+  const diff = maxRelDiff(reference, await runModel(d.model, feeds));
+  assert.ok(diff < TOL, `max relative difference ${diff}`);
 });
 
 test('MultiHeadAttention: separate Q/K/V (cross-attention length), bias, key_padding_mask, attention_bias, unidirectional', async () => {
