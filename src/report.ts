@@ -67,6 +67,8 @@ export interface TransformReport {
   passes: { id: string; doc: string }[];
   /** onnxruntime contrib nodes replaced by ai.onnx ops before analysis (src/normalize); absent when none. */
   defused?: { node: string; op: string; rule: string; into: string }[];
+  /** With --emit-train on a graph below opset 13: the rewrites that raised the train graph's opset; absent otherwise. */
+  train_opset_upgrade?: { from: number; to: number; changes: string[] };
   warnings: string[];
   /**
    * CUDA readiness: every node of each written graph checked against onnxruntime's CUDA kernel table (op,
@@ -215,6 +217,10 @@ export function summaryText(report: TransformReport): string {
   for (const t of report.ties) lines.push(`tie: ${t.copy} folded into ${t.table} (${t.tie}; readers now read ${t.now_reads})`);
   const sm = report.summary;
   lines.push(`${sm.trained} trained tensors, ${sm.masked} masked (${sm.mask_non_zeros} of ${sm.masked_elements} entries kept), ${sm.unclassified} unclassified`);
+  if (report.train_opset_upgrade) {
+    const u = report.train_opset_upgrade;
+    lines.push(`train graph: opset ${u.from} upgraded to ${u.to}: ${u.changes.map((c) => c.split(':')[0]).join(', ')} (report: train_opset_upgrade)`);
+  }
   for (const c of report.cuda ?? []) lines.push(cudaLine(c));
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;

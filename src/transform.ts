@@ -29,7 +29,7 @@ import { setMetadata, supArMetadata } from './passes/metadata.js';
 import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
 import { checkCudaKernels, type KernelReport } from './train/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
-import { normalizeForAnalysis } from './normalize/index.js';
+import { normalizeForAnalysis, TRAIN_OPSET } from './normalize/index.js';
 
 export interface TransformOptions {
   /** Density ρ of sparsified tensors, in (0, 1]; default 1 (dense). */
@@ -81,7 +81,7 @@ export interface TransformResult {
   /** Where the input's external data resolves (needed to write the model). */
   sourceBaseDir: string;
   sourcePath: string;
-  train?: { train: ModelProto; eval?: ModelProto; report: unknown; kernels: { train: KernelReport; eval?: KernelReport } };
+  train?: { train: ModelProto; eval?: ModelProto; report: unknown; kernels: { train: KernelReport; eval?: KernelReport }; opsetUpgrade: { from: number; changes: string[] } };
 }
 
 export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierPass, residualBranchPass, lrGroupsPass];
@@ -132,6 +132,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     result.train = train;
     report.cuda.push(cudaReadiness('train', train.kernels.train));
     if (train.kernels.eval) report.cuda.push(cudaReadiness('eval', train.kernels.eval));
+    if (train.opsetUpgrade.changes.length > 0) report.train_opset_upgrade = { from: train.opsetUpgrade.from, to: TRAIN_OPSET, changes: train.opsetUpgrade.changes };
   }
   result.summaryText = summaryText(report);
   return result;
@@ -215,7 +216,7 @@ async function buildTrain(result: TransformResult, opts: Record<string, unknown>
   const step = buildTrainStep(result.model, result.sourceBaseDir, result.lrGroups, {
     loss: 'cross_entropy', optimizer: { kind: 'adamw' }, ...opts,
   } as Parameters<typeof buildTrainStep>[3]);
-  return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport }, kernels: step.kernelReport };
+  return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport }, kernels: step.kernelReport, opsetUpgrade: step.opsetUpgrade };
 }
 
 export interface WriteOutputsOptions {

@@ -50,3 +50,9 @@ for (const c of CASES) {
     assert.ok(losses[4]! < losses[0]! * 0.95, `loss ${losses.join(' → ')} should fall`);
   });
 }
+
+test('--emit-train on an opset-7 model: the report and summary list the opset upgrade of the train graph', async () => {
+  const r = await transform(readModel(path.join(OLD, 'lm_opset7.onnx')), { density: 0.5, emitTrain: true });
+  assert.deepEqual({ ...r.report.train_opset_upgrade, changes: r.report.train_opset_upgrade?.changes.map((c) => c.split(':')[0]) }, { from: 7, to: 13, changes: ['Slice ×3', 'Softmax ×1', 'Split ×1', 'Unsqueeze ×15'] });
+  assert.match(r.summaryText, /train graph: opset 7 upgraded to 13: Slice ×3, Softmax ×1, Split ×1, Unsqueeze ×15/);
+});
