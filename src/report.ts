@@ -65,6 +65,10 @@ export interface TransformReport {
   residual_branches: BranchReportEntry[];
   ties: TieReportEntry[];
   passes: { id: string; doc: string }[];
+  /** onnxruntime contrib nodes replaced by ai.onnx ops before analysis (src/normalize); absent when none. */
+  defused?: { node: string; op: string; rule: string; into: string }[];
+  /** With --emit-train on a graph below opset 13: the rewrites that raised the train graph's opset; absent otherwise. */
+  train_opset_upgrade?: { from: number; to: number; changes: string[] };
   warnings: string[];
   /**
    * CUDA readiness: every node of each written graph checked against onnxruntime's CUDA kernel table (op,
@@ -193,6 +197,7 @@ export function summaryText(report: TransformReport): string {
   const lines: string[] = [];
   const depth = s.m_L !== 1 || s.alpha_depth !== 0 ? `, m_L ${fmt(s.m_L)} (${report.model.n_layers ?? '?'} layers / base ${s.n_layers_base}, α ${s.alpha_depth})` : '';
   lines.push(`${report.input.file}: rules ${s.rules}, density ${s.density}, m_d ${s.m_d} (${s.width_source})${depth}, mask ${s.mask_mode}, init ${s.init}, seed ${s.seed}`);
+  if (report.defused?.length) lines.push(defusedLine(report.defused));
   const rows = report.tensors.filter((t) => t.trained || t.role === 'unknown').map((t) => [
     t.name, t.role, `[${t.shape.join('×')}]`, fmt(t.density), String(t.non_zeros),
     t.init.std_before === null ? '-' : `${fmt(t.init.std_before)} → ${fmt(t.init.std_after)}`,
@@ -214,10 +219,21 @@ export function summaryText(report: TransformReport): string {
   for (const t of report.ties) lines.push(`tie: ${t.copy} folded into ${t.table} (${t.tie}; readers now read ${t.now_reads})`);
   const sm = report.summary;
   lines.push(`${sm.trained} trained tensors, ${sm.masked} masked (${sm.mask_non_zeros} of ${sm.masked_elements} entries kept), ${sm.unclassified} unclassified`);
+  if (report.train_opset_upgrade) {
+    const u = report.train_opset_upgrade;
+    lines.push(`train graph: opset ${u.from} upgraded to ${u.to}: ${u.changes.map((c) => c.split(':')[0]).join(', ')} (report: train_opset_upgrade)`);
+  }
   for (const c of report.cuda ?? []) lines.push(cudaLine(c));
   for (const c of report.webgpu ?? []) lines.push(webgpuLine(c));
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** `de-fused 6 onnxruntime contrib nodes into ai.onnx ops: Attention ×2, SkipLayerNormalization ×4`. */
+function defusedLine(d: NonNullable<TransformReport['defused']>): string {
+  const counts = new Map<string, number>();
+  for (const x of d) counts.set(x.op, (counts.get(x.op) ?? 0) + 1);
+  return `de-fused ${d.length} onnxruntime contrib node(s) into ai.onnx ops: ${[...counts].map(([op, k]) => `${op} ×${k}`).join(', ')} (report: defused)`;
 }
 
 function cudaLine(c: CudaReadiness): string {

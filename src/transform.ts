@@ -30,6 +30,7 @@ import { setMetadata, supArMetadata } from './passes/metadata.js';
 import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
 import { checkCudaKernels, checkWebGpuKernels, type KernelReport } from './runtime/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
+import { normalizeForAnalysis, TRAIN_OPSET } from './normalize/index.js';
 
 const RAW_DATA = TensorProtoSchema.field.rawData!;
 
@@ -83,7 +84,7 @@ export interface TransformResult {
   /** Where the input's external data resolves (needed to write the model). */
   sourceBaseDir: string;
   sourcePath: string;
-  train?: { train: ModelProto; eval?: ModelProto; report: unknown; kernels: { train: KernelReport; eval?: KernelReport } };
+  train?: { train: ModelProto; eval?: ModelProto; report: unknown; kernels: { train: KernelReport; eval?: KernelReport }; opsetUpgrade: { from: number; changes: string[] } };
 }
 
 export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierPass, residualBranchPass, lrGroupsPass];
@@ -92,8 +93,12 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: must be a non-negative integer`);
   const loaded = await loadRuleSpec(options.rules ?? 'supar');
+  // De-fused contrib ops: analysis, passes and the written model see ai.onnx ops in their place.
+  const normalized = normalizeForAnalysis(input.model);
+  const source: LoadedModel = normalized.model === input.model ? input : { ...input, model: normalized.model };
   options.onStage?.('analyze');
-  const analysis = analyze(input, [...loaded.overrides, ...(options.roles ?? [])]);
+  const analysis = analyze(source, [...loaded.overrides, ...(options.roles ?? [])]);
+  analysis.warnings.unshift(...normalized.warnings);
   const done = input.model.metadataProps.find((p) => p.key === 'supar.rules');
   if (done) {
     // Its masks, multipliers and 1/d_head scales are read as part of the model and rewritten again.
@@ -111,7 +116,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     init: options.init ?? 'resample', truncated: options.truncated ?? false, depthFactor, strict: options.strict ?? false,
     nLayersBase: resolveBaseDepth(analysis, options, loaded.overrides),
   });
-  const work = cloneSharingData(input.model);
+  const work = cloneSharingData(source.model);
   const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work), inPlace: options.inPlace ?? false };
   const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
   const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
@@ -120,6 +125,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, analysis,
     passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
   });
+  if (normalized.defused.length > 0) report.defused = normalized.defused.map((d) => ({ node: d.node, op: d.op, rule: d.rule, into: d.into }));
   const result: TransformResult = {
     model, lrGroups, report, summaryText: '', plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
   };
@@ -132,6 +138,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     if (train.kernels.eval) report.cuda.push(cudaReadiness('eval', train.kernels.eval));
     report.webgpu.push(cudaReadiness('train', checkWebGpuKernels(train.train)));
     if (train.eval) report.webgpu.push(cudaReadiness('eval', checkWebGpuKernels(train.eval)));
+    if (train.opsetUpgrade.changes.length > 0) report.train_opset_upgrade = { from: train.opsetUpgrade.from, to: TRAIN_OPSET, changes: train.opsetUpgrade.changes };
   }
   result.summaryText = summaryText(report);
   return result;
@@ -219,7 +226,7 @@ async function buildTrain(result: TransformResult, opts: Record<string, unknown>
   const step = buildTrainStep(result.model, result.sourceBaseDir, result.lrGroups, {
     loss: 'cross_entropy', optimizer: { kind: 'adamw' }, ...opts,
   } as Parameters<typeof buildTrainStep>[3]);
-  return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport }, kernels: step.kernelReport };
+  return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport }, kernels: step.kernelReport, opsetUpgrade: step.opsetUpgrade };
 }
 
 export interface WriteOutputsOptions {

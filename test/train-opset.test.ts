@@ -1,7 +1,7 @@
 /**
  * Opset 11/12 → 13 upgrade before training: the upgraded graph computes what the original computes
  * (onnxruntime runs both, each under its own opset), including Softmax on a non-last axis, whose meaning
- * changed at opset 13; opsets below 11 are refused.
+ * changed at opset 13; opsets below 6 are refused (opsets 6–10: test/opset-upgrade.test.ts).
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -13,7 +13,7 @@ import { node, tensorValueInfo } from '../src/onnx/build.js';
 import { encodeModel, readModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { NameAuthority, opsetVersion } from '../src/onnx/ir.js';
-import { upgradeToOpset13 } from '../src/train/opset-upgrade.js';
+import { upgradeToOpset13 } from '../src/normalize/opset-upgrade.js';
 import { REAL_FIXTURES } from './helpers.js';
 
 async function runBoth(model: ModelProto, feeds: Record<string, ort.Tensor>): Promise<[Record<string, ort.Tensor>, Record<string, ort.Tensor>, string[]]> {
@@ -75,7 +75,7 @@ test('Softmax/LogSoftmax-12 on axis 1 of a rank-3 tensor keeps its coerce-to-2-D
   assert.deepEqual(last.model.graph!.node.map((n) => n.opType), ['Softmax'], 'last axis: no rewrite needed');
 });
 
-test('opset below 11 is refused with the fix', () => {
-  const m = softmaxModel(9, 1);
-  assert.throws(() => upgradeToOpset13(m, new NameAuthority(m)), /opset 9; training needs opset 13 .* re-export the model with opset ≥ 13/);
+test('opset below 6 is refused with the fix', () => {
+  const m = softmaxModel(5, 1);
+  assert.throws(() => upgradeToOpset13(m, new NameAuthority(m)), /opset 5; training needs opset 13 .* re-export the model with opset ≥ 6/);
 });

@@ -16,6 +16,7 @@ import { UserInputError } from '../errors.js';
 import { tensorValueInfo } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
 import { NameAuthority, opsetVersion } from '../onnx/ir.js';
+import { normalizeForTraining, type DefusedNode } from '../normalize/index.js';
 import { buildBackward } from './autodiff.js';
 import { Emitter } from './emit.js';
 import { topologicalOrder } from '../onnx/topo.js';
@@ -24,7 +25,6 @@ import { copyWith, findValueShape, pruneToOutputs, valueInfoElemType, type Dim }
 import { inferElemTypes } from './infer-types.js';
 import { checkCudaKernels, type KernelReport } from '../runtime/kernels.js';
 import { emitLoss, type LossKind } from './loss.js';
-import { upgradeToOpset13 } from './opset-upgrade.js';
 import { DEFAULT_OPTIMIZER, emitOptimizer, type OptimizerConfig, type ParamToUpdate, type StateSlot } from './optimizer.js';
 import type { LrGroup, LrGroupsFile } from './types.js';
 
@@ -81,6 +81,8 @@ export interface TrainStep {
   kernelReport: { train: KernelReport; eval: KernelReport };
   /** Opset the model had, and the rewrites that raised it to 13 (empty when it was ≥ 13). */
   opsetUpgrade: { from: number; changes: string[] };
+  /** onnxruntime contrib nodes replaced by ai.onnx ops before differentiation (src/normalize). */
+  defused: DefusedNode[];
 }
 
 export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGroupsFile, opts: TrainStepOptions): TrainStep {
@@ -88,7 +90,8 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   if (!model.graph) throw new UserInputError('model has no graph');
   const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, weightDecayMode: groups.weight_decay_mode ?? 'base_lr', ...opts.optimizer };
   const names = new NameAuthority(model);
-  const upgrade = upgradeToOpset13(model, names);
+  const normalized = normalizeForTraining(model, names);
+  const upgrade = normalized.opsetUpgrade;
   // The autodiff and the pruning walk nodes in list order: an unsorted file (which onnxruntime accepts) would
   // leave a node reading a value whose producer was dropped or differentiated too late.
   const graph = sortedGraph(upgrade.model.graph!);
@@ -132,6 +135,7 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   return {
     train, eval: evalModel, io, kernelReport: { train: checkCudaKernels(train), eval: checkCudaKernels(evalModel) },
     opsetUpgrade: { from: upgrade.from, changes: upgrade.changes },
+    defused: normalized.defused,
   };
 }
 
