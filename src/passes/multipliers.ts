@@ -149,13 +149,16 @@ function rewriteSite(
 ): AttentionReportEntry {
   const { site } = a;
   const tag = `supar.attn_scale.L${site.layer ?? 'x'}`;
-  if (site.kind === 'scale-attribute') return { ...base, rewrite: 'attribute', carriers: setScaleAttributes(site.nodes.map(findNode), ratio, site.currentScale) };
-  if (site.kind === 'runtime-sqrt' || site.constants.length === 0) {
-    const after = site.nodes.length > 0 ? site.nodes[site.nodes.length - 1]! : site.qkMatMul;
+  const carriers = site.rewriteNodes ?? site.nodes;
+  if (site.kind === 'scale-attribute') {
+    return { ...base, rewrite: 'attribute', carriers: setScaleAttributes(carriers.map(findNode), ratio, site.attributeScale ?? site.currentScale) };
+  }
+  if (site.mulAfter !== undefined || site.kind === 'runtime-sqrt' || site.constants.length === 0) {
+    const after = site.mulAfter ?? (site.nodes.length > 0 ? site.nodes[site.nodes.length - 1]! : site.qkMatMul);
     if (!after) throw new InvariantError(`attention site (${site.reason}) names no node to scale after`);
     return { ...base, rewrite: 'mul', carriers: [multiplyValue(model, names, findNode(after).output[0]!, ratio, 'output', tag).constant] };
   }
-  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, site.nodes.map(findNode), site.constants, ratio, tag, ctx.baseDir, site.kind === 'split-qk') };
+  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, carriers.map(findNode), site.constants, ratio, tag, ctx.baseDir, site.kind === 'split-qk') };
 }
 
 function getSiteNode(ctx: PassContext, ref: string): NodeProto {
@@ -205,7 +208,10 @@ function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodePr
   return carriers;
 }
 
-/** `scale` attribute (fused Attention ops): set it to the target; absent means 1/√head_size (current). */
+/**
+ * `scale` attribute (fused Attention ops): multiplied by the ratio target/current, so that with Q/K scaled
+ * before the op the product is the target; absent means 1/√head_size (`current`, the op's own scale).
+ */
 function setScaleAttributes(nodes: NodeProto[], ratio: number, current: number): string[] {
   return nodes.map((n) => {
     const a = getAttr(n, 'scale');
