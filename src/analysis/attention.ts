@@ -161,6 +161,7 @@ function setRewrite(g: AnalysisGraph, s: AttentionSite, qk: NodeProto, all: Scal
 function sharedScaleTerms(g: AnalysisGraph, qk: NodeProto, path: NodeProto[], post: ScaleFactor[]): string[] {
   const lastPost = post.map((x) => path.indexOf(x.node)).reduce((a, b) => Math.max(a, b), -1);
   const out: string[] = [];
+  if (lastPost < 0) return out;
   path.slice(0, lastPost).forEach((n, i) => {
     if (n.opType !== 'Add' && n.opType !== 'Sub') return;
     const prev = i > 0 ? path[i - 1]!.output[0] : qk.output[0];
@@ -274,7 +275,9 @@ function computedFromShape(g: AnalysisGraph, value: string): boolean {
 function preScales(g: AnalysisGraph, operand: string, consumer: NodeProto): ScaleFactor[] {
   const out: ScaleFactor[] = [];
   let v = operand;
-  let single = g.uses(v).length === 1 && g.uses(v)[0]!.node === consumer;
+  // Readers of the shape only (Shape, Size: TorchScript SDPA reads q's last dim) do not see the values.
+  const readers = (x: string) => g.uses(x).filter((u) => u.node.opType !== 'Shape' && u.node.opType !== 'Size');
+  let single = readers(v).length === 1 && readers(v)[0]!.node === consumer;
   for (let hops = 0; hops < 8; hops++) {
     const p = g.producer(v);
     if (!p) break;
@@ -289,7 +292,7 @@ function preScales(g: AnalysisGraph, operand: string, consumer: NodeProto): Scal
     } else {
       break;
     }
-    single &&= g.uses(v).length === 1;
+    single &&= readers(v).length === 1;
   }
   return out;
 }

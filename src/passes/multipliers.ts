@@ -158,7 +158,7 @@ function rewriteSite(
     if (!after) throw new InvariantError(`attention site (${site.reason}) names no node to scale after`);
     return { ...base, rewrite: 'mul', carriers: [multiplyValue(model, names, findNode(after).output[0]!, ratio, 'output', tag).constant] };
   }
-  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, carriers.map(findNode), site.constants, ratio, tag, ctx.baseDir, site.kind === 'split-qk') };
+  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, carriers.map(findNode), site.constants, ratio, tag, ctx.baseDir, site.kind === 'split-qk' && site.qkMatMul ? findNode(site.qkMatMul) : undefined) };
 }
 
 function getSiteNode(ctx: PassContext, ref: string): NodeProto {
@@ -171,8 +171,9 @@ function getSiteNode(ctx: PassContext, ref: string): NodeProto {
  * Replaces each site node's scale constant c by a new named scalar: Div by c → c/r, Mul by c → c·r, where r
  * is the ratio target/current for the whole product; a scale split over Q and K gives each side √r.
  */
-function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodeProto[], constants: string[], ratio: number, tag: string, baseDir: string, qk: boolean): string[] {
+function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodeProto[], constants: string[], ratio: number, tag: string, baseDir: string, qk: NodeProto | undefined): string[] {
   const index = new GraphIndex(model);
+  const sides = qk ? nodes.map((n) => operandSide(index, n, qk)) : [];
   const carriers: string[] = [];
   // k nodes each multiply QKᵀ by their factor; giving each r^(1/k) more makes the product r times larger.
   const perSide = Math.pow(ratio, 1 / nodes.length);
@@ -195,9 +196,12 @@ function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodePr
       const c = tensorToFloat32(t, baseDir)[0]!;
       // Div(x, c) divides by c; Mul (either slot) and Div(c, x) multiply by c.
       const next = n.opType === 'Div' && slot === 1 ? c / perSide : c * perSide;
-      // Q and K sides for a split scale; else numbered in site order (OPT: a scale on Q, then × 1 after QKᵀ).
+      // Q and K sides for a split scale (.q, .k; a second factor on one side .q1); else numbered in site order
+      // (OPT: a scale on Q, then × 1 after QKᵀ).
       const k = distinct.indexOf(key);
-      name = names.fresh(distinct.length === 1 ? tag : `${tag}.${qk ? ['q', 'k'][k] ?? k : k}`);
+      const side = sides[i];
+      const sameSide = side === undefined ? 0 : nodes.slice(0, i).filter((_, j) => sides[j] === side && keyOf(nodes[j]!, slots[j]!) !== key).length;
+      name = names.fresh(distinct.length === 1 ? tag : `${tag}.${side !== undefined ? `${side}${sameSide || ''}` : k}`);
       addInitializer(model.graph!, makeScalarFloat(name, next, t.dataType));
       made.set(key, name);
       carriers.push(name);
@@ -220,4 +224,17 @@ function setScaleAttributes(nodes: NodeProto[], ratio: number, current: number):
     else n.attribute.push(attr('scale', { float: now * ratio }));
     return `${n.name || n.opType}.scale`;
   });
+}
+
+/** 'q' or 'k': which QKᵀ operand the output of `n` flows into (single-reader chain, ≤ 8 hops). */
+function operandSide(index: GraphIndex, n: NodeProto, qk: NodeProto): 'q' | 'k' | undefined {
+  let v = n.output[0]!;
+  for (let hops = 0; hops < 8; hops++) {
+    const at = qk.input.indexOf(v);
+    if (at === 0 || at === 1) return at === 0 ? 'q' : 'k';
+    const next = index.usesOf(v).filter((u) => u.node.opType !== 'Shape' && u.node.opType !== 'Size');
+    if (next.length !== 1) return undefined;
+    v = next[0]!.node.output[0]!;
+  }
+  return undefined;
 }
