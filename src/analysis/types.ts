@@ -41,7 +41,10 @@ export interface ParamInfo {
   residualOutput?: boolean;
   /** Tie: this tensor is the same as / a transposed copy of another parameter. */
   tiedWith?: string;
-  tie?: 'identity' | 'value' | 'value-transposed';
+  /** `value-reshaped`: a copy with the same values in the same order under other dims (sharing.ts). */
+  tie?: 'identity' | 'value' | 'value-transposed' | 'value-reshaped';
+  /** Copies of this parameter stored under other names (sharing.ts): folded into it, one parameter. */
+  copies?: string[];
   /** Nodes (name or op#index) that consume it, for the report. */
   consumers: string[];
 }
