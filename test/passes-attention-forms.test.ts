@@ -10,11 +10,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
-import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto, type NodeProto, type TensorProto } from 'onnx-buf';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto } from 'onnx-buf';
 import { node, tensorValueInfo } from '../src/onnx/build.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { makeFloatTensor, makeInt64Tensor, tensorToFloat32 } from '../src/onnx/tensor.js';
+import { readModel } from '../src/onnx/codec.js';
 import { transform, type TransformResult } from '../src/transform.js';
+import { ROOT } from './helpers.js';
 import { floats, runOrt } from './transform-helpers.js';
 import { randomFloats, seededRandom } from './model-builders.js';
 
@@ -96,7 +100,7 @@ async function run(m: ModelProto, rules: string): Promise<TransformResult> {
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a / b - 1) < 1e-5, `${what}: ${a} vs ${b}`);
 
 const kT = node('Transpose', ['k'], ['kt'], { perm: [0, 1, 3, 2] }, 'kt');
-const FORMS: { name: string; nodes: NodeProto[]; inits: TensorProto[]; kind: string }[] = [
+const SCALE_FORMS: { name: string; nodes: NodeProto[]; inits: TensorProto[]; kind: string }[] = [
   {
     // TorchScript SDPA(scale=1) after the model pre-scaled Q by 1/√d: q·(1/√d)·√1 and kᵀ·√1.
     name: 'Q pre-scaled by 1/√d, then SDPA with scale 1 (√1 on each side)', kind: 'runtime-sqrt',
@@ -127,7 +131,7 @@ const FORMS: { name: string; nodes: NodeProto[]; inits: TensorProto[]; kind: str
   },
 ];
 
-for (const f of FORMS) {
+for (const f of SCALE_FORMS) {
   test(`scale form: ${f.name} — µP and SµPar set the product to 1/d_head, SP keeps 1/√d_head`, async () => {
     const m = model(f.nodes, f.inits);
     close(await measuredScale(m), 1 / Math.sqrt(D), 'input');
@@ -221,3 +225,51 @@ function reference(f: Record<string, ort.Tensor>, scale: number): Float64Array {
 function maxDiff(a: Float32Array, b: Float64Array): number {
   return a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 }
+
+test('real exports (fixtures/forms): Q·(1/√d) then SDPA(scale=1) — TorchScript keeps √1 on Q and K, dynamo folds them; the rewritten logit scale is 1/d_head', async () => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(FORMS, 'manifest.json'), 'utf8')) as { files: Record<string, { d_head: number; true_scale?: number }> };
+  const ids = new ort.Tensor('int64', BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 37 + 5) % 128)), [2, 8]);
+  for (const file of ['prescale_ts.onnx', 'prescale_dynamo.onnx']) {
+    const truth = manifest.files[file]!;
+    const input = readModel(path.join(FORMS, file));
+    const r = await transform(input, { rules: 'supar', density: 1, init: 'keep' });
+    assert.equal(r.report.attention.length, 2, file);
+    for (const a of r.report.attention) {
+      close(a.before, truth.true_scale!, `${file}: the whole product is the model's true scale`);
+      assert.equal(a.d_head, truth.d_head);
+    }
+    for (const s of r.analysis.attention) {
+      // The logits L = QKᵀ·scale against QKᵀ of the unscaled operands, computed by a MatMul added to the graph.
+      for (const [m, want, what] of [[input.model, truth.true_scale!, 'input'], [r.model, 1 / truth.d_head, 'rewritten']] as const) {
+        const out = await runOrt(withRawQk(m, s.qkMatMul!, s.logitsValue!), { input_ids: ids });
+        const { scale, residual } = fitScale(floats(out[s.logitsValue!]!), Float64Array.from(floats(out.raw_qk!)));
+        assert.ok(residual < 1e-5, `${file} ${what}: logits are a multiple of QKᵀ (residual ${residual})`);
+        close(scale, want, `${file} ${s.qkMatMul} ${what}: measured logit scale`);
+      }
+    }
+  }
+});
+
+/**
+ * `model` with outputs `logits` and `raw_qk` = MatMul of the QKᵀ node's operands taken before every Mul/Div
+ * by a scalar constant on them (scalars commute with the views in between, so the layout is the MatMul's).
+ */
+function withRawQk(model: ModelProto, qkName: string, logits: string): ModelProto {
+  const m = structuredClone(model);
+  const g = m.graph!;
+  const producer = new Map(g.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  const scalars = new Set([...g.initializer.filter((t) => t.dims.every((d) => d === 1n)).map((t) => t.name),
+    ...g.node.filter((n) => n.opType === 'Constant' && n.attribute[0]?.t?.dims.every((d) => d === 1n)).map((n) => n.output[0]!)]);
+  const raw = (v: string): string => {
+    const p = producer.get(v);
+    if (p && (p.opType === 'Mul' || (p.opType === 'Div' && scalars.has(p.input[1]!))) && p.input.some((i) => scalars.has(i))) return raw(p.input.find((i) => !scalars.has(i))!);
+    return v;
+  };
+  const qk = g.node.find((n) => n.name === qkName)!;
+  g.node.push(node('MatMul', qk.input.map(raw), ['raw_qk'], {}, 'test/raw_qk'));
+  g.output.push(create(ValueInfoProtoSchema, { name: 'raw_qk' }), create(ValueInfoProtoSchema, { name: logits }));
+  return m;
+}
+
+const FORMS = path.join(ROOT, 'fixtures', 'forms');
+
