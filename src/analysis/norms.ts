@@ -132,7 +132,7 @@ function constOperand(g: AnalysisGraph, n: NodeProto, data: string): string | un
  * LayerNormalization, a normalisation whose gain Mul is not right after it), or a norm replaced by an affine
  * layer (ResMLP/CaiT `Affine`, LayerScale). Used for tensors no other detector claimed.
  */
-export function affineParams(g: AnalysisGraph, undecided: ReadonlySet<string>): NormParam[] {
+export function affineParams(g: AnalysisGraph, undecided: ReadonlySet<string>, afterNormOnly = false): NormParam[] {
   const out: NormParam[] = [];
   const claimed = new Set<string>();
   for (const n of g.order) {
@@ -141,6 +141,7 @@ export function affineParams(g: AnalysisGraph, undecided: ReadonlySet<string>): 
     const w = slot >= 0 ? channelVector(g, n.input[1 - slot]!, undecided) : undefined;
     if (!w || slot < 0 || g.dynamic.has(n.input[1 - slot]!)) continue;
     const after = normBefore(g, n.input[slot]!);
+    if (afterNormOnly && !after) continue;
     const what = after ? `gain: Mul ${g.label(n)} after the normalisation ${after}` : `gain of an elementwise affine layer (x·w + b): Mul ${g.label(n)}`;
     if (!claimed.has(w)) out.push({ weight: w, role: 'norm_scale', node: n, why: what });
     claimed.add(w);
@@ -164,14 +165,19 @@ function channelVector(g: AnalysisGraph, value: string, undecided: ReadonlySet<s
   return dims.filter((d) => d > 1).length === 1 ? src : undefined;
 }
 
-/** The norm producing `value` (a fused norm op, or a decomposed normalised value), through Casts. */
+/**
+ * The norm producing `value` (a fused norm op, or a decomposed normalised value), through casts and views
+ * (GroupNorm exports as Reshape → InstanceNormalization(ones, zeros) → Reshape → ·w + b).
+ */
 function normBefore(g: AnalysisGraph, value: string): string | undefined {
   let p = g.producer(value);
-  while (p && (p.opType === 'Cast' || p.opType === 'Identity')) p = g.producer(p.input[0]!);
+  while (p && NORM_TO_GAIN_OPS.has(p.opType)) p = g.producer(p.input[0]!);
   if (!p) return undefined;
   if (FUSED_NORM_OPS[p.opType] || isNormalisedValue(g, p)) return `${opName(p)} ${g.label(p)}`;
   return undefined;
 }
+
+const NORM_TO_GAIN_OPS = new Set(['Cast', 'Identity', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose']);
 
 /**
  * A gain of all ones or a shift of all zeros that the exporter made for a fused norm without parameters

@@ -70,14 +70,20 @@ export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult 
     const bias = biasReason(g, p);
     if (bias) book.set(p.name, 'bias', bias);
   }
-  for (const p of book.undecided()) {
-    const buffer = classifyBuffer(g, p, sites);
-    if (buffer) book.set(p.name, 'buffer', buffer);
-  }
-  const floats = new Set(book.undecided().filter((p) => isFloatTensor(p.dataType) && p.elements > 1).map((p) => p.name));
-  for (const n of affineParams(g, floats)) {
-    const made = exporterMade(g, n.weight, n.role);
-    book.set(n.weight, made ? 'buffer' : n.role, made ?? n.why);
+  // x·w + b right after a normalisation is a norm's gain and shift, whatever else it feeds (checked before
+  // buffers: everything upstream of QKᵀ looks like a rotary table's Mul); an affine layer alone, after them.
+  for (const afterNormOnly of [true, false]) {
+    if (!afterNormOnly) {
+      for (const p of book.undecided()) {
+        const buffer = classifyBuffer(g, p, sites);
+        if (buffer) book.set(p.name, 'buffer', buffer);
+      }
+    }
+    const floats = new Set(book.undecided().filter((p) => isFloatTensor(p.dataType) && p.elements > 1).map((p) => p.name));
+    for (const n of affineParams(g, floats, afterNormOnly)) {
+      const made = exporterMade(g, n.weight, n.role);
+      book.set(n.weight, made ? 'buffer' : n.role, made ?? n.why);
+    }
   }
   for (const p of book.undecided()) {
     p.reason = `not classified (consumers: ${p.consumers.slice(0, 3).join(', ') || 'none'}); left untouched`;
