@@ -11,7 +11,10 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { create } from '@bufbuild/protobuf';
-import { ValueInfoProtoSchema, type ModelProto } from 'onnx-buf';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, ValueInfoProtoSchema, type ModelProto } from 'onnx-buf';
+import { node, tensorValueInfo } from '../src/onnx/build.js';
+import { DataType } from '../src/onnx/dtype.js';
+import { makeFloatTensor, makeInt64Tensor } from '../src/onnx/tensor.js';
 import { analyzeModel } from '../src/analysis/index.js';
 import { sameUpToView } from '../src/analysis/sharing.js';
 import { readModel } from '../src/onnx/codec.js';
@@ -20,7 +23,7 @@ import { openBatchSource } from '../src/train/data.js';
 import { createTrainer, feedsForBatch, withWeights } from '../src/train/runner.js';
 import { buildTrainStep } from '../src/train/train-step.js';
 import { ROOT } from './helpers.js';
-import { sharedLmModel } from './model-builders.js';
+import { randomFloats, seededRandom, sharedLmModel } from './model-builders.js';
 import { floats, runOrt } from './transform-helpers.js';
 
 const virtual = (model: ModelProto, name: string) => ({ model, path: `/virtual/${name}.onnx`, baseDir: '.', fileBytes: 0 });
@@ -128,4 +131,45 @@ test('dynamo LayerNorm(elementwise_affine=False) (fixtures/forms): the ones Scal
   assert.match(ones.reason, /constant ones gain the exporter wrote/);
   assert.ok(!r.lrGroups.groups.some((g) => g.name === 'val_8'));
   assert.ok(!r.lrGroups.groups.some((g) => g.role === 'norm_scale'), 'no norm gains at all');
+});
+
+test('a reshaped copy ([1, 4, 8] = [4, 8]) is folded through a Reshape; GroupNorm-style InstanceNormalization(ones, zeros) → Reshape → ·w + b gets norm roles', async () => {
+  const rand = seededRandom(9);
+  const mid = randomFloats(64, rand, 0.5);
+  // onnx::MatMul_5 [1, 8, 8] holds mid.weight's values; each is read by its own branch.
+  const model = create(ModelProtoSchema, {
+    irVersion: 10n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })],
+    graph: create(GraphProtoSchema, {
+      name: 'g',
+      node: [
+        node('MatMul', ['x', 'l0.weight'], ['h0'], {}, 'mm0'), node('Relu', ['h0'], ['r0'], {}, 'relu'),
+        node('Reshape', ['r0', 'to3d'], ['r3'], {}, 'to3d'),
+        node('InstanceNormalization', ['r3', 'val_1', 'val_2'], ['in'], {}, 'gn/in'),
+        node('Reshape', ['in', 'to2d'], ['n'], {}, 'gn/back'),
+        node('Mul', ['n', 'gn.weight'], ['nw'], {}, 'gn/mul'), node('Add', ['nw', 'gn.bias'], ['nb'], {}, 'gn/add'),
+        node('MatMul', ['nb', 'onnx::MatMul_5'], ['h1'], {}, 'mm1'), node('MatMul', ['h1', 'head.weight'], ['y'], {}, 'head'),
+        node('MatMul', ['nb', 'mid.weight'], ['h2'], {}, 'mm2'), node('MatMul', ['h2', 'head.weight'], ['y2'], {}, 'head2'),
+      ],
+      initializer: [
+        makeFloatTensor('l0.weight', [4, 8], randomFloats(32, rand, 0.5)),
+        makeInt64Tensor('to3d', [3], [0, 8, 1]), makeInt64Tensor('to2d', [2], [-1, 8]),
+        makeFloatTensor('val_1', [8], new Float32Array(8).fill(1)), makeFloatTensor('val_2', [8], new Float32Array(8)),
+        makeFloatTensor('gn.weight', [8], randomFloats(8, rand, 0.2).map((v) => 1 + v)), makeFloatTensor('gn.bias', [8], randomFloats(8, rand, 0.1)),
+        makeFloatTensor('mid.weight', [8, 8], mid), makeFloatTensor('onnx::MatMul_5', [1, 8, 8], mid),
+        makeFloatTensor('head.weight', [8, 3], randomFloats(24, rand, 0.5)),
+      ],
+      input: [tensorValueInfo('x', DataType.FLOAT, ['batch', 4])],
+      output: [tensorValueInfo('y', DataType.FLOAT, undefined), tensorValueInfo('y2', DataType.FLOAT, undefined)],
+    }),
+  });
+  const a = analyzeModel(model, '.');
+  const role = (n: string) => a.params.find((p) => p.name === n)!;
+  assert.deepEqual(['val_1', 'val_2', 'gn.weight', 'gn.bias'].map((n) => role(n).role), ['buffer', 'buffer', 'norm_scale', 'norm_bias']);
+  assert.deepEqual([role('onnx::MatMul_5').tie, role('onnx::MatMul_5').tiedWith], ['value-reshaped', 'mid.weight']);
+  const feeds = { x: new ort.Tensor('float32', randomFloats(8, seededRandom(2), 1), [2, 4]) };
+  const sp = await transform(virtual(model, 'reshaped'), { rules: 'sp', density: 1, init: 'keep' });
+  assert.ok(!sp.model.graph!.initializer.some((t) => t.name === 'onnx::MatMul_5'), 'copy folded');
+  const [want, got] = await Promise.all([runOrt(model, feeds), runOrt(sp.model, feeds)]);
+  assert.deepEqual(floats(got.y!), floats(want.y!), 'the folded copy computes the same (SP, density 1, keep)');
+  assert.deepEqual(floats(got.y2!), floats(want.y2!));
 });
