@@ -419,7 +419,8 @@ function fusedSite(g: AnalysisGraph, n: NodeProto): FoundSite {
   const hasScale = getAttr(n, 'scale') !== undefined;
   const attrScale = hasScale ? attrFloat(n, 'scale', 1) : dHead > 0 ? 1 / Math.sqrt(dHead) : 1;
   // com.microsoft Attention reads the hidden state and its packed QKV weights: no Q/K input to pre-scale.
-  const qkInputs = FUSED_QK_INPUTS.has(n.opType) && !(n.opType === 'Attention' && n.domain === 'com.microsoft');
+  // A packed QKV in input 0 (no key input): a scale there would scale V too; not read as a pre-scale.
+  const qkInputs = FUSED_QK_INPUTS.has(n.opType) && !(n.opType === 'Attention' && n.domain === 'com.microsoft') && Boolean(n.input[1]);
   const pre = qkInputs ? [0, 1].flatMap((i) => (n.input[i] && g.dynamic.has(n.input[i]!) ? preScales(g, n.input[i]!, n) : [])) : [];
   const known = pre.every((x) => x.factor !== undefined);
   const scale = pre.reduce((acc, x) => acc * (x.factor ?? 1), attrScale);
