@@ -12,13 +12,16 @@ import { create } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto } from 'onnx-buf';
+import { clearField, fromBinary, isFieldSet } from '@bufbuild/protobuf';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto } from 'onnx-buf';
 import { node, tensorValueInfo } from '../src/onnx/build.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { makeFloatTensor, makeInt64Tensor, tensorToFloat32 } from '../src/onnx/tensor.js';
 import { readModel } from '../src/onnx/codec.js';
+import { forEachTensor } from '../src/onnx/walk.js';
 import { transform, type TransformResult } from '../src/transform.js';
 import { ROOT } from './helpers.js';
+import { compareOrt, tensorProtoToOrt } from './ort-tensors.js';
 import { floats, runOrt } from './transform-helpers.js';
 import { randomFloats, seededRandom } from './model-builders.js';
 
@@ -273,3 +276,40 @@ function withRawQk(model: ModelProto, qkName: string, logits: string): ModelProt
 
 const FORMS = path.join(ROOT, 'fixtures', 'forms');
 
+
+test('ai.onnx Attention and its expanded function body (fixtures/onnx-attention, 16 cases): rewritten to 1/d_head, both still compute the same', async () => {
+  const dir = path.join(ROOT, 'fixtures', 'onnx-attention');
+  const cases = fs.readdirSync(dir).filter((c) => fs.existsSync(path.join(dir, c, 'fused.onnx'))).sort();
+  assert.equal(cases.length, 16);
+  for (const c of cases) {
+    const inputs = fs.readdirSync(path.join(dir, c)).filter((f) => /^input_\d+\.pb$/.test(f)).sort();
+    const [fused, expanded] = await Promise.all(['fused', 'expanded'].map((k) => transform(readModel(path.join(dir, c, `${k}.onnx`)), { rules: 'mup', density: 1, init: 'keep' })));
+    for (const r of [fused!, expanded!]) {
+      assert.ok(r.report.attention.length >= 1, `${c}: a site`);
+      for (const a of r.report.attention) close(a.after, 1 / a.d_head, `${c}: target 1/d_head`);
+    }
+    close(fused!.report.attention[0]!.before, expanded!.report.attention.reduce((p, a) => p * a.before, 1) ** (1 / expanded!.report.attention.length), `${c}: same current scale`);
+    const feeds: Record<string, ort.Tensor> = {};
+    const names = fused!.model.graph!.input.map((v) => v.name).filter((n) => n);
+    inputs.forEach((f, i) => { feeds[names[i]!] = tensorProtoToOrt(fromBinary(TensorProtoSchema, fs.readFileSync(path.join(dir, c, f)))); });
+    const [a, b] = await Promise.all([runOrt(withoutEmptyRawData(fused!.model), feeds), runOrt(withoutEmptyRawData(expanded!.model), feeds)]);
+    const original = await runOrt(readModel(path.join(dir, c, 'fused.onnx')).model, feeds);
+    assert.notEqual(compareOrt(a.Y!, original.Y!), undefined, `${c}: the rewrite changed the output`);
+    for (const out of Object.keys(a)) {
+      const diff = compareOrt(b[out]!, a[out]!);
+      assert.equal(diff, undefined, `${c} ${out}: rewritten fused vs expanded: ${diff}`);
+    }
+  }
+});
+
+/**
+ * The transform's structural copy gives typed-field tensors (int64_data of the expanded body's Constants) an
+ * empty raw_data that onnxruntime rejects: issue 13 item 4, fixed on branch `shapes` (cf9a485). Until that is
+ * merged, cleared here so that this test checks the scales; remove after the merge.
+ */
+function withoutEmptyRawData(model: ModelProto): ModelProto {
+  forEachTensor(model, (t) => {
+    if (t.rawData.byteLength === 0 && isFieldSet(t, TensorProtoSchema.field.rawData!)) clearField(t, TensorProtoSchema.field.rawData!);
+  });
+  return model;
+}

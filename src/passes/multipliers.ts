@@ -79,7 +79,7 @@ export const multiplierPass: Pass<MultiplierPassReport> = {
 
 /**
  * Element type of a value: from its value_info / graph input / output / initializer; otherwise the type of
- * the model's largest float initializer (an fp16 model multiplies in fp16), float when there is none.
+ * the model's largest float initializer (an fp16 model multiplies in fp16), else its first float input's.
  */
 function elemTypeOf(model: ModelProto, value: string): number {
   const g = model.graph!;
@@ -95,7 +95,13 @@ function elemTypeOf(model: ModelProto, value: string): number {
     const size = t.dims.reduce((a, b) => a * Number(b), 1);
     if (size > bestSize) [best, bestSize] = [t, size];
   }
-  return best?.dataType ?? DataType.FLOAT;
+  if (best) return best.dataType;
+  // No float initializer (a graph of inputs only): the first float graph input's type.
+  for (const v of g.input) {
+    const t = v.type?.value.case === 'tensorType' ? v.type.value.value.elemType : undefined;
+    if (t !== undefined && FLOAT_TYPES.has(t)) return t;
+  }
+  return DataType.FLOAT;
 }
 
 const FLOAT_TYPES: ReadonlySet<number> = new Set([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
