@@ -173,3 +173,15 @@ test('a reshaped copy ([1, 4, 8] = [4, 8]) is folded through a Reshape; GroupNor
   assert.deepEqual(floats(got.y!), floats(want.y!), 'the folded copy computes the same (SP, density 1, keep)');
   assert.deepEqual(floats(got.y2!), floats(want.y2!));
 });
+
+test('two-valued weights (identity inits) equal by construction are not taken for copies', () => {
+  const m = sharedLmModel({ copies: true });
+  const eye = new Float32Array(64).map((_, i) => (i % 9 === 0 ? 1 : 0));
+  for (const name of ['blocks.0.w', 'onnx::MatMul_11', 'onnx::MatMul_12']) {
+    const i = m.graph!.initializer.findIndex((t) => t.name === name);
+    m.graph!.initializer[i] = makeFloatTensor(name, [8, 8], eye);
+  }
+  const a = analyzeModel(m, '.');
+  assert.equal(a.params.find((p) => p.name === 'blocks.0.w')!.copies, undefined);
+  assert.ok(a.params.filter((p) => p.role === 'hidden').every((p) => p.tiedWith === undefined));
+});

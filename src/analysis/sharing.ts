@@ -8,7 +8,8 @@
  *   - exactly equal values in the same order (same dims: `value`; other dims, same count: `value-reshaped`),
  *     or equal to the transpose of a 2-D tensor (`value-transposed`);
  *   - the same role, one that is trained (an embedding and its readout copy are ties.ts's business);
- *   - not equal by chance: values not all equal (zeros, ones and constant vectors never count), and either
+ *   - not equal by chance: values not all equal (zeros, ones and constant vectors never count), not two-valued
+ *     (an identity or 0/1 init), and either
  *     ≥ 2-D (a weight: two random matrices are never exactly equal) or — for a 1-D vector — at least one of the
  *     two named by the exporter (`onnx::…`, `val_N`, a number, a node output), not two module parameters.
  *
@@ -49,9 +50,11 @@ export function findSharedCopies(g: AnalysisGraph, params: ParamInfo[], warnings
   const groups: SharedGroup[] = [];
   for (const list of buckets.values()) {
     if (list.length < 2) continue;
+    const done = new Set<ParamInfo>();
     const ordered = [...list].sort((a, b) => Number(GENERATED_NAME.test(a.name)) - Number(GENERATED_NAME.test(b.name)));
     const values = new Map(ordered.map((p) => [p, valuesOf(g, p, warnings)!]));
-    const done = new Set<ParamInfo>();
+    // Two-valued tensors (an identity or 0/1 init) are equal by construction, not by sharing.
+    for (const p of ordered) if (twoValued(values.get(p)!)) done.add(p);
     for (const kept of ordered) {
       if (done.has(kept)) continue;
       const copies: SharedGroup['copies'] = [];
@@ -117,6 +120,17 @@ export function sameUpToView(da: number[], a: Float32Array, db: number[], b: Flo
 
 function equalAt(a: Float32Array, b: Float32Array, at: (k: number) => number): boolean {
   for (let k = 0; k < a.length; k++) if (a[k] !== b[at(k)]) return false;
+  return true;
+}
+
+function twoValued(v: Float32Array): boolean {
+  const a = v[0]!;
+  let b: number | undefined;
+  for (const x of v) {
+    if (x === a || x === b) continue;
+    if (b !== undefined) return false;
+    b = x;
+  }
   return true;
 }
 
