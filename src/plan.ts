@@ -188,7 +188,7 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
   }
   for (const { copy, table } of tiedCopies(params)) {
     Object.assign(copy, { trainable: false, initStd: null, density: 1, maskMode: null, lrAdam: 0, lrSgd: 0, weightDecay: 0, adamEps: 1 });
-    copy.densityReason = `folded into the tied table '${table.name}' (one parameter)`;
+    copy.densityReason = table.copies?.includes(copy.name) ? `a copy of '${table.name}', folded into it (one parameter)` : `folded into the tied table '${table.name}' (one parameter)`;
   }
   const env1 = baseEnv(1, 1, 1);
   const attention = analysis.attention.map((site) => {
@@ -284,7 +284,7 @@ function planParam(
   const plan: ParamPlan = {
     name: p.name, role: p.role, reason: p.reason, shape: p.shape, dataType: p.dataType, elements: p.elements,
     fanIn: p.fanIn, fanOut: p.fanOut, inputAxis: p.inputAxis, outputAxis: p.outputAxis, layer: p.layer,
-    residualOutput: p.residualOutput, tiedWith: p.tiedWith, tie: p.tie,
+    residualOutput: p.residualOutput, tiedWith: p.tiedWith, tie: p.tie, ...(p.copies ? { copies: p.copies } : {}),
     rule: rule?.id ?? null, trainable, density, densityReason,
     maskMode: density < 1 ? o.maskMode : null,
     initStd, depthFactor,
@@ -325,11 +325,22 @@ function checkNm(p: ParamInfo, nm: { n: number; m: number }): void {
   }
 }
 
-/** The copies to fold: value ties between an embedding table and another tensor; the embedding is kept. */
+/**
+ * The copies to fold: copies of a shared parameter (its `copies`, analysis/sharing.ts; the first is kept),
+ * and value ties between an embedding table and another tensor (the embedding is kept).
+ */
 export function tiedCopies(params: readonly ParamPlan[]): { copy: ParamPlan; table: ParamPlan }[] {
   const byName = new Map(params.map((p) => [p.name, p]));
   const out: { copy: ParamPlan; table: ParamPlan }[] = [];
   const taken = new Set<string>();
+  for (const table of params) {
+    for (const c of table.copies ?? []) {
+      const copy = byName.get(c);
+      if (!copy || copy.tiedWith !== table.name) continue;
+      out.push({ copy, table });
+      taken.add(copy.name).add(table.name);
+    }
+  }
   for (const p of params) {
     if (!p.tiedWith || (p.tie !== 'value' && p.tie !== 'value-transposed')) continue;
     const other = byName.get(p.tiedWith);

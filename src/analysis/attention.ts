@@ -80,8 +80,9 @@ function siteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
 function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefined {
   const reach = pathToSoftmax(g, qk);
   if (!reach) return undefined;
-  const post = scaleCandidates(reach.path).map((n) => scaleOn(g, n, chainInput(n, reach.path, qk))).filter((x) => x !== undefined);
-  const pre = [0, 1].map((i) => preScale(g, qk.input[i]!)).filter((x) => x !== undefined);
+  const post = postScales(g, qk, reach.path);
+  const sides = [0, 1].map((i) => preScales(g, qk.input[i]!, qk));
+  const pre = sides.flat();
   const all = [...pre, ...post];
   const known = all.every((x) => x.factor !== undefined);
   const product = all.reduce((acc, x) => acc * (x.factor ?? 1), 1);
@@ -93,11 +94,16 @@ function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefine
   // so a coordinate check reads QKᵀ·scale rather than a mask's fill values.
   const lastPost = reach.path.filter((n) => post.some((x) => x.node === n)).at(-1);
   const logitsValue = (lastPost ?? qk).output[0]!;
-  const make = (kind: AttentionSite['kind'], siteNodes: string[], constants: string[], scale: number, reason: string): FoundSite => ({
-    qk, softmax: reach.softmax, logitPath: reach.path,
-    site: site(g, kind, siteNodes, constants, scale, dHead, qk, logitsValue, guessed ? `${reason}; head size ${dHead} guessed from the scale (shapes not inferable)` : reason),
-    ...(guessed ? { headSizeGuessed: true } : {}),
-  });
+  const terms = sharedScaleTerms(g, qk, reach.path, post);
+  const make = (kind: AttentionSite['kind'], siteNodes: string[], constants: string[], scale: number, reason: string): FoundSite => {
+    const found: FoundSite = {
+      qk, softmax: reach.softmax, logitPath: reach.path,
+      site: site(g, kind, siteNodes, constants, scale, dHead, qk, logitsValue, guessed ? `${reason}; head size ${dHead} guessed from the scale (shapes not inferable)` : reason),
+      ...(guessed ? { headSizeGuessed: true } : {}),
+    };
+    setRewrite(g, found.site, qk, all, terms);
+    return found;
+  };
   if (all.length === 0) {
     // No scale at all (T5-style): the site is the QKᵀ MatMul itself; a rewrite multiplies its output.
     return make('mul-after-qk', [g.label(qk)], [], 1, `no scale between QKᵀ ${g.label(qk)} and Softmax (scale 1); a rewrite multiplies the QKᵀ output`);
@@ -106,11 +112,12 @@ function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefine
     // Not evaluable from known shapes: assume the usual 1/√d_head.
     const scale = known ? product : dHead > 0 ? 1 / Math.sqrt(dHead) : 1;
     const how = known ? `evaluated from known shapes: ${describeScale(scale, dHead)}` : `assumed 1/√d_head = ${fmt(scale)}`;
-    const what = all.map((x) => `${x.node.opType} ${g.label(x.node)}`).join(', ');
-    return make('runtime-sqrt', nodes, [], scale, `${what} by a scale computed at run time (${how})`);
+    const what = all.map((x) => `${x.node.opType} ${g.label(x.node)}${x.value !== undefined ? ` by ${fmt(x.value)}` : ''}`).join(', ');
+    return make('runtime-sqrt', nodes, [...new Set(all.filter((x) => x.constant).map((x) => x.constant!))], scale, `${what} by a scale computed at run time (${how})`);
   }
-  const kind: AttentionSite['kind'] = pre.length === 2 ? 'split-qk'
-    : pre.length === 1 && post.length === 0 ? 'scale-before-qk'
+  const sidesScaled = sides.filter((s) => s.length > 0).length;
+  const kind: AttentionSite['kind'] = sidesScaled === 2 ? 'split-qk'
+    : sidesScaled === 1 && post.length === 0 ? 'scale-before-qk'
       : post[0]?.node.opType === 'Div' ? 'div-after-qk' : 'mul-after-qk';
   // A scale before QKᵀ next to one after it (OPT: q·s, then × 1 after QKᵀ) says which is which.
   const mixed = pre.length > 0 && post.length > 0;
@@ -118,6 +125,64 @@ function describeSiteAtQk(g: AnalysisGraph, qk: NodeProto): FoundSite | undefine
   const where = kind === 'split-qk' ? 'on Q and on K before' : kind === 'scale-before-qk' ? 'on one operand before' : 'after';
   const constants = [...new Set(all.map((x) => x.constant!))];
   return make(kind, nodes, constants, product, `${what} ${where} QKᵀ ${g.label(qk)}; scale ${describeScale(product, dHead)}`);
+}
+
+/**
+ * Where a rewrite puts the ratio target/current so that it changes the QKᵀ term and nothing else: the scale
+ * constants of the clean factors (`rewriteNodes`), or, when a factor is computed at run time or none is
+ * clean, a Mul after `mulAfter` (the last clean factor node, else QKᵀ itself). A factor is clean when
+ * changing it changes only this QKᵀ: a pre-scale whose output reaches the QKᵀ operand and nothing else, a
+ * post-scale with no other term added onto the logits before it. Terms that do share a factor are named
+ * in the reason and keep their current scale exactly.
+ */
+function setRewrite(g: AnalysisGraph, s: AttentionSite, qk: NodeProto, all: ScaleFactor[], terms: string[]): void {
+  const clean = all.filter((x) => x.clean);
+  const constant = clean.filter((x) => x.constant !== undefined && !x.runtime);
+  const runtime = all.some((x) => x.runtime);
+  if (!runtime && constant.length > 0) {
+    if (constant.length < all.length) s.rewriteNodes = constant.map((x) => g.label(x.node));
+  } else if (all.length > 0) {
+    const last = clean.filter((x) => !x.pre).at(-1) ?? clean.filter((x) => x.pre).at(-1);
+    s.mulAfter = last ? g.label(last.node) : g.label(qk);
+  }
+  const unclean = all.filter((x) => !x.clean);
+  if (unclean.length > 0) {
+    const why = unclean.map((x) => `${x.node.opType} ${g.label(x.node)}${x.pre ? ' (its output is also read outside this QKᵀ)' : ' (other terms are added before it)'}`).join(', ');
+    const at = s.rewriteNodes ? s.rewriteNodes.join(', ') : `a Mul after ${s.mulAfter}`;
+    s.reason += `; ${why} also scales other terms, so a rewrite changes only ${at}`;
+  }
+  if (terms.length > 0) {
+    s.sharedScaleTerms = terms;
+    s.reason += `; ${terms.join(', ')} added onto the logits share part of the scale and keep it exactly (the rules set the QKᵀ product only)`;
+  }
+}
+
+/** Dynamic or constant terms added onto the logits (Add/Sub) before a post-scale factor: they share it. */
+function sharedScaleTerms(g: AnalysisGraph, qk: NodeProto, path: NodeProto[], post: ScaleFactor[]): string[] {
+  const lastPost = post.map((x) => path.indexOf(x.node)).reduce((a, b) => Math.max(a, b), -1);
+  const out: string[] = [];
+  if (lastPost < 0) return out;
+  path.slice(0, lastPost).forEach((n, i) => {
+    if (n.opType !== 'Add' && n.opType !== 'Sub') return;
+    const prev = i > 0 ? path[i - 1]!.output[0] : qk.output[0];
+    for (const x of n.input) if (x && x !== prev) out.push(x);
+  });
+  return out;
+}
+
+/** The Div/Mul factors on the QKᵀ → Softmax path; clean until a term joins (Add/Sub/Where). */
+function postScales(g: AnalysisGraph, qk: NodeProto, path: NodeProto[]): ScaleFactor[] {
+  const out: ScaleFactor[] = [];
+  let joined = false;
+  const candidates = new Set(scaleCandidates(path));
+  for (const n of path) {
+    if (candidates.has(n)) {
+      const f = scaleOn(g, n, chainInput(n, path, qk));
+      if (f) out.push({ ...f, clean: !joined });
+    }
+    if (n.opType === 'Add' || n.opType === 'Sub' || n.opType === 'Where') joined = true;
+  }
+  return out;
 }
 
 /** "0.125 = 1/√64", or the scale and the head size when the scale is not 1/√d_head. */
@@ -144,6 +209,10 @@ interface ScaleFactor {
   factor?: number;
   /** The factor is computed at run time (from a shape). */
   runtime?: boolean;
+  /** On Q or K before QKᵀ. */
+  pre?: boolean;
+  /** Changing this factor changes the QKᵀ term of this site only (see setRewrite). */
+  clean?: boolean;
 }
 
 /**
@@ -198,20 +267,34 @@ function computedFromShape(g: AnalysisGraph, value: string): boolean {
   return sawSqrt && sawShape;
 }
 
-/** The first Div/Mul by a scalar constant found walking back from a QKᵀ operand over view ops (≤ 6 hops). */
-function preScale(g: AnalysisGraph, operand: string): ScaleFactor | undefined {
+/**
+ * Every Div/Mul by a scalar constant (or run-time scalar) walking back from a QKᵀ operand over view ops and
+ * over those scales themselves (≤ 8 hops): a pre-scale by 1/√d_head followed by SDPA's own √scale on Q
+ * (TorchScript: q·√1) is two factors. Each is clean when every value from it to the operand has one reader.
+ */
+function preScales(g: AnalysisGraph, operand: string, consumer: NodeProto): ScaleFactor[] {
+  const out: ScaleFactor[] = [];
   let v = operand;
-  for (let hops = 0; hops < 6; hops++) {
+  // Readers of the shape only (Shape, Size: TorchScript SDPA reads q's last dim) do not see the values.
+  const readers = (x: string) => g.uses(x).filter((u) => u.node.opType !== 'Shape' && u.node.opType !== 'Size');
+  let single = readers(v).length === 1 && readers(v)[0]!.node === consumer;
+  for (let hops = 0; hops < 8; hops++) {
     const p = g.producer(v);
-    if (!p) return undefined;
+    if (!p) break;
     if (p.opType === 'Div' || p.opType === 'Mul') {
       const slot = g.dynamic.has(p.input[0]!) ? 0 : 1;
-      return scaleOn(g, p, slot);
+      const f = scaleOn(g, p, slot);
+      if (!f) break;
+      out.push({ ...f, pre: true, clean: single });
+      v = p.input[slot]!;
+    } else if (OPERAND_PATH_OPS.has(p.opType)) {
+      v = p.input[0]!;
+    } else {
+      break;
     }
-    if (!OPERAND_PATH_OPS.has(p.opType)) return undefined;
-    v = p.input[0]!;
+    single &&= readers(v).length === 1;
   }
-  return undefined;
+  return out;
 }
 
 /** n when the scale is 1/√n for an integer head size n ≤ 1024 (a guess used only when shapes are unknown). */
@@ -327,17 +410,28 @@ function einsumContractedDim(g: AnalysisGraph, n: NodeProto): number | undefined
   return d !== undefined && d > 0 ? d : undefined;
 }
 
+/** Fused ops whose inputs 0 and 1 are Q and K themselves (a pre-scale there scales QKᵀ). */
+const FUSED_QK_INPUTS = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'DecoderMaskedMultiHeadAttention']);
+
 function fusedSite(g: AnalysisGraph, n: NodeProto): FoundSite {
   const heads = attrInt(n, 'num_heads', attrInt(n, 'q_num_heads', 0));
   const dHead = fusedHeadSize(g, n, heads) ?? 0;
   const hasScale = getAttr(n, 'scale') !== undefined;
-  const scale = hasScale ? attrFloat(n, 'scale', 1) : dHead > 0 ? 1 / Math.sqrt(dHead) : 1;
-  const reason = `${n.domain ? n.domain + '::' : ''}${n.opType} ${g.label(n)}: ${hasScale ? `scale attribute ${fmt(scale)}` : `no scale attribute, default 1/√head_size = ${fmt(scale)}`}, head size ${dHead || '?'}`;
-  return {
-    site: { kind: 'scale-attribute', nodes: [g.label(n)], constants: [], currentScale: scale, dHead, reason },
-    logitPath: [], fused: n,
-    ...(dHead > 0 ? {} : { unresolved: `${reason}: head size unknown; left unchanged` }),
-  };
+  const attrScale = hasScale ? attrFloat(n, 'scale', 1) : dHead > 0 ? 1 / Math.sqrt(dHead) : 1;
+  // com.microsoft Attention reads the hidden state and its packed QKV weights: no Q/K input to pre-scale.
+  // A packed QKV in input 0 (no key input): a scale there would scale V too; not read as a pre-scale.
+  const qkInputs = FUSED_QK_INPUTS.has(n.opType) && !(n.opType === 'Attention' && n.domain === 'com.microsoft') && Boolean(n.input[1]);
+  const pre = qkInputs ? [0, 1].flatMap((i) => (n.input[i] && g.dynamic.has(n.input[i]!) ? preScales(g, n.input[i]!, n) : [])) : [];
+  const known = pre.every((x) => x.factor !== undefined);
+  const scale = pre.reduce((acc, x) => acc * (x.factor ?? 1), attrScale);
+  const preText = pre.length > 0
+    ? `; Q/K scaled before it by ${pre.map((x) => `${x.node.opType} ${g.label(x.node)}${x.factor !== undefined ? ` (×${fmt(x.factor)})` : ' (at run time)'}`).join(', ')}: scale on QKᵀ ${fmt(scale)}; a rewrite sets the attribute so that the product is the target`
+    : '';
+  const reason = `${n.domain ? n.domain + '::' : ''}${n.opType} ${g.label(n)}: ${hasScale ? `scale attribute ${fmt(attrScale)}` : `no scale attribute, default 1/√head_size = ${fmt(attrScale)}`}, head size ${dHead || '?'}${preText}`;
+  const site: AttentionSite = { kind: 'scale-attribute', nodes: [g.label(n), ...pre.map((x) => g.label(x.node))], constants: [], currentScale: scale, dHead, reason };
+  if (pre.length > 0) Object.assign(site, { rewriteNodes: [g.label(n)], attributeScale: attrScale });
+  const unresolved = !(dHead > 0) ? `${reason}: head size unknown; left unchanged` : !known ? `${reason}: a pre-scale on Q/K is computed at run time; left unchanged` : undefined;
+  return { site, logitPath: [], fused: n, ...(unresolved ? { unresolved } : {}) };
 }
 
 function fusedHeadSize(g: AnalysisGraph, n: NodeProto, heads: number): number | undefined {

@@ -9,6 +9,7 @@ import { compileGlob } from './glob.js';
 import { AnalysisGraph } from './graph.js';
 import { assignStructure } from './layers.js';
 import { classifyRoles } from './roles.js';
+import { findSharedCopies } from './sharing.js';
 import type { Analysis, ParamInfo, Role } from './types.js';
 import { ROLES } from './types.js';
 import { compareShapes, detectWidth, type BaseShapeComparison } from './width.js';
@@ -44,6 +45,7 @@ export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOp
   const sites = found.filter((s) => !s.unresolved);
   const params = [...roles.params.values()];
   applyOverrides(params, opts.overrides ?? [], warnings);
+  findSharedCopies(g, params, warnings);
 
   const logitsSrc = roles.logits;
   const readoutParam = logitsSrc ? params.find((p) => p.name === logitsSrc.weight) : undefined;

@@ -16,7 +16,7 @@ export interface NormParam {
 }
 
 /** Fused norm ops: input slot → role. */
-const FUSED: Record<string, Record<number, NormParam['role']>> = {
+export const FUSED_NORM_OPS: Record<string, Record<number, NormParam['role']>> = {
   LayerNormalization: { 1: 'norm_scale', 2: 'norm_bias' },
   SimplifiedLayerNormalization: { 1: 'norm_scale' },
   RMSNormalization: { 1: 'norm_scale' },
@@ -31,7 +31,7 @@ const FUSED: Record<string, Record<number, NormParam['role']>> = {
 export function findNormParams(g: AnalysisGraph): NormParam[] {
   const out: NormParam[] = [];
   for (const n of g.order) {
-    const slots = FUSED[n.opType];
+    const slots = FUSED_NORM_OPS[n.opType];
     if (slots) {
       for (const [slot, role] of Object.entries(slots)) {
         const w = n.input[Number(slot)];
@@ -124,4 +124,69 @@ function constOperand(g: AnalysisGraph, n: NodeProto, data: string): string | un
   if (!other) return undefined;
   const src = g.viewSource(other).value;
   return g.isInitializer(src) ? src : undefined;
+}
+
+/**
+ * Elementwise affine layers: `x·w (+ b)` with `w` (and `b`) a per-channel float vector (one dim > 1) and `x`
+ * an activation — the gain and shift of a norm written as separate ops (after a parameter-free
+ * LayerNormalization, a normalisation whose gain Mul is not right after it), or a norm replaced by an affine
+ * layer (ResMLP/CaiT `Affine`, LayerScale). Used for tensors no other detector claimed.
+ */
+export function affineParams(g: AnalysisGraph, undecided: ReadonlySet<string>, afterNormOnly = false): NormParam[] {
+  const out: NormParam[] = [];
+  const claimed = new Set<string>();
+  for (const n of g.order) {
+    if (n.opType !== 'Mul' || n.input.length !== 2) continue;
+    const slot = n.input.findIndex((i) => i && g.dynamic.has(i));
+    const w = slot >= 0 ? channelVector(g, n.input[1 - slot]!, undecided) : undefined;
+    if (!w || slot < 0 || g.dynamic.has(n.input[1 - slot]!)) continue;
+    const after = normBefore(g, n.input[slot]!);
+    if (afterNormOnly && !after) continue;
+    const what = after ? `gain: Mul ${g.label(n)} after the normalisation ${after}` : `gain of an elementwise affine layer (x·w + b): Mul ${g.label(n)}`;
+    if (!claimed.has(w)) out.push({ weight: w, role: 'norm_scale', node: n, why: what });
+    claimed.add(w);
+    const add = soleUse(g, n.output[0]!);
+    if (add?.opType !== 'Add') continue;
+    const b = channelVector(g, add.input.find((i) => i !== n.output[0]) ?? '', undecided);
+    if (b && !claimed.has(b)) {
+      out.push({ weight: b, role: 'norm_bias', node: add, why: `shift: Add ${g.label(add)} after the ${after ? 'normalisation gain' : 'elementwise affine gain'}` });
+      claimed.add(b);
+    }
+  }
+  return out;
+}
+
+/** An undecided float initializer (through views) with exactly one dim larger than 1: a per-channel vector. */
+function channelVector(g: AnalysisGraph, value: string, undecided: ReadonlySet<string>): string | undefined {
+  const src = g.viewSource(value).value;
+  if (!undecided.has(src)) return undefined;
+  const t = g.index.getInitializer(src);
+  const dims = t.dims.map(Number);
+  return dims.filter((d) => d > 1).length === 1 ? src : undefined;
+}
+
+/**
+ * The norm producing `value` (a fused norm op, or a decomposed normalised value), through casts and views
+ * (GroupNorm exports as Reshape → InstanceNormalization(ones, zeros) → Reshape → ·w + b).
+ */
+function normBefore(g: AnalysisGraph, value: string): string | undefined {
+  let p = g.producer(value);
+  while (p && NORM_TO_GAIN_OPS.has(p.opType)) p = g.producer(p.input[0]!);
+  if (!p) return undefined;
+  if (FUSED_NORM_OPS[p.opType] || isNormalisedValue(g, p)) return `${opName(p)} ${g.label(p)}`;
+  return undefined;
+}
+
+const NORM_TO_GAIN_OPS = new Set(['Cast', 'Identity', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose']);
+
+/**
+ * A gain of all ones or a shift of all zeros that the exporter made for a fused norm without parameters
+ * (`LayerNorm(elementwise_affine=False)`: dynamo writes LayerNormalization(x, val_8 = ones)): not a parameter.
+ * Only for exporter-named tensors (a module's own gain keeps its name, and at init may well be all ones).
+ */
+export function exporterNormConstant(name: string, role: NormParam['role'], values: Float32Array, generated: boolean): string | undefined {
+  if (!generated || (role !== 'norm_scale' && role !== 'norm_bias')) return undefined;
+  const fill = role === 'norm_scale' ? 1 : 0;
+  if (!values.every((x) => x === fill)) return undefined;
+  return `a constant ${fill === 1 ? 'ones gain' : 'zeros shift'} the exporter wrote for a norm without parameters ('${name}'): not a parameter`;
 }

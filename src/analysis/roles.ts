@@ -8,7 +8,9 @@ import { dimsOf, elementCount } from '../onnx/tensor.js';
 import type { FoundSite } from './attention.js';
 import { findEmbeddings, joinedEmbeddings, type EmbeddingUse } from './embeddings.js';
 import type { AnalysisGraph } from './graph.js';
-import { findNormParams } from './norms.js';
+import { affineParams, exporterNormConstant, findNormParams, FUSED_NORM_OPS } from './norms.js';
+import { GENERATED_NAME } from './sharing.js';
+import { tensorToFloat32 } from '../onnx/tensor.js';
 import { tieByValue } from './ties.js';
 import { classifyBuffer } from './buffers.js';
 import type { ParamInfo, Role } from './types.js';
@@ -60,21 +62,44 @@ export function classifyRoles(g: AnalysisGraph, sites: FoundSite[]): RoleResult 
   const norms = findNormParams(g);
   for (const n of norms) {
     const count = norms.filter((m) => m.weight === n.weight).length;
-    book.set(n.weight, n.role, count > 1 ? `${n.why} (and ${count - 1} more norms share it)` : n.why);
+    const made = n.node.opType in FUSED_NORM_OPS ? exporterMade(g, n.weight, n.role) : undefined;
+    if (made) book.set(n.weight, 'buffer', `${made}; input of ${n.node.opType} ${g.label(n.node)}`);
+    else book.set(n.weight, n.role, count > 1 ? `${n.why} (and ${count - 1} more norms share it)` : n.why);
   }
   for (const p of book.undecided()) {
     const bias = biasReason(g, p);
     if (bias) book.set(p.name, 'bias', bias);
   }
-  for (const p of book.undecided()) {
-    const buffer = classifyBuffer(g, p, sites);
-    if (buffer) book.set(p.name, 'buffer', buffer);
+  // x·w + b right after a normalisation is a norm's gain and shift, whatever else it feeds (checked before
+  // buffers: everything upstream of QKᵀ looks like a rotary table's Mul); an affine layer alone, after them.
+  for (const afterNormOnly of [true, false]) {
+    if (!afterNormOnly) {
+      for (const p of book.undecided()) {
+        const buffer = classifyBuffer(g, p, sites);
+        if (buffer) book.set(p.name, 'buffer', buffer);
+      }
+    }
+    const floats = new Set(book.undecided().filter((p) => isFloatTensor(p.dataType) && p.elements > 1).map((p) => p.name));
+    for (const n of affineParams(g, floats, afterNormOnly)) {
+      const made = exporterMade(g, n.weight, n.role);
+      book.set(n.weight, made ? 'buffer' : n.role, made ?? n.why);
+    }
   }
   for (const p of book.undecided()) {
     p.reason = `not classified (consumers: ${p.consumers.slice(0, 3).join(', ') || 'none'}); left untouched`;
     book.warnings.push(`initializer '${p.name}' ${JSON.stringify(p.shape)}: ${p.reason}`);
   }
   return { params: book.params, embeddings, ...(logits ? { logits } : {}), linear, warnings: book.warnings };
+}
+
+/** The reason a norm vector is an exporter's constant (ones gain / zeros shift under a generated name), if it is. */
+function exporterMade(g: AnalysisGraph, name: string, role: string): string | undefined {
+  if (!GENERATED_NAME.test(name) || (role !== 'norm_scale' && role !== 'norm_bias')) return undefined;
+  try {
+    return exporterNormConstant(name, role, tensorToFloat32(g.index.getInitializer(name), g.baseDir), true);
+  } catch {
+    return undefined;
+  }
 }
 
 function initialParams(g: AnalysisGraph): Map<string, ParamInfo> {

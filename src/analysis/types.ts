@@ -41,7 +41,10 @@ export interface ParamInfo {
   residualOutput?: boolean;
   /** Tie: this tensor is the same as / a transposed copy of another parameter. */
   tiedWith?: string;
-  tie?: 'identity' | 'value' | 'value-transposed';
+  /** `value-reshaped`: a copy with the same values in the same order under other dims (sharing.ts). */
+  tie?: 'identity' | 'value' | 'value-transposed' | 'value-reshaped';
+  /** Copies of this parameter stored under other names (sharing.ts): folded into it, one parameter. */
+  copies?: string[];
   /** Nodes (name or op#index) that consume it, for the report. */
   consumers: string[];
 }
@@ -65,6 +68,17 @@ export interface AttentionSite {
   logitsValue?: string;
   /** Scale constants that other nodes also read: clone them before rewriting (GPT-2 dynamo shares 0.5 with GELU). */
   sharedConstants?: string[];
+  /**
+   * The nodes a rewrite edits when not all of `nodes` (a factor that also scales another term is left alone):
+   * scale constants of these Div/Mul nodes, or the `scale` attribute of the fused op.
+   */
+  rewriteNodes?: string[];
+  /** A rewrite multiplies this node's output by target/current (a run-time scale, or no clean constant). */
+  mulAfter?: string;
+  /** Fused op with a pre-scaled Q/K: its own `scale` (attribute or default); `currentScale` is the product. */
+  attributeScale?: number;
+  /** Terms added onto the logits before a factor of the scale (relative-position bias, a mask): kept as they are. */
+  sharedScaleTerms?: string[];
 }
 
 export interface BlockOutput {

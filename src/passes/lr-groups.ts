@@ -16,6 +16,7 @@ export function buildLrGroups(plan: TransformPlan, masks: ReadonlyMap<string, Dr
     .map((p) => ({
       name: p.name, role: p.role, shape: p.shape, lr_adam: p.lrAdam, lr_sgd: p.lrSgd, weight_decay: p.weightDecay,
       adam_eps: p.adamEps, density: p.density, mask: masks.get(p.name)?.name ?? null, rule: p.rule!,
+      ...(p.copies?.length ? { copies: p.copies } : {}),
     }));
   const hp = plan.hyperparameters;
   return {

@@ -79,7 +79,7 @@ export const multiplierPass: Pass<MultiplierPassReport> = {
 
 /**
  * Element type of a value: from its value_info / graph input / output / initializer; otherwise the type of
- * the model's largest float initializer (an fp16 model multiplies in fp16), float when there is none.
+ * the model's largest float initializer (an fp16 model multiplies in fp16), else its first float input's.
  */
 function elemTypeOf(model: ModelProto, value: string): number {
   const g = model.graph!;
@@ -95,7 +95,13 @@ function elemTypeOf(model: ModelProto, value: string): number {
     const size = t.dims.reduce((a, b) => a * Number(b), 1);
     if (size > bestSize) [best, bestSize] = [t, size];
   }
-  return best?.dataType ?? DataType.FLOAT;
+  if (best) return best.dataType;
+  // No float initializer (a graph of inputs only): the first float graph input's type.
+  for (const v of g.input) {
+    const t = v.type?.value.case === 'tensorType' ? v.type.value.value.elemType : undefined;
+    if (t !== undefined && FLOAT_TYPES.has(t)) return t;
+  }
+  return DataType.FLOAT;
 }
 
 const FLOAT_TYPES: ReadonlySet<number> = new Set([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
@@ -149,13 +155,16 @@ function rewriteSite(
 ): AttentionReportEntry {
   const { site } = a;
   const tag = `supar.attn_scale.L${site.layer ?? 'x'}`;
-  if (site.kind === 'scale-attribute') return { ...base, rewrite: 'attribute', carriers: setScaleAttributes(site.nodes.map(findNode), ratio, site.currentScale) };
-  if (site.kind === 'runtime-sqrt' || site.constants.length === 0) {
-    const after = site.nodes.length > 0 ? site.nodes[site.nodes.length - 1]! : site.qkMatMul;
+  const carriers = site.rewriteNodes ?? site.nodes;
+  if (site.kind === 'scale-attribute') {
+    return { ...base, rewrite: 'attribute', carriers: setScaleAttributes(carriers.map(findNode), ratio, site.attributeScale ?? site.currentScale) };
+  }
+  if (site.mulAfter !== undefined || site.kind === 'runtime-sqrt' || site.constants.length === 0) {
+    const after = site.mulAfter ?? (site.nodes.length > 0 ? site.nodes[site.nodes.length - 1]! : site.qkMatMul);
     if (!after) throw new InvariantError(`attention site (${site.reason}) names no node to scale after`);
     return { ...base, rewrite: 'mul', carriers: [multiplyValue(model, names, findNode(after).output[0]!, ratio, 'output', tag).constant] };
   }
-  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, site.nodes.map(findNode), site.constants, ratio, tag, ctx.baseDir, site.kind === 'split-qk') };
+  return { ...base, rewrite: 'constant', carriers: rewriteConstants(model, names, carriers.map(findNode), site.constants, ratio, tag, ctx.baseDir, site.kind === 'split-qk' && site.qkMatMul ? findNode(site.qkMatMul) : undefined) };
 }
 
 function getSiteNode(ctx: PassContext, ref: string): NodeProto {
@@ -168,8 +177,9 @@ function getSiteNode(ctx: PassContext, ref: string): NodeProto {
  * Replaces each site node's scale constant c by a new named scalar: Div by c → c/r, Mul by c → c·r, where r
  * is the ratio target/current for the whole product; a scale split over Q and K gives each side √r.
  */
-function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodeProto[], constants: string[], ratio: number, tag: string, baseDir: string, qk: boolean): string[] {
+function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodeProto[], constants: string[], ratio: number, tag: string, baseDir: string, qk: NodeProto | undefined): string[] {
   const index = new GraphIndex(model);
+  const sides = qk ? nodes.map((n) => operandSide(index, n, qk)) : [];
   const carriers: string[] = [];
   // k nodes each multiply QKᵀ by their factor; giving each r^(1/k) more makes the product r times larger.
   const perSide = Math.pow(ratio, 1 / nodes.length);
@@ -192,9 +202,12 @@ function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodePr
       const c = tensorToFloat32(t, baseDir)[0]!;
       // Div(x, c) divides by c; Mul (either slot) and Div(c, x) multiply by c.
       const next = n.opType === 'Div' && slot === 1 ? c / perSide : c * perSide;
-      // Q and K sides for a split scale; else numbered in site order (OPT: a scale on Q, then × 1 after QKᵀ).
+      // Q and K sides for a split scale (.q, .k; a second factor on one side .q1); else numbered in site order
+      // (OPT: a scale on Q, then × 1 after QKᵀ).
       const k = distinct.indexOf(key);
-      name = names.fresh(distinct.length === 1 ? tag : `${tag}.${qk ? ['q', 'k'][k] ?? k : k}`);
+      const side = sides[i];
+      const sameSide = side === undefined ? 0 : nodes.slice(0, i).filter((_, j) => sides[j] === side && keyOf(nodes[j]!, slots[j]!) !== key).length;
+      name = names.fresh(distinct.length === 1 ? tag : `${tag}.${side !== undefined ? `${side}${sameSide || ''}` : k}`);
       addInitializer(model.graph!, makeScalarFloat(name, next, t.dataType));
       made.set(key, name);
       carriers.push(name);
@@ -205,7 +218,10 @@ function rewriteConstants(model: ModelProto, names: NameAuthority, nodes: NodePr
   return carriers;
 }
 
-/** `scale` attribute (fused Attention ops): set it to the target; absent means 1/√head_size (current). */
+/**
+ * `scale` attribute (fused Attention ops): multiplied by the ratio target/current, so that with Q/K scaled
+ * before the op the product is the target; absent means 1/√head_size (`current`, the op's own scale).
+ */
 function setScaleAttributes(nodes: NodeProto[], ratio: number, current: number): string[] {
   return nodes.map((n) => {
     const a = getAttr(n, 'scale');
@@ -214,4 +230,17 @@ function setScaleAttributes(nodes: NodeProto[], ratio: number, current: number):
     else n.attribute.push(attr('scale', { float: now * ratio }));
     return `${n.name || n.opType}.scale`;
   });
+}
+
+/** 'q' or 'k': which QKᵀ operand the output of `n` flows into (single-reader chain, ≤ 8 hops). */
+function operandSide(index: GraphIndex, n: NodeProto, qk: NodeProto): 'q' | 'k' | undefined {
+  let v = n.output[0]!;
+  for (let hops = 0; hops < 8; hops++) {
+    const at = qk.input.indexOf(v);
+    if (at === 0 || at === 1) return at === 0 ? 'q' : 'k';
+    const next = index.usesOf(v).filter((u) => u.node.opType !== 'Shape' && u.node.opType !== 'Size');
+    if (next.length !== 1) return undefined;
+    v = next[0]!.node.output[0]!;
+  }
+  return undefined;
 }

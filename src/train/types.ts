@@ -23,6 +23,8 @@ export interface LrGroup {
   /** Name of the mask initializer (bool/uint8, same shape) when the parameter is masked. */
   mask: string | null;
   rule: string;
+  /** Copies of this parameter the input stored under other names, now folded into it (one parameter). */
+  copies?: string[];
 }
 
 export interface LrGroupsFile {
