@@ -19,6 +19,7 @@ import { setTensorFloats, tensorRawBytes, tensorToFloat32 } from '../onnx/tensor
 import { DataType } from '../onnx/dtype.js';
 import type { TokenBatch } from './data.js';
 import { copyWith, type Dim } from './graph-util.js';
+import { ortFailure } from './ort-errors.js';
 import { TRAIN_IO_KEY, type TrainIO } from './train-step.js';
 
 export type EpChoice = 'cpu' | 'cuda' | 'auto';
@@ -89,7 +90,12 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
       const all: Feeds = { ...feeds, [io.lr]: new ort.Tensor('float32', Float32Array.of(lr), []) };
       if (io.step) all[io.step] = new ort.Tensor('int64', BigInt64Array.of(BigInt(steps + 1)), []);
       for (const [name, t] of state) all[name] = t;
-      const out = await session.run(all, fetches);
+      let out: ort.InferenceSession.ReturnType;
+      try {
+        out = await session.run(all, fetches);
+      } catch (e) {
+        throw ortFailure(e, `train step ${steps + 1}`);
+      }
       const loss = (out[io.loss]!.data as Float32Array)[0]!;
       for (const p of io.params) state.set(p.name, out[p.updated]!);
       for (const s of io.state) state.set(s.input, out[s.output]!);
@@ -143,7 +149,8 @@ function withInlinedExternalData(model: ModelProto, baseDir: string): ModelProto
 }
 
 async function openSession(bytes: Uint8Array, ep: EpChoice, threads: number | undefined, warn: (m: string) => void): Promise<{ session: ort.InferenceSession; ep: 'cpu' | 'cuda' }> {
-  const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
+  // Failures are reported once, as one line (ortFailure): onnxruntime's own error log would repeat them.
+  const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', logSeverityLevel: 4, ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
   if (ep !== 'cpu') {
     const missing = missingCudaLibraries();
     if (missing && ep === 'cuda') throw new UserInputError(`--ep cuda: onnxruntime-node's CUDA provider is not installed (${missing}); install it with ${CUDA_INSTALL_HINT}, or use --ep cpu`, ExitCode.runtime);
@@ -161,7 +168,7 @@ async function openSession(bytes: Uint8Array, ep: EpChoice, threads: number | un
   try {
     return { session: await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
   } catch (e) {
-    throw new UserInputError(`onnxruntime rejected the train-step graph: ${firstLine((e as Error).message)}`, ExitCode.runtime);
+    throw ortFailure(e, 'onnxruntime rejected the train-step graph');
   }
 }
 
