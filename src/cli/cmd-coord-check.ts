@@ -8,7 +8,7 @@ import type { CliContext } from './main.js';
 import { runCoordCheck, verdictLines } from '../experiments/coord-check.js';
 import { parseDensities, parseLrValue } from '../experiments/sweep.js';
 import { writeCoordCheckOutputs } from '../experiments/outputs.js';
-import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
+import { commonTrainOptions, hyperparameterFlags, runSizeFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface CoordFlags extends CommonTrainFlags {
   lr: string;
@@ -35,7 +35,7 @@ export function register(program: Command, _ctx: CliContext): void {
     // Loaded here, not at the top: onnxruntime-node loads only when a command trains.
     const { makeOnnxTrainRun } = await import('../experiments/train-run.js');
     const train = await makeOnnxTrainRun({
-      modelPath: model, batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
+      modelPath: model, ...runSizeFlags(f),
       dataFile: f.data, fixedBatch: true, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
     });
