@@ -9,10 +9,10 @@ import { ExitCode, UsageError, UserInputError } from '../errors.js';
 import { readModel } from '../onnx/codec.js';
 import { analyzeModel } from '../analysis/index.js';
 import { progress } from './progress.js';
-import { openFeedSource } from '../train/feeds.js';
+import { openFeedSource, withTargetShape, type FeedOptions } from '../train/feeds.js';
 import { formatKernelReport } from '../train/kernels.js';
-import { describeObjective, objectiveOfModel, parseObjective, tokenVocab } from '../train/objective.js';
-import { createTrainer, type EpChoice } from '../train/runner.js';
+import { describeObjective, objectiveOfModel, parseObjective, tokenVocab, type Objective } from '../train/objective.js';
+import { createTrainer, type EpChoice, type Feeds } from '../train/runner.js';
 import { buildTrainStep } from '../train/train-step.js';
 import { LR_GROUPS_FORMAT, type LrGroupsFile } from '../train/types.js';
 import type { ModelProto } from 'onnx-buf';
@@ -72,14 +72,17 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
     },
   });
   if (ep !== 'cpu' && ts.kernelReport.train.fallbacks.length > 0) process.stderr.write(`warning: ${formatKernelReport(ts.kernelReport.train)}\n`);
-  const source = openFeedSource(ts.io, objective, {
+  const feedOptionsGiven: FeedOptions = {
     data: flags.data, labels: flags.labels, seed: intFlag('--seed', flags.seed, 0),
     batch: flags.batch === undefined ? undefined : intFlag('--batch', flags.batch, 1), seq: flags.seq === undefined ? undefined : intFlag('--seq', flags.seq, 1),
     inputVocab: objective.tokenInput ? tokenVocab(loaded.model.graph!, objective.tokenInput) : undefined,
     maskToken: flags.maskToken === undefined ? undefined : intFlag('--mask-token', flags.maskToken, 0),
-  });
+  };
+  const feedOptions = await withTargetShape(loaded.model, ts.io, objective, feedOptionsGiven);
+  const source = openFeedSource(ts.io, objective, feedOptions);
+  const hint = requested ? undefined : await mlmHint(loaded.model, objective, () => openFeedSource(ts.io, objective, feedOptions).next());
   const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: loaded, ep, threads: flags.threads ? intFlag('--threads', flags.threads, 1) : undefined });
-  process.stderr.write(`${describeObjective(objective)}\n`);
+  process.stderr.write(`${describeObjective(objective)}\n${hint ? `${hint}\n` : ''}`);
   const losses: number[] = [];
   const started = process.hrtime.bigint();
   const bar = progress('train', steps);
@@ -105,6 +108,15 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
     bar.done(); // clear the progress line before the summary or an error
     await trainer.release();
   }
+}
+
+/** A hint line when next-token training meets attention that is not causal (a bidirectional encoder). */
+async function mlmHint(model: ModelProto, objective: Objective, feeds: () => Feeds): Promise<string | undefined> {
+  if (objective.kind !== 'next-token' || !objective.tokenInput) return undefined;
+  const { probeCausal } = await import('../train/forward-probe.js');
+  const causal = await probeCausal(model, feeds(), objective.tokenInput, objective.output, objective.classes!);
+  if (causal !== false) return undefined;
+  return `hint: the attention is not causal (the last token changes the logits at position 0), so next-token training lets each position see its target; for a bidirectional encoder pass --objective mlm`;
 }
 
 /** The LR groups stored by the transform in metadata_props `supar.lr_groups`. */

@@ -11,7 +11,7 @@ import type { BlockOutput } from '../analysis/types.js';
 import { UserInputError } from '../errors.js';
 import { findValueShape } from '../train/graph-util.js';
 import { buildTrainStep, type TrainIO } from '../train/train-step.js';
-import { openFeedSource, type FeedSource, type TokenSource } from '../train/feeds.js';
+import { openFeedSource, withTargetShape, type FeedSource, type TokenSource } from '../train/feeds.js';
 import { describeObjective, objectiveOfModel, tokenVocab, type Objective, type ObjectiveKind } from '../train/objective.js';
 import { createTrainer, type Feeds, type Trainer } from '../train/runner.js';
 import type { LrGroupsFile } from '../train/types.js';
@@ -79,7 +79,7 @@ export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<Train
     const { prepared, ts, objective } = cached;
     const blocks = cfg.recordActivations ? prepared.blocks : [];
     // Sizes and data are checked before onnxruntime loads the graph: a conflicting --batch is one line, not a run-time failure.
-    const source = feedSource(ts.io, objective, prepared.model, opts, text, cfg.seed);
+    const source = await feedSource(ts.io, objective, prepared.model, opts, text, cfg.seed);
     const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: { model: prepared.model, baseDir: prepared.baseDir }, threads: opts.threads ?? 1 });
     try {
       return { ...(await runSteps(trainer, () => source.next(), cfg, opts, blocks)), blocks };
@@ -133,7 +133,7 @@ export const EXPERIMENT_SIZE_DEFAULTS = { batch: 4, seq: 32, samples: 1600 };
  * tokens) when a text is given, else a synthetic Markov language over the vocabulary; targets shifted by one.
  * Other objectives take the seeded synthetic data of `train`.
  */
-function feedSource(io: TrainIO, objective: Objective, model: ModelProto, opts: OnnxTrainRunOptions, text: Uint8Array | undefined, seed: number): FeedSource {
+async function feedSource(io: TrainIO, objective: Objective, model: ModelProto, opts: OnnxTrainRunOptions, text: Uint8Array | undefined, seed: number): Promise<FeedSource> {
   if (text && objective.kind !== 'next-token' && objective.kind !== 'mlm') {
     throw new UserInputError(`--data: a text file feeds the next-token and mlm objectives; this model trains with ${objective.kind} (${objective.reason}); drop --data to use seeded synthetic inputs`);
   }
@@ -147,10 +147,10 @@ function feedSource(io: TrainIO, objective: Objective, model: ModelProto, opts: 
     const next = markovTokenStream(vocab, s.batch, s.seq, seed);
     return { description: 'markov', next: () => { const b = next(); return { batch: s.batch, seq: s.seq, input: b.inputIds, target: b.targets }; } };
   };
-  return openFeedSource(io, objective, {
+  return openFeedSource(io, objective, await withTargetShape(model, io, objective, {
     batch: opts.batch, seq: opts.seq, seed, defaults: EXPERIMENT_SIZE_DEFAULTS, tokenSource,
     inputVocab: objective.tokenInput ? tokenVocab(model.graph!, objective.tokenInput) : undefined,
-  });
+  }));
 }
 
 /**

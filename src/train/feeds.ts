@@ -18,6 +18,7 @@
  */
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { ModelProto } from 'onnx-buf';
 import { ExitCode, UsageError, UserInputError } from '../errors.js';
 import { DataType } from '../onnx/dtype.js';
 import { Rng } from '../passes/rng.js';
@@ -39,6 +40,8 @@ export interface FeedOptions extends SizeFlags {
   inputVocab?: number;
   /** MLM: the id that replaces masked tokens (default: the last id of the vocabulary). */
   maskToken?: number;
+  /** Concrete targets shape when the graph leaves it symbolic (`probeOutputShape`); see `needsTargetShape`. */
+  targetShape?: number[];
   /** Token batches for next-token/mlm instead of `--data` (the experiment commands' own streams). */
   tokenSource?: (sizes: { batch: number; seq: number }) => TokenSource;
 }
@@ -59,13 +62,42 @@ const CLUSTERS_FOR_MSE = 8;
 
 export function openFeedSource(io: TrainIO, objective: Objective, opts: FeedOptions): FeedSource {
   const sizes = resolveSizes(io.modelInputs, objective.tokenInput, opts, opts.defaults);
-  const targetShape = concreteShape(io.targets.shape, sizes);
+  const tokenTargets = objective.kind === 'next-token' || objective.kind === 'mlm';
+  const targetShape = tokenTargets ? sizes.inputShapes.get(objective.tokenInput!) : opts.targetShape ?? concreteShape(io.targets.shape, sizes);
   if (!targetShape) throw new UserInputError(`output '${objective.output}' [${objective.outputShape.join(', ')}] has dims the inputs do not determine; the targets need a fixed shape: re-export with static output shapes or pass --objective class`, ExitCode.unsupported);
   const aux = auxFeeds(io.modelInputs, sizes);
-  const data = objective.kind === 'next-token' || objective.kind === 'mlm'
+  const data = tokenTargets
     ? tokenData(io, objective, sizes, targetShape, opts)
     : opts.data !== undefined ? npyData(io, objective, sizes, targetShape, opts) : clusterData(io, objective, sizes, targetShape, opts);
   return { description: data.description, sizes, next: () => ({ ...aux, ...data.next() }) };
+}
+
+/**
+ * Whether the targets' shape is not determined by the inputs (symbolic output dims under names the inputs
+ * do not carry): the caller then measures it with `probeOutputShape` on `probeFeeds`.
+ */
+export function needsTargetShape(io: TrainIO, objective: Objective, opts: FeedOptions): boolean {
+  if (objective.kind === 'next-token' || objective.kind === 'mlm' || opts.targetShape) return false;
+  return concreteShape(io.targets.shape, resolveSizes(io.modelInputs, objective.tokenInput, opts, opts.defaults)) === undefined;
+}
+
+/** Model-input feeds for a probe run: the aux inputs and zero (or token 0) data inputs at the feed shapes. */
+export function probeFeeds(io: TrainIO, objective: Objective, opts: FeedOptions): Feeds {
+  const sizes = resolveSizes(io.modelInputs, objective.tokenInput, opts, opts.defaults);
+  const feeds = auxFeeds(io.modelInputs, sizes);
+  for (const v of others(io, [])) {
+    const dims = sizes.inputShapes.get(v.name)!;
+    feeds[v.name] = numericTensor(v, new Float64Array(dims.reduce((a, b) => a * b, 1)), dims);
+  }
+  return feeds;
+}
+
+/** Feed options with the targets' shape measured by one forward run when the graph leaves it symbolic. */
+export async function withTargetShape(model: ModelProto, io: TrainIO, objective: Objective, opts: FeedOptions): Promise<FeedOptions> {
+  if (!needsTargetShape(io, objective, opts)) return opts;
+  const { probeOutputShape } = await import('./forward-probe.js');
+  const shape = await probeOutputShape(model, probeFeeds(io, objective, opts), objective.output);
+  return shape ? { ...opts, targetShape: shape } : opts;
 }
 
 interface DataSource { description: string; next(): Feeds }
