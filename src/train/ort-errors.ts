@@ -41,10 +41,10 @@ function hintFor(op: string, cause: string): string {
   if (op === 'Gather' && /out of (data )?bounds/i.test(cause)) {
     return 'an index is outside a table: token ids must be below the model\'s vocabulary, and --seq no longer than its positions';
   }
+  if (op === 'Conv' || op === 'MaxPool' || op === 'AveragePool') return 'the input is too short or small for the model\'s kernels: pass a larger --seq (samples) or the size the model was exported with';
   if (op === 'Reshape' || op === 'Expand' || /shape|dimension|broadcast/i.test(cause)) {
     return 'the export fixed shapes at trace time that these inputs do not fit: use the sizes it was exported with (--batch/--seq) or re-export with dynamic axes';
   }
-  if (op === 'Conv' || op === 'MaxPool' || op === 'AveragePool') return 'the input is too short or small for the model\'s kernels: pass a larger --seq (samples) or the size the model was exported with';
   return 'check that the model runs in onnxruntime with inputs of these shapes (rerun with --debug for details)';
 }
 
