@@ -10,10 +10,12 @@
  *               targets = the window shifted by one
  *   mlm         the same windows, 15 % of positions chosen (at least one per row): 80 % become the mask
  *               token, 10 % a random token, 10 % stay; targets = the original token there, −100 elsewhere
- *   class, mse  synthetic "clusters": each row draws a latent class y; float inputs are prototype_y + 0.5·noise
+ *   class, mse  synthetic "clusters": each row has a latent class y (consecutive classes from a seeded start); float inputs are prototype_y + 0.5·noise
  *               (prototypes N(0, 1), one per class and input, drawn from the seed), token inputs mix tokens of
  *               a class-specific set of 4 with uniform ones; class targets are y, MSE targets are a second
- *               prototype_y of the output's shape. Learnable, and fresh every step.
+ *               prototype_y of the output's shape. One batch is drawn and fed at every step (mup's
+ *               coord check `fix_data`): a smoke run whose loss falls as soon as gradients flow, where fresh
+ *               batches of a tiny model's near-uniform predictions would hide 5 steps of progress in noise.
  *               Files: `--data X.npy` (rows of the data input) with `--labels Y.npy` (class ids, or targets).
  */
 import * as path from 'node:path';
@@ -186,24 +188,29 @@ function clusterData(io: TrainIO, objective: Objective, sizes: FeedSizes, target
   });
   const targetProtos = objective.kind === 'mse' ? Array.from({ length: k }, () => normals(rng, perRow(targetShape), 0.5)) : [];
   const b = sizes.batch;
+  let fixed: Feeds | undefined;
   return {
-    description: `synthetic clusters (${k} ${objective.kind === 'class' ? 'classes' : 'latent clusters'}, seed ${opts.seed})`,
-    next: () => {
-      const ys = Array.from({ length: b }, () => Math.floor(rng.uniform53() * k));
-      const feeds: Feeds = {};
-      for (const p of protos) {
-        const values = new Float64Array(b * p.n);
-        ys.forEach((y, r) => {
-          for (let j = 0; j < p.n; j++) {
-            values[r * p.n + j] = p.table ? p.table[y]![j]! + 0.5 * rng.normal() : rng.uniform53() < 0.5 ? p.sets![y]![Math.floor(rng.uniform53() * 4)]! : Math.floor(rng.uniform53() * p.span);
-          }
-        });
-        feeds[p.v.name] = numericTensor(p.v, values, sizes.inputShapes.get(p.v.name)!);
-      }
-      feeds[io.targets.name] = objective.kind === 'class' ? classTargets(io, ys, targetShape) : floatRows(targetShape, ys.map((y) => targetProtos[y]!));
-      return feeds;
-    },
+    description: `synthetic clusters (${k} ${objective.kind === 'class' ? 'classes' : 'latent clusters'}, one fixed batch, seed ${opts.seed})`,
+    next: () => (fixed ??= makeBatch()),
   };
+
+  function makeBatch(): Feeds {
+    // Balanced labels: consecutive classes from a seeded start (every class when the batch holds k rows or more).
+    const start = Math.floor(rng.uniform53() * k);
+    const ys = Array.from({ length: b }, (_, r) => (start + r) % k);
+    const feeds: Feeds = {};
+    for (const p of protos) {
+      const values = new Float64Array(b * p.n);
+      ys.forEach((y, r) => {
+        for (let j = 0; j < p.n; j++) {
+          values[r * p.n + j] = p.table ? p.table[y]![j]! + 0.5 * rng.normal() : rng.uniform53() < 0.5 ? p.sets![y]![Math.floor(rng.uniform53() * 4)]! : Math.floor(rng.uniform53() * p.span);
+        }
+      });
+      feeds[p.v.name] = numericTensor(p.v, values, sizes.inputShapes.get(p.v.name)!);
+    }
+    feeds[io.targets.name] = objective.kind === 'class' ? classTargets(io, ys, targetShape) : floatRows(targetShape, ys.map((y) => targetProtos[y]!));
+    return feeds;
+  }
 }
 
 function classTargets(io: TrainIO, ys: number[], shape: number[]): ort.Tensor {
