@@ -26,7 +26,7 @@ import { DataType } from '../onnx/dtype.js';
 import { Rng } from '../passes/rng.js';
 import { openBatchSource, type TokenBatch } from './data.js';
 import { readNpyFile, type NpyArray } from './npy.js';
-import { auxInputKind, type Objective } from './objective.js';
+import { auxInputKind, findTokenInputName, type Objective } from './objective.js';
 import type { Feeds } from './runner.js';
 import { concreteShape, resolveSizes, type FeedSizes, type InputSpec, type SizeDefaults, type SizeFlags } from './sizes.js';
 import type { TrainIO } from './train-step.js';
@@ -312,4 +312,29 @@ function numericTensor(v: InputSpec, values: Float64Array, dims: number[]): ort.
     case DataType.DOUBLE: return new ort.Tensor('float64', Float64Array.from(values), dims);
     default: throw new UserInputError(`input '${v.name}' has element type ${v.elemType}; training feeds float32, float64, int32, int64 and bool inputs`, ExitCode.unsupported);
   }
+}
+
+/**
+ * Feeds for one token batch (next-token; `nextToken` graphs get the input ids as targets): the token input
+ * gets `batch.input`, the other inputs the fixed fills of `auxFeeds`, at the batch's sizes.
+ */
+export function feedsForBatch(io: TrainIO, batch: TokenBatch): Feeds {
+  const tokenInput = findTokenInput(io);
+  const sizes = resolveSizes(io.modelInputs, tokenInput.name, { batch: batch.batch, seq: batch.seq });
+  const feeds = auxFeeds(io.modelInputs, sizes);
+  for (const v of others(io, [tokenInput.name])) {
+    const dims = sizes.inputShapes.get(v.name)!;
+    feeds[v.name] = numericTensor(v, new Float64Array(dims.reduce((a, b) => a * b, 1)), dims);
+  }
+  feeds[tokenInput.name] = intTensor(tokenInput.elemType, batch.input, [batch.batch, batch.seq]);
+  feeds[io.targets.name] = intTensor(io.targets.elemType, io.nextToken ? batch.input : batch.target, [batch.batch, batch.seq]);
+  return feeds;
+}
+
+/** The model input that takes token ids: the first integer input that is not a mask, position, segment or cache input. */
+export function findTokenInput(io: TrainIO): TrainIO['modelInputs'][number] {
+  const name = findTokenInputName(io.modelInputs);
+  const v = io.modelInputs.find((x) => x.name === name);
+  if (!v) throw new UserInputError(`the model has no integer token input (inputs: ${io.modelInputs.map((x) => x.name).join(', ')}); token data needs one (see --objective)`, ExitCode.unsupported);
+  return v;
 }
