@@ -26,3 +26,9 @@ export { buildBackward } from './train/autodiff.js';
 // The runner loads onnxruntime-node's native library; import it from here only when training.
 export { createTrainer, feedsForBatch } from './train/runner.js';
 export type { Trainer, TrainerInit, StepResult, EpChoice } from './train/runner.js';
+export { chooseObjective, objectiveOfModel, describeObjective } from './train/objective.js';
+export type { Objective, ObjectiveKind } from './train/objective.js';
+export { openFeedSource } from './train/feeds.js';
+export type { FeedOptions, FeedSource } from './train/feeds.js';
+export { readNpyFile, writeNpyFile, parseNpy, encodeNpy } from './train/npy.js';
+export type { NpyArray, NpyDtype } from './train/npy.js';
