@@ -18,6 +18,7 @@ import { encodeModel, readModel, writeModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { transform } from '../src/transform.js';
 import { openFeedSource } from '../src/train/feeds.js';
+import { probeCausal } from '../src/train/forward-probe.js';
 import { resolveSizes } from '../src/train/sizes.js';
 import { writeNpyFile } from '../src/train/npy.js';
 import { objectiveOfModel, type ObjectiveKind } from '../src/train/objective.js';
@@ -131,6 +132,16 @@ test('MLM: the loss is CE over the masked positions only (15 %, ≥ 1 per row), 
   assert.ok(Math.abs(r.loss - hand) <= 1e-5 * hand, `graph ${r.loss} vs hand ${hand}`);
 });
 
+test('causality probe: BERT (MLM) is not causal, GPT-2 is; the mlm hint rests on it', async () => {
+  for (const [file, causal] of [[path.join(HF, 'bert_ts.onnx'), false], [path.join(OBJ, 'gpt2_static.onnx'), true]] as const) {
+    const loaded = readModel(file);
+    const o = objectiveOfModel(loaded.model);
+    const ts = buildTrainStep(loaded.model, loaded.baseDir, { format: 'supar-lr-groups/1', rules: 'none', hyperparameters: { sigma_base: 0.02, eta_base: 1, alpha_input: 1, alpha_output: 1 }, m_d: 1, density: 1, seed: 0, groups: [] }, { objective: o, optimizer: { kind: 'adamw' } });
+    const feeds = openFeedSource(ts.io, o, { seed: 0, batch: 2, seq: 8 }).next();
+    assert.equal(await probeCausal(loaded.model, feeds, o.tokenInput!, o.output, o.classes!), causal, path.basename(file));
+  }
+});
+
 test('--emit-train writes the loss graph of the objective train picks (class targets int64 [batch], MSE float of the output shape)', async () => {
   const cases: [string, ObjectiveKind, number, string][] = [
     [path.join(HF, 'vit_ts.onnx'), 'class', DataType.INT64, 'batch'],
@@ -180,6 +191,7 @@ test('CLI: a static-shape export trains with default flags; a conflicting --batc
   assert.doesNotMatch(cc.stderr, /unexpected error|at .*\.ts:\d+/);
   const ccOk = await runCli(['coord-check', path.join(OBJ, 'gpt2_static.onnx'), '--densities', '1,0.5', '--rules', 'supar', '--steps', '2', '--out', path.join(dir, 'cc')]);
   assert.equal(ccOk.code, 0, ccOk.stderr);
+  assert.match(ccOk.stderr, /^objective: next-token cross-entropy on 'logits'/m, 'coord-check says which objective');
   const cc1 = JSON.parse(fs.readFileSync(path.join(dir, 'cc', 'coord-check.json'), 'utf8')) as { losses: { losses: number[] }[] };
   assert.ok(cc1.losses.every((r) => r.losses.length === 2 && r.losses.every(Number.isFinite)), 'coord-check ran on the static export');
 });
