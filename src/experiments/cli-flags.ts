@@ -38,12 +38,11 @@ export function commonTrainOptions(cmd: Command, defaults: { steps: string; out:
 }
 
 /** The size and objective options of `makeOnnxTrainRun` from the flags (absent flags: the model's fixed sizes, else defaults). */
-export function runSizeFlags(f: CommonTrainFlags): { batch?: number; seq?: number; objective?: ObjectiveKind; onObjective: (line: string) => void } {
+export function runSizeFlags(f: CommonTrainFlags): { batch?: number; seq?: number; objective?: ObjectiveKind } {
   return {
     batch: f.batch === undefined ? undefined : positiveInt(f.batch, '--batch'),
     seq: f.seq === undefined ? undefined : positiveInt(f.seq, '--seq'),
     objective: parseObjective(f.objective),
-    onObjective: (line) => { process.stderr.write(`${line}\n`); },
   };
 }
 

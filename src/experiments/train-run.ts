@@ -12,7 +12,8 @@ import { UserInputError } from '../errors.js';
 import { findValueShape } from '../train/graph-util.js';
 import { buildTrainStep, type TrainIO } from '../train/train-step.js';
 import { openFeedSource, withTargetShape, type FeedSource, type TokenSource } from '../train/feeds.js';
-import { describeObjective, objectiveOfModel, tokenVocab, type Objective, type ObjectiveKind } from '../train/objective.js';
+import { objectiveOfModel, tokenVocab, type Objective, type ObjectiveKind } from '../train/objective.js';
+import { EXPERIMENT_SIZE_DEFAULTS } from '../train/sizes.js';
 import { createTrainer, type Feeds, type Trainer } from '../train/runner.js';
 import type { LrGroupsFile } from '../train/types.js';
 import type { Hyperparameters } from '../rules/types.js';
@@ -36,10 +37,8 @@ export interface OnnxTrainRunOptions {
   batch?: number;
   /** Sequence length; default: the model's fixed input length, else 32 tokens (1600 audio samples). */
   seq?: number;
-  /** `--objective`; default: chosen from the model (src/train/objective.ts), as `train` does. */
+  /** `--objective`; default: chosen from the model (src/train/objective.ts), as `train` does (the CLI prints it: preflight.ts). */
   objective?: ObjectiveKind;
-  /** Receives the objective line once (the CLI prints it on stderr). */
-  onObjective?: (line: string) => void;
   /** Text file tokenized as bytes (needs a vocabulary of at least 256). */
   dataFile?: string;
   /** Text already in memory (the transfer experiment's corpus); wins over dataFile. */
@@ -64,7 +63,6 @@ export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<Train
   const text = opts.textBytes ?? (opts.dataFile ? readText(opts.dataFile) : undefined);
   // A sweep trains many LRs per (rules, density): reuse the transformed model and train-step graph.
   let cached: { key: string; prepared: PreparedModel; ts: ReturnType<typeof buildTrainStep>; objective: Objective } | undefined;
-  let told = false;
   return async (cfg: RunConfig): Promise<RunResult> => {
     const key = JSON.stringify([cfg.rules, cfg.density, cfg.seed, cfg.recordActivations]);
     if (cached?.key !== key) {
@@ -72,7 +70,6 @@ export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<Train
       const extraOutputs = cfg.recordActivations ? [...new Set(prepared.blocks.map((b) => b.value))] : [];
       const readoutOutput = prepared.blocks.find((b) => b.kind === 'output_logits')?.value;
       const objective = objectiveOfModel(prepared.model, { requested: opts.objective, readoutOutput });
-      if (!told) { opts.onObjective?.(describeObjective(objective)); told = true; }
       const ts = buildTrainStep(prepared.model, prepared.baseDir, prepared.lrGroups, { objective, optimizer: { kind: 'adamw' }, extraOutputs });
       cached = { key, prepared, ts, objective };
     }
@@ -125,8 +122,6 @@ export function vocabSize(model: ModelProto, output: string): number {
   return v;
 }
 
-/** Default sizes of the experiment commands: small runs, many of them. */
-export const EXPERIMENT_SIZE_DEFAULTS = { batch: 4, seq: 32, samples: 1600 };
 
 /**
  * Feeds of every step (src/train/feeds.ts) with the experiments' token streams: a text window stream (byte

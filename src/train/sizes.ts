@@ -32,6 +32,8 @@ export interface SizeDefaults {
 }
 
 export const TRAIN_SIZE_DEFAULTS: SizeDefaults = { batch: 8, seq: 64, samples: 1600 };
+/** Defaults of the experiment commands (coord-check, sweep): small runs, many of them. */
+export const EXPERIMENT_SIZE_DEFAULTS: SizeDefaults = { batch: 4, seq: 32, samples: 1600 };
 
 export interface FeedSizes {
   batch: number;
