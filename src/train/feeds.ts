@@ -128,7 +128,8 @@ function tokenData(io: TrainIO, objective: Objective, sizes: FeedSizes, targetSh
   const vocab = objective.classes!;
   if (opts.labels !== undefined) throw new UsageError(`--labels ${opts.labels}: the ${objective.kind} objective takes its targets from the tokens; --labels is for --objective class or mse`);
   const source = opts.tokenSource?.({ batch, seq }) ?? openBatchSource(opts.data ?? 'synthetic:count', { batch, seq, seed: opts.seed, vocab });
-  others(io, [tokenName]).forEach((v) => { throw new UserInputError(`input '${v.name}' is a second data input next to the tokens '${tokenName}'; the ${objective.kind} objective feeds one token input`, ExitCode.unsupported); });
+  const extra = others(io, [tokenName])[0];
+  if (extra) throw new UserInputError(`input '${extra.name}' is a second data input next to the tokens '${tokenName}'; the ${objective.kind} objective feeds one token input`, ExitCode.unsupported);
   if (objective.kind === 'next-token') {
     return { description: source.description, next: () => { const b = source.next(); return { [tokenName]: intTensor(input.elemType, b.input, [batch, seq]), [io.targets.name]: intTensor(io.targets.elemType, b.target, targetShape) }; } };
   }
