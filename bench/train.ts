@@ -28,9 +28,11 @@ import * as ort from 'onnxruntime-node';
 import { buildGpt, type GptConfig } from '../fixtures/gpt-builder.js';
 import { encodeModel, readModel } from '../src/onnx/codec.js';
 import { transform } from '../src/transform.js';
-import { openBatchSource } from '../src/train/data.js';
-import { createTrainer, feedsForBatch, findTokenInput, type Ep } from '../src/train/runner.js';
+import { type Ep } from '../src/train/runner.js';
 import { sessionOptions, softwareVulkanEnv } from '../src/runtime/index.js';
+import { openFeedSource } from '../src/train/feeds.js';
+import { objectiveOfModel } from '../src/train/objective.js';
+import { createTrainer } from '../src/train/runner.js';
 import { buildTrainStep } from '../src/train/train-step.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -59,15 +61,13 @@ async function measure(base: Case, steps: number, threads: number, ep: Ep, resid
     ? readModel(path.join(here, '..', 'fixtures', 'gpt-tiny.onnx'))
     : { model: buildGpt(c.source), path: path.join(dir, 'gpt.onnx'), baseDir: dir, fileBytes: 0 };
   const r = await transform(loaded, { density: 0.25, seed: 0 });
-  const ts = buildTrainStep(r.model, loaded.baseDir, r.lrGroups, { loss: 'cross_entropy', optimizer: { kind: 'adamw' } });
-  const vocab = c.source === 'fixture' ? 256 : c.source.vocab;
-  const src = openBatchSource('synthetic:count', { batch: c.batch, seq: c.seq, seed: 0, vocab });
-  const batch = src.next();
+  // The objective and feeds of `train` (the model's fixed sizes win over the case's; a conflict is an error).
+  const objective = objectiveOfModel(r.model, { readoutOutput: r.analysis.logits?.output });
+  const ts = buildTrainStep(r.model, loaded.baseDir, r.lrGroups, { objective, optimizer: { kind: 'adamw' } });
+  const feeds = openFeedSource(ts.io, objective, { batch: c.batch, seq: c.seq, seed: 0 }).next();
   const fwd = await ort.InferenceSession.create(encodeModel(r.model), sessionOptions(ep, { threads }));
-  const tokenName = findTokenInput(ts.io).name;
-  const fwdFeeds = { [tokenName]: new ort.Tensor('int64', batch.input, [batch.batch, batch.seq]) };
+  const fwdFeeds = Object.fromEntries(Object.entries(feeds).filter(([k]) => k !== ts.io.targets.name));
   const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: { model: r.model, baseDir: loaded.baseDir }, ep, threads, stateOnDevice: resident });
-  const feeds = feedsForBatch(ts.io, batch);
   // Forward and train step alternate, so that both see the same machine load (the CPU may be shared).
   const fwdTimes: number[] = [];
   const trainTimes: number[] = [];

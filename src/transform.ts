@@ -223,8 +223,11 @@ function cudaReadiness(graph: CudaReadiness['graph'], r: KernelReport): CudaRead
 /** The train-step graph (src/train/train-step.ts) over the rewritten model; loaded only when asked for. */
 async function buildTrain(result: TransformResult, opts: Record<string, unknown>): Promise<NonNullable<TransformResult['train']>> {
   const { buildTrainStep } = await import('./train/train-step.js');
+  const { objectiveOfModel } = await import('./train/objective.js');
+  // The same objective `train` picks (src/train/objective.ts), unless the caller passes a loss or objective.
+  const objective = opts.loss || opts.objective ? undefined : objectiveOfModel(result.model, { readoutOutput: result.analysis.logits?.output, requested: opts.objectiveKind as never });
   const step = buildTrainStep(result.model, result.sourceBaseDir, result.lrGroups, {
-    loss: 'cross_entropy', optimizer: { kind: 'adamw' }, ...opts,
+    optimizer: { kind: 'adamw' }, ...(objective ? { objective } : {}), ...opts,
   } as Parameters<typeof buildTrainStep>[3]);
   return { train: step.train, eval: step.eval, report: { io: step.io, kernels: step.kernelReport }, kernels: step.kernelReport, opsetUpgrade: step.opsetUpgrade };
 }

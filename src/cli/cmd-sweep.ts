@@ -8,7 +8,8 @@ import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { parseDensities, parseLrGrid } from '../experiments/sweep.js';
 import { runStudyCommand, studyModels, studyOptions, type StudyFlags } from './study-driver.js';
-import { commonTrainOptions, hyperparameterFlags, parseEp, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
+import { preflightTrainRun } from '../experiments/preflight.js';
+import { commonTrainOptions, hyperparameterFlags, parseEp, runSizeFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface SweepFlags extends CommonTrainFlags, StudyFlags {
   lrs: string;
@@ -34,13 +35,16 @@ export function register(program: Command, _ctx: CliContext): void {
       lastK: positiveInt(f.lastK, '--last-k'),
     };
     const train = {
-      batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
+      ...runSizeFlags(f),
       fixedBatch: false, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
       ...(chosen.baseModelPath ? { baseModelPath: chosen.baseModelPath } : {}),
       // Only when not the default, so that CPU plans keep their run-spec hashes.
       ...(parseEp(f.ep) !== 'cpu' ? { ep: parseEp(f.ep) } : {}),
     };
+    // The objective and sizes are checked here, once per model: a conflicting --batch is one line, not a failure in every run.
+    const objectives = chosen.paths.map((p) => preflightTrainRun(p, train));
+    process.stderr.write(`${objectives[0]}\n`);
     await runStudyCommand({ kind: 'sweep', options: { ...opts, ...(chosen.models ? { models: chosen.models } : {}) } }, chosen.paths, f.data, train, f.out, f);
   });
 }

@@ -9,18 +9,19 @@ import { ExitCode, UsageError, UserInputError } from '../errors.js';
 import { readModel } from '../onnx/codec.js';
 import { analyzeModel } from '../analysis/index.js';
 import { progress } from './progress.js';
-import { openBatchSource } from '../train/data.js';
-import { findValueShape } from '../train/graph-util.js';
+import { openFeedSource, withTargetShape, type FeedOptions } from '../train/feeds.js';
 import { checkWebGpuKernels, formatKernelReport } from '../runtime/kernels.js';
 import { EP_CHOICES, type EpChoice } from '../runtime/providers.js';
-import { createTrainer, feedsForBatch, findTokenInput } from '../train/runner.js';
-import { buildTrainStep, type TrainIO } from '../train/train-step.js';
+import { describeObjective, objectiveOfModel, parseObjective, tokenVocab, type Objective } from '../train/objective.js';
+import { createTrainer, type Feeds } from '../train/runner.js';
+import { buildTrainStep } from '../train/train-step.js';
 import { LR_GROUPS_FORMAT, type LrGroupsFile } from '../train/types.js';
 import type { ModelProto } from 'onnx-buf';
 
 interface TrainFlags {
-  steps: string; lr: string; batch: string; seq?: string; data: string; optimizer: string; ep: string; seed: string;
-  log?: string; save?: string; lrGroups?: string; loss: string; logits?: string; threads?: string;
+  steps: string; lr: string; batch?: string; seq?: string; data?: string; labels?: string; objective?: string; maskToken?: string;
+  optimizer: string; ep: string; seed: string;
+  log?: string; save?: string; lrGroups?: string; loss?: string; logits?: string; threads?: string;
   beta1: string; beta2: string; eps: string; weightDecay: string; momentum: string;
 }
 
@@ -30,16 +31,19 @@ export function register(program: Command, _ctx: CliContext): void {
     .description('train a transformed model with its LR groups on onnxruntime (CPU, CUDA or WebGPU)')
     .option('--steps <n>', 'optimizer steps', '100')
     .option('--lr <x>', 'base learning rate (each group multiplies it)', '1e-3')
-    .option('--batch <n>', 'sequences per batch', '8')
-    .option('--seq <n>', 'tokens per sequence (default: the model input\'s fixed length, else 64)')
-    .option('--data <spec>', 'token file (.json, .u16/.bin, .i32), a text file (byte tokens), or synthetic:count|repeat|const', 'synthetic:count')
+    .option('--objective <kind>', 'next-token, class, mse or mlm (default: from the model\'s inputs and outputs)')
+    .option('--batch <n>', 'examples per batch (default: the model\'s fixed batch, else 8)')
+    .option('--seq <n>', 'tokens (or audio samples) per example (default: the model\'s fixed length, else 64 tokens or 1600 samples)')
+    .option('--data <spec>', 'token file (.json, .u16/.bin, .i32, .npy), a text file (byte tokens), synthetic:count|repeat|const, or inputs X.npy (class, mse)')
+    .option('--labels <file>', 'class ids or regression targets (.npy), one row per row of --data X.npy')
+    .option('--mask-token <id>', 'mlm: the token id that replaces masked tokens (default: the last id of the vocabulary)')
     .option('--optimizer <kind>', 'adamw or sgd', 'adamw')
     .option('--beta1 <x>', 'AdamW β1', '0.9')
     .option('--beta2 <x>', 'AdamW β2', '0.999')
     .option('--eps <x>', 'AdamW ε', '1e-8')
     .option('--weight-decay <x>', 'weight decay (times each group\'s multiplier; decoupled for AdamW)', '0')
     .option('--momentum <x>', 'SGD momentum', '0')
-    .option('--loss <kind>', 'cross_entropy (token targets) or mse', 'cross_entropy')
+    .option('--loss <kind>', 'cross_entropy or mse (mse = --objective mse; kept for older scripts)')
     .option('--logits <name>', 'model output the loss reads (default: detected)')
     .option('--lr-groups <file>', 'LR groups JSON (default: the model\'s supar.lr_groups metadata)')
     .option('--ep <ep>', 'execution provider: cpu, cuda, webgpu, or auto (cuda if installed, else webgpu if an adapter starts, else cpu)', 'cpu')
@@ -55,36 +59,39 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
   const lr = numFlag('--lr', flags.lr);
   const optimizerKind = choice('--optimizer', flags.optimizer, ['adamw', 'sgd'] as const);
   const ep: EpChoice = choice('--ep', flags.ep, EP_CHOICES);
-  const loss = choice('--loss', flags.loss, ['cross_entropy', 'mse'] as const);
-  if (loss !== 'cross_entropy') throw new UsageError('--loss mse: the train command feeds token batches; MSE training is available through the library (buildTrainStep)');
+  const loss = flags.loss === undefined ? undefined : choice('--loss', flags.loss, ['cross_entropy', 'mse'] as const);
+  const requested = parseObjective(flags.objective) ?? (loss === 'mse' ? 'mse' : undefined);
   const loaded = readModel(file);
   const groups = flags.lrGroups ? readLrGroupsFile(flags.lrGroups) : lrGroupsFromMetadata(loaded.model, file);
+  const readoutOutput = analyzeModel(loaded.model, loaded.baseDir).logits?.output;
+  const objective = objectiveOfModel(loaded.model, { requested, output: flags.logits, readoutOutput });
+  if (loss === 'cross_entropy' && objective.loss !== 'cross_entropy') throw new UsageError(`--loss cross_entropy: output '${objective.output}' is not class logits (${objective.reason}); pass --logits NAME or --objective class`);
   const ts = buildTrainStep(loaded.model, loaded.baseDir, groups, {
-    loss, logits: flags.logits, optimizer: {
+    objective, optimizer: {
       kind: optimizerKind, beta1: numFlag('--beta1', flags.beta1), beta2: numFlag('--beta2', flags.beta2), eps: numFlag('--eps', flags.eps),
       weightDecay: numFlag('--weight-decay', flags.weightDecay), momentum: numFlag('--momentum', flags.momentum),
     },
   });
-  if (!flags.logits) {
-    // Cross-entropy reads the output's last dim as classes: say so when no readout layer produces it (an
-    // encoder's hidden states, a regression head), rather than train on it silently.
-    const readout = analyzeModel(loaded.model, loaded.baseDir).logits;
-    if (readout?.output !== ts.io.output) {
-      const classes = findValueShape(loaded.model.graph!, ts.io.output)?.at(-1);
-      process.stderr.write(`warning: output '${ts.io.output}' is not produced by a readout layer (hidden states?); cross-entropy treats its last dimension${typeof classes === 'number' ? ` (${classes})` : ''} as the classes; pass --logits NAME to choose another output\n`);
-    }
-  }
   const gpuFallbacks = [...(ep === 'cuda' || ep === 'auto' ? [ts.kernelReport.train] : []), ...(ep === 'webgpu' ? [checkWebGpuKernels(ts.train)] : [])];
   for (const r of gpuFallbacks) if (r.fallbacks.length > 0) process.stderr.write(`warning: ${formatKernelReport(r)}\n`);
-  const { batch, seq } = batchShape(ts.io, flags);
-  const source = openBatchSource(flags.data, { batch, seq, seed: intFlag('--seed', flags.seed, 0), vocab: vocabOf(loaded.model, ts.io.output) });
+  const feedOptionsGiven: FeedOptions = {
+    data: flags.data, labels: flags.labels, seed: intFlag('--seed', flags.seed, 0),
+    batch: flags.batch === undefined ? undefined : intFlag('--batch', flags.batch, 1), seq: flags.seq === undefined ? undefined : intFlag('--seq', flags.seq, 1),
+    inputVocab: objective.tokenInput ? tokenVocab(loaded.model.graph!, objective.tokenInput) : undefined,
+    maskToken: flags.maskToken === undefined ? undefined : intFlag('--mask-token', flags.maskToken, 0),
+  };
+  const feedOptions = await withTargetShape(loaded.model, ts.io, objective, feedOptionsGiven);
+  const source = openFeedSource(ts.io, objective, feedOptions);
+  const hint = requested ? undefined : await mlmHint(loaded.model, objective, () => openFeedSource(ts.io, objective, feedOptions).next());
   const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: loaded, ep, threads: flags.threads ? intFlag('--threads', flags.threads, 1) : undefined });
+  process.stderr.write(`${describeObjective(objective)}\n${hint ? `${hint}\n` : ''}`);
   const losses: number[] = [];
   const started = process.hrtime.bigint();
   const bar = progress('train', steps);
+  const { batch, seq } = source.sizes;
   try {
     for (let t = 0; t < steps; t++) {
-      const r = await trainer.step(feedsForBatch(ts.io, source.next()), lr);
+      const r = await trainer.step(source.next(), lr);
       losses.push(r.loss);
       bar.tick(1, `loss ${r.loss.toFixed(4)}`);
       if (!Number.isFinite(r.loss)) {
@@ -96,13 +103,22 @@ async function runTrain(file: string, flags: TrainFlags): Promise<void> {
     if (flags.log) writeLossLog(flags.log, losses);
     if (flags.save) await trainer.save(flags.save);
     const tail = losses.slice(-Math.min(10, losses.length));
-    process.stdout.write(`trained ${steps} steps on ${trainer.ep} (${source.description}, batch ${batch}×${seq}, ${optimizerKind} lr ${lr}): ` +
+    process.stdout.write(`trained ${steps} steps on ${trainer.ep} (${source.description}, batch ${batch}${seq === undefined ? '' : `×${seq}`}, ${optimizerKind} lr ${lr}): ` +
       `loss ${losses[0]!.toFixed(4)} → ${losses.at(-1)!.toFixed(4)} (last ${tail.length} mean ${(tail.reduce((a, b) => a + b, 0) / tail.length).toFixed(4)}), ` +
       `${(steps / seconds).toFixed(2)} steps/s${flags.save ? `; saved ${flags.save}` : ''}\n`);
   } finally {
     bar.done(); // clear the progress line before the summary or an error
     await trainer.release();
   }
+}
+
+/** A hint line when next-token training meets attention that is not causal (a bidirectional encoder). */
+async function mlmHint(model: ModelProto, objective: Objective, feeds: () => Feeds): Promise<string | undefined> {
+  if (objective.kind !== 'next-token' || !objective.tokenInput) return undefined;
+  const { probeCausal } = await import('../train/forward-probe.js');
+  const causal = await probeCausal(model, feeds(), objective.tokenInput, objective.output, objective.classes!);
+  if (causal !== false) return undefined;
+  return `hint: the attention is not causal (the last token changes the logits at position 0), so next-token training lets each position see its target; for a bidirectional encoder pass --objective mlm`;
 }
 
 /** The LR groups stored by the transform in metadata_props `supar.lr_groups`. */
@@ -126,21 +142,6 @@ function parseLrGroups(text: string, label: string): LrGroupsFile {
     throw new UserInputError(`${label}: not valid JSON (${(e as Error).message})`);
   }
   if (v?.format !== LR_GROUPS_FORMAT || !Array.isArray(v.groups)) throw new UserInputError(`${label}: not an LR groups file (expected format '${LR_GROUPS_FORMAT}' with a groups array)`);
-  return v;
-}
-
-function batchShape(io: TrainIO, flags: TrainFlags): { batch: number; seq: number } {
-  const [b, s] = findTokenInput(io).shape;
-  const batch = intFlag('--batch', flags.batch, 1);
-  const seq = flags.seq ? intFlag('--seq', flags.seq, 1) : typeof s === 'number' ? s : 64;
-  if (typeof b === 'number' && b !== batch) throw new UsageError(`--batch ${batch}: the model's token input has a fixed batch of ${b}; pass --batch ${b}`);
-  if (typeof s === 'number' && s !== seq) throw new UsageError(`--seq ${seq}: the model's token input has a fixed length of ${s}; pass --seq ${s}`);
-  return { batch, seq };
-}
-
-function vocabOf(model: ModelProto, output: string): number {
-  const v = findValueShape(model.graph!, output)?.at(-1);
-  if (typeof v !== 'number') throw new UserInputError(`output '${output}' has no fixed last dimension; cannot tell the vocabulary size for token data`);
   return v;
 }
 

@@ -11,6 +11,7 @@ import type { ExternalDataMode } from '../onnx/external.js';
 import { checkOutputPath, defaultOutputPath, PASSES, transform, writeTransformOutputs } from '../transform.js';
 import { addTransformFlags, toTransformOptions, type TransformFlags } from './transform-options.js';
 import { progress } from './progress.js';
+import { parseObjective } from '../train/objective.js';
 
 interface CommandFlags extends TransformFlags {
   output?: string;
@@ -18,6 +19,7 @@ interface CommandFlags extends TransformFlags {
   dryRun?: boolean;
   externalData?: string;
   emitTrain?: boolean;
+  objective?: string;
 }
 
 const EXTERNAL_MODES = ['auto', 'always', 'never'];
@@ -32,6 +34,7 @@ export function register(program: Command, _ctx: CliContext): void {
     .option('--dry-run', 'plan and report, write nothing')
     .option('--external-data <mode>', 'tensor data in a side file: auto (over 1.8 GiB, or when the input has one), always, never', 'auto')
     .option('--emit-train', 'also write the train-step graph <model>.supar.train.onnx')
+    .option('--objective <kind>', 'loss of the train-step graph: next-token, class, mse, mlm (default: from the model\'s outputs, as train)')
     .action(async (file: string, flags: CommandFlags) => {
       await runTransform(file, flags);
     });
@@ -41,7 +44,9 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
   if (flags.externalData !== undefined && !EXTERNAL_MODES.includes(flags.externalData)) {
     throw new UsageError(`--external-data '${flags.externalData}': use one of ${EXTERNAL_MODES.join(', ')}`);
   }
-  const options = { ...toTransformOptions(flags), emitTrain: flags.emitTrain };
+  const objectiveKind = parseObjective(flags.objective);
+  if (objectiveKind && !flags.emitTrain) throw new UsageError(`--objective ${objectiveKind}: only used with --emit-train`);
+  const options = { ...toTransformOptions(flags), emitTrain: flags.emitTrain && objectiveKind ? { objectiveKind } : flags.emitTrain };
   const outPath = flags.output ?? defaultOutputPath(file);
   if (!flags.dryRun) checkOutputPath(outPath, file);
   // Stages on a terminal's stderr: read, analyze, each pass, write.

@@ -3,14 +3,16 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Hyperparameters } from '../rules/types.js';
 import { EP_CHOICES, type EpChoice } from '../runtime/providers.js';
+import { parseObjective, type ObjectiveKind } from '../train/objective.js';
 
 export interface CommonTrainFlags {
   rules: string;
   densities: string;
   steps: string;
   seed: string;
-  batch: string;
+  batch?: string;
   seq?: string;
+  objective?: string;
   data?: string;
   widthMult?: string;
   sigmaBase?: string;
@@ -26,8 +28,9 @@ export function commonTrainOptions(cmd: Command, defaults: { steps: string; out:
     .option('--densities <list>', 'densities, comma-separated (fractions like 1/16 allowed)', '1,0.5,0.25,0.125,0.0625')
     .option('--steps <n>', 'optimizer steps per run', defaults.steps)
     .option('--seed <n>', 'seed for masks, init and data (the same for every run)', '0')
-    .option('--batch <n>', 'sequences per batch', '4')
-    .option('--seq <n>', 'sequence length (default: the model\'s fixed length, else 32)')
+    .option('--batch <n>', 'examples per batch (default: the model\'s fixed batch, else 4)')
+    .option('--seq <n>', 'sequence length (default: the model\'s fixed length, else 32 tokens or 1600 audio samples)')
+    .option('--objective <kind>', 'next-token, class, mse or mlm (default: from the model\'s inputs and outputs, as train)')
     .option('--data <file>', 'a text file, tokenized as bytes (default: a synthetic Markov language, 4 successors per token)')
     .option('--width-mult <m>', 'width multiplier m_d passed to the transform (default 1)')
     .option('--sigma-base <s>', 'σ_base for every rule set (default: the rule set\'s)')
@@ -35,6 +38,15 @@ export function commonTrainOptions(cmd: Command, defaults: { steps: string; out:
     .option('--alpha-output <a>', 'α_output for every rule set (SP ignores it)')
     .option('--out <dir>', 'folder for JSON, CSV and SVG results', defaults.out)
     .option('--ep <ep>', 'execution provider: cpu, cuda, webgpu or auto', 'cpu');
+}
+
+/** The size and objective options of `makeOnnxTrainRun` from the flags (absent flags: the model's fixed sizes, else defaults). */
+export function runSizeFlags(f: CommonTrainFlags): { batch?: number; seq?: number; objective?: ObjectiveKind } {
+  return {
+    batch: f.batch === undefined ? undefined : positiveInt(f.batch, '--batch'),
+    seq: f.seq === undefined ? undefined : positiveInt(f.seq, '--seq'),
+    objective: parseObjective(f.objective),
+  };
 }
 
 export function positiveInt(text: string, flag: string, allowZero = false): number {

@@ -6,13 +6,14 @@
  * the same for every run, so runs differ only in rules, density and LR.
  */
 import * as fs from 'node:fs';
-import * as ort from 'onnxruntime-node';
 import type { ModelProto } from 'onnx-buf';
 import type { BlockOutput } from '../analysis/types.js';
 import { UserInputError } from '../errors.js';
-import { DataType } from '../onnx/dtype.js';
 import { findValueShape } from '../train/graph-util.js';
 import { buildTrainStep, type TrainIO } from '../train/train-step.js';
+import { openFeedSource, withTargetShape, type FeedSource, type TokenSource } from '../train/feeds.js';
+import { objectiveOfModel, tokenVocab, type Objective, type ObjectiveKind } from '../train/objective.js';
+import { EXPERIMENT_SIZE_DEFAULTS } from '../train/sizes.js';
 import { createTrainer, type Feeds, type Trainer } from '../train/runner.js';
 import type { EpChoice } from '../runtime/providers.js';
 import type { LrGroupsFile } from '../train/types.js';
@@ -33,9 +34,12 @@ export type PrepareModel = (rules: string, density: number, seed: number) => Pro
 
 export interface OnnxTrainRunOptions {
   modelPath: string;
-  batch: number;
-  /** Sequence length; default: the model's fixed input length, else 32. */
+  /** Examples per batch; default: the model's fixed batch, else 4. A value that conflicts with a fixed batch is an error. */
+  batch?: number;
+  /** Sequence length; default: the model's fixed input length, else 32 tokens (1600 audio samples). */
   seq?: number;
+  /** `--objective`; default: chosen from the model (src/train/objective.ts), as `train` does (the CLI prints it: preflight.ts). */
+  objective?: ObjectiveKind;
   /** Text file tokenized as bytes (needs a vocabulary of at least 256). */
   dataFile?: string;
   /** Text already in memory (the transfer experiment's corpus); wins over dataFile. */
@@ -63,21 +67,24 @@ export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<Train
   const prepare = opts.prepare ?? (await import('./prepare.js')).transformPreparer(opts.modelPath, { widthMult: opts.widthMult, baseModelPath: opts.baseModelPath, hyperparameters: opts.hyperparameters });
   const text = opts.textBytes ?? (opts.dataFile ? readText(opts.dataFile) : undefined);
   // A sweep trains many LRs per (rules, density): reuse the transformed model and train-step graph.
-  let cached: { key: string; prepared: PreparedModel; ts: ReturnType<typeof buildTrainStep> } | undefined;
+  let cached: { key: string; prepared: PreparedModel; ts: ReturnType<typeof buildTrainStep>; objective: Objective } | undefined;
   return async (cfg: RunConfig): Promise<RunResult> => {
     const key = JSON.stringify([cfg.rules, cfg.density, cfg.seed, cfg.recordActivations]);
     if (cached?.key !== key) {
       const prepared = await prepare(cfg.rules, cfg.density, cfg.seed);
       const extraOutputs = cfg.recordActivations ? [...new Set(prepared.blocks.map((b) => b.value))] : [];
-      const ts = buildTrainStep(prepared.model, prepared.baseDir, prepared.lrGroups, { loss: 'cross_entropy', optimizer: { kind: 'adamw' }, extraOutputs });
-      cached = { key, prepared, ts };
+      const readoutOutput = prepared.blocks.find((b) => b.kind === 'output_logits')?.value;
+      const objective = objectiveOfModel(prepared.model, { requested: opts.objective, readoutOutput });
+      const ts = buildTrainStep(prepared.model, prepared.baseDir, prepared.lrGroups, { objective, optimizer: { kind: 'adamw' }, extraOutputs });
+      cached = { key, prepared, ts, objective };
     }
-    const { prepared, ts } = cached;
+    const { prepared, ts, objective } = cached;
     const blocks = cfg.recordActivations ? prepared.blocks : [];
+    // Sizes and data are checked before onnxruntime loads the graph: a conflicting --batch is one line, not a run-time failure.
+    const source = await feedSource(ts.io, objective, prepared.model, opts, text, cfg.seed);
     const trainer = await createTrainer({ train: ts.train, io: ts.io, forward: { model: prepared.model, baseDir: prepared.baseDir }, threads: opts.threads ?? 1, ep: opts.ep });
     try {
-      const next = batchSource(ts.io, vocabSize(prepared.model, ts.io.output), opts, text, cfg.seed);
-      return { ...(await runSteps(trainer, next, cfg, opts, blocks)), blocks };
+      return { ...(await runSteps(trainer, () => source.next(), cfg, opts, blocks)), blocks };
     } finally {
       await trainer.release();
     }
@@ -113,16 +120,6 @@ function readText(file: string): Uint8Array {
   }
 }
 
-/** The token-id input of the model and its fixed sequence length, if any. */
-function tokenInput(io: TrainIO): { name: string; seq?: number } {
-  const ints = io.modelInputs.filter((v) => v.elemType === DataType.INT64);
-  if (ints.length !== 1 || io.modelInputs.length !== 1 || io.lossKind !== 'cross_entropy') {
-    throw new UserInputError(`the experiment commands train token-input language models (one int64 input of token ids); this model's inputs are ${io.modelInputs.map((v) => v.name).join(', ')}`);
-  }
-  const seqDim = ints[0].shape[1];
-  return { name: ints[0].name, seq: typeof seqDim === 'number' ? seqDim : undefined };
-}
-
 /** Vocabulary size: the last dimension of the logits output of the forward model. */
 export function vocabSize(model: ModelProto, output: string): number {
   const v = findValueShape(model.graph!, output)?.at(-1);
@@ -130,27 +127,30 @@ export function vocabSize(model: ModelProto, output: string): number {
   return v;
 }
 
+
 /**
- * Next-token batches as ORT feeds: a text window stream (byte tokens) when a text is given, else a
- * synthetic Markov language over the vocabulary; targets are the inputs shifted by one.
+ * Feeds of every step (src/train/feeds.ts) with the experiments' token streams: a text window stream (byte
+ * tokens) when a text is given, else a synthetic Markov language over the vocabulary; targets shifted by one.
+ * Other objectives take the seeded synthetic data of `train`.
  */
-function batchSource(io: TrainIO, vocab: number, opts: OnnxTrainRunOptions, text: Uint8Array | undefined, seed: number): () => Feeds {
-  const input = tokenInput(io);
-  const seq = input.seq ?? opts.seq ?? 32;
-  let stream: () => TokenBatch;
-  if (text) {
-    if (vocab < 256) throw new UserInputError(`--data: byte-level text needs a vocabulary of at least 256 tokens; this model's logits have ${vocab}`);
-    stream = byteBatchStream(text, opts.batch, seq, seed);
-  } else {
-    stream = markovTokenStream(vocab, opts.batch, seq, seed);
+async function feedSource(io: TrainIO, objective: Objective, model: ModelProto, opts: OnnxTrainRunOptions, text: Uint8Array | undefined, seed: number): Promise<FeedSource> {
+  if (text && objective.kind !== 'next-token' && objective.kind !== 'mlm') {
+    throw new UserInputError(`--data: a text file feeds the next-token and mlm objectives; this model trains with ${objective.kind} (${objective.reason}); drop --data to use seeded synthetic inputs`);
   }
-  return () => {
-    const b = stream();
-    return {
-      [input.name]: new ort.Tensor('int64', b.inputIds, b.dims),
-      [io.targets.name]: new ort.Tensor('int64', b.targets, b.dims),
-    };
+  const vocab = objective.classes ?? 0;
+  const tokenSource = (s: { batch: number; seq: number }): TokenSource => {
+    if (text) {
+      if (vocab < 256) throw new UserInputError(`--data: byte-level text needs a vocabulary of at least 256 tokens; this model's logits have ${vocab}`);
+      const next = byteBatchStream(text, s.batch, s.seq, seed);
+      return { description: 'text', next: () => { const b = next(); return { batch: s.batch, seq: s.seq, input: b.inputIds, target: b.targets }; } };
+    }
+    const next = markovTokenStream(vocab, s.batch, s.seq, seed);
+    return { description: 'markov', next: () => { const b = next(); return { batch: s.batch, seq: s.seq, input: b.inputIds, target: b.targets }; } };
   };
+  return openFeedSource(io, objective, await withTargetShape(model, io, objective, {
+    batch: opts.batch, seq: opts.seq, seed, defaults: EXPERIMENT_SIZE_DEFAULTS, tokenSource,
+    inputVocab: objective.tokenInput ? tokenVocab(model.graph!, objective.tokenInput) : undefined,
+  }));
 }
 
 /**

@@ -10,6 +10,7 @@
  * - the CUDA provider takes the same option (the binding maps 'gpu-buffer' to the session's device memory);
  *   not run here (no GPU).
  */
+import { describeOrtMessage } from '../train/ort-errors.js';
 import * as ort from 'onnxruntime-node';
 import { ExitCode, UserInputError } from '../errors.js';
 import { CUDA_INSTALL_HINT, findWebGpuProblem, firstLine, missingCudaLibraries, webgpuHint, type Ep, type EpChoice } from './providers.js';
@@ -60,7 +61,7 @@ export async function openSession(bytes: Uint8Array, req: SessionRequest): Promi
       return { session, ep, deviceOutputs: new Set(ep === 'cpu' ? [] : req.deviceOutputs ?? []) };
     } catch (e) {
       const msg = firstLine((e as Error).message);
-      if (ep === 'cpu') throw new UserInputError(`onnxruntime rejected ${label}: ${msg}`, ExitCode.runtime);
+      if (ep === 'cpu') throw new UserInputError(`onnxruntime rejected ${label}: ${describeOrtMessage((e as Error)?.message ?? String(e))}`, ExitCode.runtime);
       if (req.ep !== 'auto') throw new UserInputError(`--ep ${ep}: onnxruntime could not open ${label} (${msg})${ep === 'cuda' ? `; check CUDA 12 and cuDNN 9 are on the library path (install: ${CUDA_INSTALL_HINT})` : ''}; or use --ep cpu`, ExitCode.runtime);
       warn(`${ep} failed to open ${label} (${msg}); trying the next provider`);
       skipped.push(`${ep}: failed to open`);

@@ -10,6 +10,7 @@
  * - `*.json`: a JSON array of token ids
  * - `*.u16` / `*.uint16` / `*.bin`: little-endian uint16 token ids (nanoGPT's format)
  * - `*.i32` / `*.int32`: little-endian int32 token ids
+ * - `*.npy`: an int64/int32 NumPy array of token ids (any shape; read in C order as one stream)
  * - anything else: a text file, tokenized bytewise (UTF-8 bytes, vocabulary 256)
  *
  * A batch holds `input` = tokens[o .. o+seq) and `target` = tokens[o+1 .. o+seq] per row (targets already
@@ -19,6 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ExitCode, UserInputError } from '../errors.js';
 import { Rng } from '../passes/rng.js';
+import { parseNpy } from './npy.js';
 
 export const SYNTHETIC_TASKS = ['count', 'repeat', 'const'] as const;
 export type SyntheticTask = (typeof SYNTHETIC_TASKS)[number];
@@ -78,6 +80,13 @@ export function readTokenFile(file: string): Int32Array {
       throw new UserInputError(`${file}: expected a JSON array of non-negative integer token ids`);
     }
     return Int32Array.from(arr as number[]);
+  }
+  if (ext === '.npy') {
+    const a = parseNpy(buf, file);
+    if (a.dtype !== 'int64' && a.dtype !== 'int32') throw new UserInputError(`${file}: token ids must be an integer array (int64 or int32), got ${a.dtype}`);
+    const ids = Int32Array.from(a.data as ArrayLike<number | bigint>, Number);
+    if (ids.some((x) => x < 0)) throw new UserInputError(`${file}: negative token id; expected ids ≥ 0`);
+    return ids;
   }
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (ext === '.u16' || ext === '.uint16' || ext === '.bin') {

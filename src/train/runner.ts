@@ -20,8 +20,8 @@ import { DataType } from '../onnx/dtype.js';
 import { DeviceState } from '../runtime/device-state.js';
 import type { Ep, EpChoice } from '../runtime/providers.js';
 import { openSession } from '../runtime/session.js';
-import type { TokenBatch } from './data.js';
 import { copyWith, type Dim } from './graph-util.js';
+import { ortFailure } from './ort-errors.js';
 import { TRAIN_IO_KEY, type TrainIO } from './train-step.js';
 
 export type { Ep, EpChoice } from '../runtime/providers.js';
@@ -78,7 +78,8 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
   const bytes = encodeModel(withInlinedExternalData(trainModel, typeof init.train === 'string' ? path.dirname(path.resolve(init.train)) : init.forward.baseDir));
   const stateOutputs = [...io.params.map((p) => p.updated), ...io.state.map((s) => s.output)];
   const { session, ep, deviceOutputs } = await openSession(bytes, {
-    ep: init.ep ?? 'cpu', threads: init.threads, warn: init.warn, say: init.say, label: 'the train-step graph',
+    // Failures come back once, as one line (ortFailure): onnxruntime's own error log would repeat them.
+    ep: init.ep ?? 'cpu', threads: init.threads, warn: init.warn, say: init.say, label: 'the train-step graph', logSeverityLevel: 4,
     deviceOutputs: init.stateOnDevice === false ? [] : stateOutputs,
   });
   const state = new DeviceState(ep);
@@ -105,7 +106,12 @@ export async function createTrainer(init: TrainerInit): Promise<Trainer> {
       const all: Feeds = { ...feeds, [io.lr]: new ort.Tensor('float32', Float32Array.of(lr), []) };
       if (io.step) all[io.step] = new ort.Tensor('int64', BigInt64Array.of(BigInt(steps + 1)), []);
       for (const [name, t] of state.entries()) all[name] = t;
-      const out = await session.run(all, fetches);
+      let out: ort.InferenceSession.ReturnType;
+      try {
+        out = await session.run(all, fetches);
+      } catch (e) {
+        throw ortFailure(e, `train step ${steps + 1}`);
+      }
       const loss = (out[io.loss]!.data as Float32Array)[0]!;
       for (const p of io.params) state.set(p.name, out[p.updated]!);
       for (const s of io.state) state.set(s.input, out[s.output]!);
@@ -165,58 +171,6 @@ function withInlinedExternalData(model: ModelProto, baseDir: string): ModelProto
   return copyWith(ModelProtoSchema, model, { graph: copyWith(GraphProtoSchema, g, { initializer }) });
 }
 
-/**
- * Feeds for one token batch: the model's integer token input gets `batch.input`, the targets
- * `batch.target` (or the input ids in next-token mode). Other model inputs are filled the way an LM export
- * expects them at training time: integer `*position*` inputs with 0..seq−1 per row, `*mask*` inputs with
- * ones, any other input with zeros; symbolic dims take the batch/seq sizes of the token input, and other
- * symbolic dims (e.g. past_seq_len) are 0.
- */
-export function feedsForBatch(io: TrainIO, batch: TokenBatch): Feeds {
-  const tokenInput = findTokenInput(io);
-  const [bDim, sDim] = tokenInput.shape;
-  const resolve = (d: Dim, i: number): number => {
-    if (typeof d === 'number') return d;
-    if (d === bDim) return batch.batch;
-    if (d === sDim) return batch.seq;
-    return i === 0 ? batch.batch : 0;
-  };
-  const feeds: Feeds = {};
-  for (const v of io.modelInputs) {
-    if (v === tokenInput) {
-      feeds[v.name] = intTensor(v.elemType, batch.input, [batch.batch, batch.seq]);
-      continue;
-    }
-    const dims = v.shape.map(resolve);
-    const n = dims.reduce((a, b) => a * b, 1);
-    const values = new Float64Array(n);
-    if (/mask/i.test(v.name)) values.fill(1);
-    else if (/position/i.test(v.name) && v.elemType !== DataType.FLOAT) for (let i = 0; i < n; i++) values[i] = i % batch.seq;
-    feeds[v.name] = numericTensor(v.elemType, values, dims);
-  }
-  const targets = io.nextToken ? batch.input : batch.target;
-  feeds[io.targets.name] = intTensor(io.targets.elemType, targets, [batch.batch, batch.seq]);
-  return feeds;
-}
 
-/** The model input that takes token ids: the first integer input. */
-export function findTokenInput(io: TrainIO): TrainIO['modelInputs'][number] {
-  const v = io.modelInputs.find((x) => x.elemType === DataType.INT64 || x.elemType === DataType.INT32);
-  if (!v) throw new UserInputError(`the model has no integer token input (inputs: ${io.modelInputs.map((x) => x.name).join(', ')}); token data needs one`);
-  return v;
-}
-
-function intTensor(elemType: number, values: BigInt64Array, dims: number[]): ort.Tensor {
-  if (elemType === DataType.INT32) return new ort.Tensor('int32', Int32Array.from(values, Number), dims);
-  return new ort.Tensor('int64', values, dims);
-}
-
-function numericTensor(elemType: number, values: Float64Array, dims: number[]): ort.Tensor {
-  switch (elemType) {
-    case DataType.INT64: return new ort.Tensor('int64', BigInt64Array.from(values, (x) => BigInt(x)), dims);
-    case DataType.INT32: return new ort.Tensor('int32', Int32Array.from(values), dims);
-    case DataType.BOOL: return new ort.Tensor('bool', Uint8Array.from(values), dims);
-    case DataType.FLOAT: return new ort.Tensor('float32', Float32Array.from(values), dims);
-    default: throw new UserInputError(`model input of element type ${elemType} cannot be filled for training; only float32, int32, int64 and bool inputs are supported`);
-  }
-}
+// Feeds of a token batch moved to feeds.ts (one place fills every model input); re-exported for callers of the runner.
+export { feedsForBatch, findTokenInput } from './feeds.js';

@@ -25,6 +25,7 @@ import { copyWith, findValueShape, pruneToOutputs, valueInfoElemType, type Dim }
 import { inferElemTypes } from './infer-types.js';
 import { checkCudaKernels, type KernelReport } from '../runtime/kernels.js';
 import { emitLoss, type LossKind } from './loss.js';
+import { chooseObjective, type Objective, type ObjectiveKind } from './objective.js';
 import { DEFAULT_OPTIMIZER, emitOptimizer, type OptimizerConfig, type ParamToUpdate, type StateSlot } from './optimizer.js';
 import type { LrGroup, LrGroupsFile } from './types.js';
 
@@ -32,7 +33,10 @@ import type { LrGroup, LrGroupsFile } from './types.js';
 export const TRAIN_IO_KEY = 'supar.train_io';
 
 export interface TrainStepOptions {
-  loss: LossKind;
+  /** The objective (src/train/objective.ts): sets the loss and the output it reads. Wins over `loss`/`logits`. */
+  objective?: Objective;
+  /** Loss without an objective; when both are absent the objective is chosen from the model (`chooseObjective`). */
+  loss?: LossKind;
   /** Model output the loss reads; detected when omitted (see `detectOutput`). */
   logits?: string;
   /** Cross-entropy target value to skip (default −100, as PyTorch). */
@@ -70,6 +74,8 @@ export interface TrainIO {
   /** Model output the loss reads. */
   output: string;
   lossKind: LossKind;
+  /** What the loss trains for (the data the host feeds follows it). */
+  objective: ObjectiveKind;
   nextToken: boolean;
   optimizer: OptimizerConfig;
 }
@@ -101,11 +107,13 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   const params = resolveParams(graph, groups);
   const paramNames = params.map((p) => p.group.name);
   const modelInputs = graph.input.filter((v) => !paramNames.includes(v.name) && !graph.initializer.some((t) => t.name === v.name));
-  const output = opts.logits ?? detectOutput(graph, opts.loss);
+  const objective = opts.objective ?? (opts.loss ? undefined : chooseObjective(graph, modelInputs, { output: opts.logits }));
+  const lossKind: LossKind = objective?.loss ?? opts.loss!;
+  const output = objective?.output ?? opts.logits ?? detectOutput(graph, lossKind);
   const outShape = findValueShape(graph, output);
-  const targets = targetsInput(graph, names, opts, output, outShape, modelInputs);
+  const targets = targetsInput(graph, names, lossKind, output, outShape, modelInputs);
   const lossVals = emitLoss(e, {
-    kind: opts.loss, output, outputRank: outShape?.length ?? targets.shape.length + 1, targets: targets.name,
+    kind: lossKind, output, outputRank: outShape?.length ?? targets.shape.length + 1, targets: targets.name,
     targetsInt32: targets.elemType === DataType.INT32, ignoreIndex: opts.ignoreIndex ?? -100, nextToken: opts.nextToken ?? false,
   });
   const lossNodes = e.nodes.splice(0);
@@ -121,7 +129,7 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
   const io: TrainIO = {
     modelInputs: modelInputs.map((v) => ({ name: v.name, elemType: valueInfoElemType(v) ?? DataType.FLOAT, shape: findValueShape(graph, v.name) ?? [] })),
     targets, state: upd.state, step, lr, loss: lossVals.loss, extras: opts.extraOutputs ?? [], output,
-    lossKind: opts.loss, nextToken: opts.nextToken ?? false, optimizer,
+    lossKind, objective: objective?.kind ?? legacyObjective(lossKind, outShape), nextToken: opts.nextToken ?? false, optimizer,
     params: params.map((p, i) => ({
       name: p.group.name, shape: p.shape, updated: upd.newParams.get(p.group.name)!, mask: p.group.mask, group: p.group,
       grad: opts.exposeGradients ? toUpdate[i]!.grad : undefined,
@@ -200,9 +208,15 @@ export function detectOutput(graph: GraphProto, loss: LossKind): string {
   throw new UserInputError(`cannot tell which output is the ${loss === 'mse' ? 'prediction' : 'logits'} (float outputs: ${floats.map((v) => v.name).join(', ') || 'none'}); pass --logits NAME`);
 }
 
-function targetsInput(graph: GraphProto, names: NameAuthority, opts: TrainStepOptions, output: string, outShape: Dim[] | undefined, modelInputs: ValueInfoProto[]): TrainIO['targets'] {
+/** The objective a plain `loss` option means: MSE, class CE on [b, C] logits, else next-token CE. */
+function legacyObjective(loss: LossKind, outShape: Dim[] | undefined): ObjectiveKind {
+  if (loss === 'mse') return 'mse';
+  return outShape?.length === 2 ? 'class' : 'next-token';
+}
+
+function targetsInput(graph: GraphProto, names: NameAuthority, loss: LossKind, output: string, outShape: Dim[] | undefined, modelInputs: ValueInfoProto[]): TrainIO['targets'] {
   const name = names.fresh('targets');
-  if (opts.loss === 'mse') return { name, elemType: DataType.FLOAT, shape: outShape ?? [] };
+  if (loss === 'mse') return { name, elemType: DataType.FLOAT, shape: outShape ?? [] };
   if (outShape) return { name, elemType: DataType.INT64, shape: outShape.slice(0, -1) };
   const ids = modelInputs.find((v) => valueInfoElemType(v) === DataType.INT64 || valueInfoElemType(v) === DataType.INT32);
   if (ids) return { name, elemType: DataType.INT64, shape: findValueShape(graph, ids.name) ?? [] };
