@@ -13,18 +13,55 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { readModel } from '../src/onnx/codec.js';
-import { HF, TEST_STAGES, corpusFiles, readKnownFailures, runStages } from './corpus-harness.js';
+import { HF, TEST_STAGES, corpusFiles, readKnownFailures, type Stage, type StageResult } from './corpus-harness.js';
+import { ROOT } from './helpers.js';
+
+type Results = Record<Stage, StageResult>;
+
+/** Starts test/corpus-worker.ts on one shard; each file's promise settles when the worker prints its line. */
+function startWorker(shard: number, shards: number, files: string[]): Map<string, Promise<Results>> {
+  const settle = new Map<string, { resolve: (r: Results) => void; reject: (e: Error) => void }>();
+  const promises = new Map(files.map((f) => [f, new Promise<Results>((resolve, reject) => settle.set(f, { resolve, reject }))]));
+  for (const p of promises.values()) p.catch(() => undefined);
+  const tsx = pathToFileURL(createRequire(path.join(ROOT, 'package.json')).resolve('tsx')).href;
+  const child = spawn(process.execPath, ['--import', tsx, path.join(ROOT, 'test', 'corpus-worker.ts'), String(shard), String(shards)], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let buf = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (!line.startsWith('@@RESULT ')) continue;
+      const r = JSON.parse(line.slice('@@RESULT '.length)) as { file: string; stages: Results };
+      settle.get(r.file)?.resolve(r.stages);
+      settle.delete(r.file);
+    }
+  });
+  child.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-2000)));
+  child.on('close', (code, signal) => {
+    for (const [file, s] of settle) s.reject(new Error(`corpus worker ended (code ${code}, signal ${signal}) before ${file}: ${err.trim().split('\n').at(-1) ?? ''}`));
+  });
+  return promises;
+}
 
 export function corpusSuite(shard: number, shards: number): void {
   const files = corpusFiles();
   const known = readKnownFailures();
-  files.forEach(({ entry, truth }, i) => {
-    if (i % shards !== shard) return;
-    test(`corpus ${entry.file}: ${TEST_STAGES.join(' → ')} against the ground truth`, async () => {
-      const res = await runStages(entry, truth);
+  const mine = files.filter((_, i) => i % shards === shard);
+  const results = startWorker(shard, shards, mine.map((f) => f.entry.file));
+  for (const { entry } of mine) {
+    test(`corpus ${entry.file}: ${TEST_STAGES.join(' → ')} against the ground truth`, { timeout: 300_000 }, async () => {
+      const res = await results.get(entry.file)!;
       const problems: string[] = [];
       for (const s of TEST_STAGES) {
         const listed = known.has(`${entry.file}|${s}`);
@@ -33,7 +70,7 @@ export function corpusSuite(shard: number, shards: number): void {
       }
       assert.deepEqual(problems, [], `${entry.file}:\n  ${problems.join('\n  ')}`);
     });
-  });
+  }
   if (shard !== 0) return;
 
   test('corpus: every file in fixtures/hf is in the manifest with its size, and its truth covers every initializer', () => {
