@@ -131,6 +131,11 @@ async function all(): Promise<void> {
   }
   const skipped = readManifest().models.filter((e) => !e.file).map((e) => ({ name: e.name ?? e.family, error: e.error ?? '' }));
   const previous: Results | undefined = fs.existsSync(OUT_JSON) ? JSON.parse(fs.readFileSync(OUT_JSON, 'utf8')) : undefined;
+  // Stages this run did not run (--no-studies) keep the previous run's results of the same label.
+  if (previous?.label === label) {
+    const before = new Map(previous.rows.map((r) => [r.file, r]));
+    for (const r of rows) for (const st of ALL_STAGES) if (!r.stages[st] && before.get(r.file)?.stages[st]) r.stages[st] = before.get(r.file)!.stages[st];
+  }
   if (only) {
     // A partial run replaces its files' rows in the last run of the same label and keeps the others.
     if (previous?.label !== label) throw new Error(`--only needs a previous full run labelled '${label}' in ${OUT_JSON}`);
@@ -140,11 +145,12 @@ async function all(): Promise<void> {
     for (const r of fresh.values()) if (!rows.includes(r)) rows.push(r);
     rows.sort((a, b) => a.file.localeCompare(b.file));
   }
-  const runs = [...(previous?.runs ?? []).filter((r) => r.label !== label), summarize(rows, stages, label)];
+  const shown = ALL_STAGES.filter((st) => rows.some((r) => r.stages[st]));
+  const runs = [...(previous?.runs ?? []).filter((r) => r.label !== label), summarize(rows, shown, label)];
   const res: Results = { runs, label, rows, skipped };
   fs.mkdirSync(path.dirname(OUT_MD), { recursive: true });
   fs.writeFileSync(OUT_JSON, `${JSON.stringify(res, null, 1)}\n`);
-  fs.writeFileSync(OUT_MD, markdown(res, stages));
+  fs.writeFileSync(OUT_MD, markdown(res, shown));
   process.stdout.write(`wrote ${path.relative(ROOT, OUT_MD)} and ${path.relative(ROOT, OUT_JSON)}\n`);
   if (process.argv.includes('--write-known-failures')) {
     const failures = rows.flatMap((r) => TEST_STAGES.filter((s) => !r.stages[s].ok).map((s) => ({ file: r.file, stage: s, reason: r.stages[s].reason })));

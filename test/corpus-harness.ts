@@ -10,6 +10,11 @@
  *   sharing     the initializers the truth says are one parameter are tied to each other in the report
  *   attention   one site per attention layer, each with the truth's d_head, the model's true logit scale
  *               before (rel. 1e-3) and 1/d_head after
+ *   scale_numeric `--density 1 --init keep` (SµPar, m_d = 1, α = 1: only the attention scale changes) computes
+ *               what the PyTorch model computes with its logit scale set to 1/d_head (`scaled_reference` in the
+ *               truth: 64 sampled output values, rel. 1e-3 + abs. 1e-4); "ok (no reference)" where the generator
+ *               could not set the scale in PyTorch (no `scaling` attribute: BLOOM, CodeGen, Falcon, GPT-J, MPT,
+ *               DeBERTa, no attention)
  *   emit_train  the same transform with `--emit-train` exits 0 and writes the train graph
  *   train       `supar-transform train f.supar.onnx --steps 5` exits 0 and the loss falls (last < first, finite)
  *   coord_check `coord-check` on the input model, 2 densities × 2 steps (stage script only)
@@ -27,7 +32,7 @@ import { ROOT } from './helpers.js';
 
 export const HF = path.join(ROOT, 'fixtures', 'hf');
 
-export const TEST_STAGES = ['transform', 'runs', 'roles', 'sharing', 'attention', 'emit_train', 'train'] as const;
+export const TEST_STAGES = ['transform', 'runs', 'roles', 'sharing', 'attention', 'scale_numeric', 'emit_train', 'train'] as const;
 export const ALL_STAGES = [...TEST_STAGES, 'coord_check', 'sweep'] as const;
 export type Stage = (typeof ALL_STAGES)[number];
 
@@ -66,6 +71,7 @@ export interface Truth {
   shared: string[][];
   attention: { heads?: number; kv_heads?: number; d_head: number; scale: number; layers?: number | null; causal?: boolean } | null;
   objective?: string;
+  scaled_reference?: { output: string; indices: number[]; values: number[]; unscaled: number[] } | null;
 }
 
 export function readManifest(): { versions: Record<string, string>; models: ManifestEntry[] } {
@@ -224,6 +230,34 @@ function lossFalls(logFile: string): StageResult {
   return l.at(-1)! < l[0]! ? { ok: true, reason: `ok (${fmt(l[0]!)} → ${fmt(l.at(-1)!)})` } : { ok: false, reason: `loss did not fall: ${l.map(fmt).join(', ')}` };
 }
 
+async function checkScaleNumeric(entry: ManifestEntry & { file: string }, truth: Truth, input: string, dir: string): Promise<StageResult> {
+  const ref = truth.scaled_reference;
+  if (!ref) return { ok: true, reason: 'ok (no reference)' };
+  // The same feeds give the PyTorch model's own output on the input model (else the comparison is meaningless).
+  const plain = (await runModel(input, exampleFeeds(entry)))[ref.output]!.data as Float32Array;
+  const far = ref.indices.findIndex((idx, k) => !(Math.abs(plain[idx]! - ref.unscaled[k]!) <= 1e-4 + 1e-3 * Math.abs(ref.unscaled[k]!)));
+  if (far >= 0) return { ok: false, reason: `the input model does not reproduce the truth's PyTorch output on the harness feeds (index ${ref.indices[far]}): truth or feeds are wrong` };
+  const out = path.join(dir, 'keep.supar.onnx');
+  const r = await cli([input, '--density', '1', '--init', 'keep', '-o', out]);
+  if (r.code !== 0) return { ok: false, reason: `density 1 keep: ${cliReason(r)}` };
+  let got: Float32Array;
+  try {
+    got = (await runModel(out, exampleFeeds(entry)))[ref.output]!.data as Float32Array;
+  } catch (e) {
+    return { ok: false, reason: oneLine(`onnxruntime: ${(e as Error).message}`) };
+  }
+  let worst = 0;
+  let at = -1;
+  ref.indices.forEach((idx, k) => {
+    const want = ref.values[k]!;
+    const err = Math.abs(got[idx]! - want) / (1e-4 + 1e-3 * Math.abs(want));
+    if (!(err <= worst)) [worst, at] = [Number.isFinite(err) ? err : Infinity, k];
+  });
+  if (worst <= 1) return { ok: true, reason: 'ok' };
+  const k = at;
+  return { ok: false, reason: `output with the 1/d_head rewrite differs from PyTorch at scale 1/d_head: [${ref.indices[k]}] ${fmt(got[ref.indices[k]!]!)} vs ${fmt(ref.values[k]!)}` };
+}
+
 const NOT_REACHED = (after: string): StageResult => ({ ok: false, reason: `not reached (${after} failed)` });
 
 /** Runs the stages on one corpus file in a fresh temporary folder (removed afterwards). */
@@ -253,8 +287,9 @@ export async function runStages(entry: ManifestEntry & { file: string }, truth: 
       res.roles = checkRoles(report, truth);
       res.sharing = checkSharing(report, truth);
       res.attention = checkAttention(report, truth);
+      res.scale_numeric = await checkScaleNumeric(entry, truth, input, dir);
     } else {
-      for (const s of ['runs', 'roles', 'sharing', 'attention'] as const) res[s] = NOT_REACHED('transform');
+      for (const s of ['runs', 'roles', 'sharing', 'attention', 'scale_numeric'] as const) res[s] = NOT_REACHED('transform');
     }
     if (res.emit_train.ok) {
       const log = path.join(dir, 'loss.json');
