@@ -133,7 +133,7 @@ test('CLI: sweep and coord-check write their files, print the table / verdicts, 
   assert.equal(sweep.code, 0, sweep.stderr);
   assert.match(sweep.stdout, /^\| density \| supar: optimal LR \|$/m);
   assert.match(sweep.stderr, /\[4\/4\] supar density 1\/4 lr 2\^-8: final loss \d/);
-  assert.deepEqual(fs.readdirSync(path.join(dir, 's')).sort(), ['sweep.csv', 'sweep.json', 'sweep.optima.md', 'sweep.svg']);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 's')).sort(), ['study', 'sweep.csv', 'sweep.json', 'sweep.optima.md', 'sweep.svg']);
   const cc = await runCli(['coord-check', model, '--densities', '1,0.5', '--steps', '2', '--rules', 'sp', '--batch', '2', '--seq', '8', '--out', path.join(dir, 'c')], { timeoutMs: 120_000 });
   assert.equal(cc.code, 0, cc.stderr);
   assert.match(cc.stdout, /^sp +layer 0 attention +max\/min across densities +\d+\.\d{3} \(worst at step \d\)/m);

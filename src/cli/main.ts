@@ -21,6 +21,8 @@ async function loadCommands(): Promise<RegisterCommand[]> {
     import('./cmd-sweep.js'),
     import('./cmd-transform.js'),
     import('./cmd-train.js'),
+    import('./cmd-run.js'),
+    import('./cmd-merge.js'),
   ]);
   return mods.map((m) => m.register);
 }
