@@ -1,0 +1,4 @@
+/** Second half of the corpus test: see test/corpus-suite.ts. */
+import { corpusSuite } from './corpus-suite.js';
+
+corpusSuite(1, 2);
