@@ -21,6 +21,7 @@ async function loadCommands(): Promise<RegisterCommand[]> {
     import('./cmd-sweep.js'),
     import('./cmd-transform.js'),
     import('./cmd-train.js'),
+    import('./cmd-report.js'),
   ]);
   return mods.map((m) => m.register);
 }
