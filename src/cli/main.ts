@@ -22,6 +22,7 @@ async function loadCommands(): Promise<RegisterCommand[]> {
     import('./cmd-transform.js'),
     import('./cmd-train.js'),
     import('./cmd-report.js'),
+    import('./cmd-serve.js'),
   ]);
   return mods.map((m) => m.register);
 }
