@@ -142,4 +142,7 @@ test('training page server: 127.0.0.1 only, the graph and parameters as the runn
   }
   fs.rmSync(path.join(dir, 'gpt.supar.train.onnx'));
   assert.throws(() => loadTrainPageData(path.join(dir, 'gpt.supar.onnx')), /gpt\.supar\.onnx: no train graph at .*gpt\.supar\.train\.onnx; transform with --emit-train/);
+  assert.throws(() => loadTrainPageData(GPT), /^UserInputError: gpt-tiny\.onnx: not a model written by supar-transform \(no supar\.rules metadata\); run supar-transform gpt-tiny\.onnx --emit-train/);
+  const port = await runCli(['serve', path.join(dir, 'gpt.supar.onnx'), '--port', '70000']);
+  assert.deepEqual([port.code, port.stderr], [2, 'error: --port 70000: expected a whole number from 0 to 65535\n']);
 });

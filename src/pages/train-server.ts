@@ -47,13 +47,14 @@ export interface TrainPageData {
 export function loadTrainPageData(modelPath: string): TrainPageData {
   const files = outputPaths(modelPath);
   const label = path.basename(modelPath);
-  for (const [what, file, hint] of [
-    ['model', files.model, 'transform the model first'],
-    ['train graph', files.train, `transform with --emit-train (supar-transform <original>.onnx --emit-train) to write ${path.basename(files.train)}`],
-  ] as const) {
-    if (!fs.existsSync(file)) throw new UserInputError(`${label}: no ${what} at ${file}; ${hint}`, ExitCode.io);
-  }
+  if (!fs.existsSync(files.model)) throw new UserInputError(`${label}: no such model (${files.model}); check the path`, ExitCode.io);
   const forward = readModel(files.model);
+  if (!forward.model.metadataProps.some((p) => p.key === 'supar.rules')) {
+    throw new UserInputError(`${label}: not a model written by supar-transform (no supar.rules metadata); run supar-transform ${label} --emit-train and serve the .supar.onnx it writes`);
+  }
+  if (!fs.existsSync(files.train)) {
+    throw new UserInputError(`${label}: no train graph at ${files.train}; transform with --emit-train (supar-transform <original>.onnx --emit-train) to write ${path.basename(files.train)}`, ExitCode.io);
+  }
   const train = readModel(files.train);
   if (train.model.graph?.initializer.some(isExternal)) {
     throw new UserInputError(`${path.basename(files.train)}: its tensors are in an external data file, which the browser page cannot load; serve a model under 1.8 GiB written with --external-data never`, ExitCode.unsupported);
