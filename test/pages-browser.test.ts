@@ -134,6 +134,22 @@ describe('pages in headless chromium', { skip: SKIP }, () => {
       });
     }
 
+    test('trains on pasted text: byte tokens in windows of the text, losses as onnxruntime-node\'s; too short a text is refused', async () => {
+      const text = 'SµPar keeps the optimal learning rate put as density changes. '.repeat(3);
+      const run = await page.evaluate<RunOut>(`window.suparTrain.run({ steps: 2, lr: 1e-3, batch: 2, seq: 8, backend: 'wasm', data: 'text', text: ${JSON.stringify(text)} })`);
+      const bytes = Buffer.from(text, 'utf8').toString('latin1');
+      for (const b of run.batches) {
+        for (let r = 0; r < b.batch; r++) {
+          const window = String.fromCharCode(...b.input.slice(r * b.seq, (r + 1) * b.seq), b.target[(r + 1) * b.seq - 1]!);
+          assert.ok(bytes.includes(window), window);
+        }
+      }
+      const expected = await nodeLosses(run, 1e-3);
+      for (let i = 0; i < 2; i++) assert.ok(Math.abs(run.losses[i]! - expected[i]!) <= 1e-4, `step ${i + 1}: ${run.losses[i]} vs ${expected[i]}`);
+      await assert.rejects(page.evaluate(`window.suparTrain.run({ steps: 1, lr: 1e-3, batch: 2, seq: 8, backend: 'wasm', data: 'text', text: 'short' })`),
+        /the text has 5 bytes, fewer than seq \+ 1 = 9; paste more text or lower seq/);
+    });
+
     test('the page plots the loss as it trains (Start button)', async (t) => {
       await page.evaluate(`(() => { document.getElementById('steps').value = '3'; document.getElementById('backend').value = 'wasm';
         document.getElementById('batch').value = '2'; document.getElementById('seq').value = '8'; document.getElementById('start').click(); })()`);

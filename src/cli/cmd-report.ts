@@ -21,10 +21,10 @@ export function register(program: Command, _ctx: CliContext): void {
     .command('report <report.json>')
     .description('print a written transform report, or (--html) write it as a self-contained page')
     .option('--html', 'write the report page (default <name>.report.html beside the JSON)')
-    .option('-o, --output <file>', 'where to write the page (with --html)')
+    .option('-o, --output <file>', 'where to write the page (implies --html)')
     .action((file: string, flags: ReportFlags) => {
       const report = readReportFile(file);
-      if (!flags.html) {
+      if (!flags.html && !flags.output) {
         process.stdout.write(summaryText(report));
         return;
       }
