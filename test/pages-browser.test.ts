@@ -43,7 +43,7 @@ describe('pages in headless chromium', { skip: SKIP }, () => {
   });
 
   /** Transforms `model` into `dir` and opens its report page. */
-  async function openReport(model: string, name: string, density: number): Promise<{ page: Page; tensors: { name: string; role: string; non_zeros: number }[] }> {
+  async function openReport(model: string, name: string, density: number): Promise<{ page: Page; tensors: { name: string; role: string; rule: string | null; layer: number | null; non_zeros: number }[] }> {
     const r = await transform(readModel(model), { density });
     writeTransformOutputs(r, path.join(dir, `${name}.supar.onnx`));
     const page = await browser.newPage();
@@ -71,6 +71,14 @@ describe('pages in headless chromium', { skip: SKIP }, () => {
         assert.equal(await page.evaluate<string>(`document.getElementById('shown-count').textContent`), String(tensors.filter((x) => x.role === role).length));
       }
       await visibleAfterFilter(page, 'filter-role', '');
+      // Rule and layer filters combine: layer 0's tensors of the hidden rule.
+      const rule = tensors.find((x) => x.role === 'hidden')!.rule!;
+      await visibleAfterFilter(page, 'filter-rule', rule);
+      const layer0 = tensors.filter((x) => x.rule === rule && x.layer === 0).map((x) => x.name);
+      assert.ok(layer0.length > 0 && layer0.length < tensors.filter((x) => x.rule === rule).length);
+      assert.deepEqual(await visibleAfterFilter(page, 'filter-layer', '0'), layer0);
+      await visibleAfterFilter(page, 'filter-rule', '');
+      await visibleAfterFilter(page, 'filter-layer', '');
       const sorted = await page.evaluate<number[]>(`(() => {
         const th = Array.from(document.querySelectorAll('#tensors th')).find((h) => h.textContent === 'non-zeros');
         th.click();
