@@ -15,11 +15,11 @@ import { findReadinessSections } from '../src/pages/readiness.js';
 import { reportHtml } from '../src/pages/report-page.js';
 import { studyIndexHtml, readStudyFolder } from '../src/pages/study-index.js';
 import { loadTrainPageData, startTrainServer } from '../src/pages/train-server.js';
-import { writeSweepOutputs } from '../src/experiments/outputs.js';
+import { writeCoordCheckOutputs, writeSweepOutputs } from '../src/experiments/outputs.js';
 import { transform, writeTransformOutputs } from '../src/transform.js';
 import { runCli } from './cli-helpers.js';
 import { ROOT, tempDir } from './helpers.js';
-import { syntheticSweep } from './study-fixtures.js';
+import { syntheticCoordCheck, syntheticSweep } from './study-fixtures.js';
 
 const GPT = path.join(ROOT, 'fixtures', 'gpt-tiny.onnx');
 const GEMMA = path.join(ROOT, 'fixtures', 'hf', 'gemma2_ts.onnx');
@@ -114,6 +114,19 @@ test('study index: every SVG in the folder shown and linked, optima and runs tab
   assert.match(page, /<tr><td class="num">1<\/td><td class="num">2\^-7 \(loss 3.25\)<\/td>/);
   assert.match(page, /<td class="bad">diverged<\/td>/);
   assert.equal(studyIndexHtml(readStudyFolder(dir)), page);
+});
+
+test('study index of a coord check beside a sweep: both results tabled, all their plots shown', () => {
+  const dir = tempDir();
+  writeSweepOutputs(syntheticSweep(), dir);
+  writeCoordCheckOutputs(syntheticCoordCheck(), dir);
+  const page = fs.readFileSync(path.join(dir, 'index.html'), 'utf8');
+  assert.deepEqual([...page.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]), ['coord-check.sp.svg', 'coord-check.supar.svg', 'sweep.svg']);
+  const verdicts = page.match(/<table class="verdicts">[\s\S]*?<\/table>/)![0];
+  assert.match(verdicts, /<tr><td>sp<\/td><td class="mono">\/h\.0\/attn\/out<\/td><td>attention<\/td><td class="num">0<\/td><td class="num">2<\/td><td class="num">0<\/td><td class="bad">drifts<\/td><\/tr>/);
+  assert.match(verdicts, /<td class="num">1<\/td><td class="num">0<\/td><td class="ok">flat<\/td>/);
+  assert.ok(page.includes('<h2>LR sweep (<a href="sweep.json">sweep.json</a>)</h2>'));
+  assert.ok(page.includes('<h2>Coordinate check (<a href="coord-check.json">coord-check.json</a>)</h2>'));
 });
 
 test('training page server: 127.0.0.1 only, the graph and parameters as the runner reads them, nothing outside its routes', async () => {
