@@ -96,9 +96,11 @@ describe('pages in headless chromium', { skip: SKIP }, () => {
   describe('training page', () => {
     let server: TrainServer;
     let page: Page;
+    let groups = 0;
     before(async () => {
       const r = await transform(readModel(path.join(ROOT, 'fixtures', 'gpt-tiny.onnx')), { density: 0.25, emitTrain: true });
       writeTransformOutputs(r, path.join(dir, 'train.supar.onnx'));
+      groups = r.lrGroups.groups.length;
       server = await startTrainServer(loadTrainPageData(path.join(dir, 'train.supar.onnx')), 0);
       page = await browser.newPage();
       await page.setViewport(1100, 900);
@@ -165,6 +167,7 @@ describe('pages in headless chromium', { skip: SKIP }, () => {
         if (s.startsWith('trained') || document.getElementById('error').textContent) resolve(s + document.getElementById('error').textContent); else setTimeout(poll, 100); }; poll(); })`);
       assert.match(status, /^trained 3 steps on wasm \(synthetic count over 16 symbols, batch 2×8/);
       assert.equal(await page.evaluate<number>(`document.querySelector('#chart polyline').getAttribute('points').split(' ').length`), 3);
+      assert.equal(await page.evaluate<number>(`document.getElementById('groups-body').rows.length`), groups, 'one row per LR group');
       const shot = path.join(SHOTS, 'train-page.png');
       await page.screenshot(shot, true);
       t.diagnostic(`screenshot: ${shot}`);

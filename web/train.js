@@ -269,6 +269,10 @@ async function init() {
     const n = info.params.reduce((a, p) => a + p.length, 0);
     $('session-info').textContent = `${info.params.length} trained tensors (${n} parameters), vocabulary ${info.vocab}, ` +
       `loss ${info.io.lossKind} on '${info.io.output}', optimizer ${info.io.optimizer.kind}.`;
+    for (const g of info.lrGroups?.groups ?? []) {
+      const row = $('groups-body').insertRow();
+      for (const v of [g.name, g.role, `[${g.shape.join('×')}]`, g.lr_adam, g.weight_decay, g.density]) row.insertCell().textContent = String(v);
+    }
     $('batch').value = String(info.defaults.batch);
     $('seq').value = String(info.defaults.seq);
     $('batch').disabled = info.defaults.fixedBatch;
