@@ -49,7 +49,7 @@ export class Browser {
     const child = spawn(binary, [
       '--headless=new', '--no-sandbox', '--remote-debugging-pipe', `--user-data-dir=${profile}`, '--no-first-run',
       '--no-default-browser-check', '--disable-extensions', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--metrics-recording-only', '--mute-audio', ...extraArgs, 'about:blank',
+      '--disable-sync', '--metrics-recording-only', '--mute-audio', '--disable-dev-shm-usage', ...extraArgs, 'about:blank',
     ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
     child.stderr!.resume(); // chromium's own log (dbus noise); not the page's console
     return new Browser(child, profile);
