@@ -143,6 +143,18 @@ async function openSession(bytes, backend, io, notes) {
   throw new Error(`no backend could run the train graph (${notes.join('; ')})`);
 }
 
+/** One session per backend choice, kept across runs (the graph is stateless: parameters and moments are fed). */
+const sessions = new Map();
+function cachedSession(bytes, backend, io) {
+  if (!sessions.has(backend)) {
+    const notes = [];
+    const opening = openSession(bytes, backend, io, notes).then((s) => ({ ...s, notes }));
+    sessions.set(backend, opening);
+    opening.catch(() => sessions.delete(backend));
+  }
+  return sessions.get(backend);
+}
+
 function outputNames(io) {
   return [io.loss, ...io.params.map((p) => p.updated), ...io.state.map((s) => s.output)];
 }
@@ -168,8 +180,9 @@ async function run(opts, onStep = () => {}) {
   const seq = opts.seq ?? info.defaults.seq;
   const seed = opts.seed ?? 0;
   const source = opts.data === 'text' ? textSource(opts.text ?? '', info.vocab, batch, seq, seed) : syntheticCount(info.vocab, batch, seq, seed);
-  const notes = [];
-  const { session, ep } = await openSession(graph, opts.backend ?? 'auto', io, notes);
+  const opened = await cachedSession(graph, opts.backend ?? 'auto', io);
+  const { session, ep } = opened;
+  const notes = [...opened.notes];
   const state = new Map();
   for (const p of info.params) state.set(p.name, new ort.Tensor('float32', params.slice(p.offset, p.offset + p.length), p.shape));
   for (const s of io.state) {
@@ -205,7 +218,6 @@ async function run(opts, onStep = () => {}) {
     }
   } finally {
     for (const tensor of state.values()) if (tensor.location === 'gpu-buffer') tensor.dispose();
-    await session.release();
   }
   return { ep, losses, batches, notes, stepSeconds, seconds: (performance.now() - started) / 1000, data: source.description };
 }
