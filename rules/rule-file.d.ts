@@ -17,7 +17,8 @@
 
 /** Variables a formula may use. */
 export type ExprVariable =
-  | 'm_d' | 'm_rho' | 'rho' | 'sigma_base' | 'alpha_input' | 'alpha_output' | 'd_head' | 'n_layers' | 'fan_in' | 'fan_out';
+  | 'm_d' | 'm_rho' | 'rho' | 'sigma_base' | 'alpha_input' | 'alpha_output' | 'd_head' | 'n_layers' | 'fan_in' | 'fan_out'
+  | 'm_L' | 'n_layers_base' | 'alpha_depth' | 'in_block';
 
 /** A formula in the expression language, e.g. "sigma_base/sqrt(m_d*m_rho)". */
 export type Formula = string;
@@ -36,6 +37,8 @@ export interface RoleRuleFile {
   adamLr?: Formula;
   sgdLr?: Formula;
   weightDecay?: Formula;
+  /** Multiplier on AdamW's epsilon (default 1), e.g. CompleteP's in-block "(m_d*m_L^alpha_depth)^(-in_block)". */
+  adamEps?: Formula;
   /** Whether this role is sparsified when a density below 1 is asked for. */
   sparsify?: boolean;
 }
@@ -56,6 +59,12 @@ export interface RuleFile {
   outputMultiplier?: Formula;
   /** Depth factor on residual output projections' init std when enabled, e.g. "1/sqrt(2*n_layers)". */
   depthFactor?: Formula;
+  /** Multiplier on each residual branch before its residual Add, e.g. CompleteP's "m_L^(-alpha_depth)". */
+  residualBranchMultiplier?: Formula;
+  /** The depth exponent read as `alpha_depth` (CompleteP 1, depth-µP 0.5; default 0), a number in [0, 2]. */
+  alphaDepth?: number;
+  /** How weightDecay meets the LR: "base_lr" (default, decoupled: p(1 - eta*wd*lambda)) or "group_lr" (PyTorch-coupled). */
+  weightDecayMode?: 'base_lr' | 'group_lr';
   /** Per-role rules; with `extends`, fields given here replace the base's, field by field. */
   roles?: { [R in RoleName]?: RoleRuleFile };
   /** Role overrides by tensor-name glob (first match wins). */

@@ -3,11 +3,12 @@
  * For each initializer: its role (from the analysis), the rule that applies, the density and mask mode,
  * the init std of the non-zeros, the Adam and SGD LR multipliers and the weight-decay multiplier, each
  * evaluated from the rule's formulas with env {m_d, m_rho, rho, sigma_base, alpha_input, alpha_output,
- * d_head, n_layers, fan_in, fan_out}. Pure: no I/O, no randomness.
+ * d_head, n_layers, fan_in, fan_out, m_L, n_layers_base, alpha_depth, in_block}, and the multiplier on every
+ * residual branch (CompleteP / depth-µP). Pure: no I/O, no randomness.
  */
 import { UsageError, UserInputError, ExitCode } from './errors.js';
-import type { Analysis, AttentionSite, ParamInfo, Role } from './analysis/types.js';
-import type { ExprEnv, Hyperparameters, RoleRule, RuleSet } from './rules/types.js';
+import type { Analysis, AttentionSite, ParamInfo, ResidualBranch, Role } from './analysis/types.js';
+import type { ExprEnv, Hyperparameters, RoleRule, RuleSet, WeightDecayMode } from './rules/types.js';
 import { compileExpr } from './rules/expr.js';
 import { matchGlob } from './analysis/glob.js';
 
@@ -38,6 +39,8 @@ export interface PlanOptions {
   truncated: boolean;
   /** Depth-factor formula for residual output projections, or undefined for none. */
   depthFactor?: string;
+  /** Base depth L_base (blocks) for m_L = n_layers / n_layers_base; default: the model's own (m_L = 1). */
+  nLayersBase?: number;
   strict: boolean;
 }
 
@@ -63,6 +66,21 @@ export interface ParamPlan extends Omit<ParamInfo, 'consumers'> {
   lrAdam: number;
   lrSgd: number;
   weightDecay: number;
+  /** Multiplier on AdamW's ε (1 unless the rule's adamEps says otherwise). */
+  adamEps: number;
+}
+
+/** Depth: m_L = n_layers / n_layers_base, and the rule set's exponent α. */
+export interface DepthPlan {
+  nLayers: number;
+  nLayersBase: number;
+  mL: number;
+  alphaDepth: number;
+}
+
+export interface BranchPlan {
+  branch: ResidualBranch;
+  multiplier: number;
 }
 
 export interface AttentionPlan {
@@ -84,6 +102,10 @@ export interface TransformPlan {
   attention: AttentionPlan[];
   embeddingMultiplier: number;
   outputMultiplier: number;
+  depth: DepthPlan;
+  /** Residual branches and their multipliers (empty when the rule set has no residualBranchMultiplier). */
+  residualBranches: BranchPlan[];
+  weightDecayMode: WeightDecayMode;
   warnings: string[];
 }
 
@@ -114,9 +136,12 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
   const hp = o.hyperparameters;
   const dHead = analysis.dHead ?? 1;
   const nLayers = analysis.nLayers ?? 1;
-  const baseEnv = (fanIn: number, fanOut: number, rho: number, dh = dHead): ExprEnv => ({
+  const nLayersBase = o.nLayersBase ?? nLayers;
+  const depth: DepthPlan = { nLayers, nLayersBase, mL: nLayers / nLayersBase, alphaDepth: ruleSet.alphaDepth ?? 0 };
+  const baseEnv = (fanIn: number, fanOut: number, rho: number, dh = dHead, inBlock = 0): ExprEnv => ({
     m_d: o.mD, m_rho: rho, rho, sigma_base: hp.sigma_base, alpha_input: hp.alpha_input, alpha_output: hp.alpha_output,
     d_head: dh, n_layers: nLayers, fan_in: fanIn, fan_out: fanOut,
+    m_L: depth.mL, n_layers_base: nLayersBase, alpha_depth: depth.alphaDepth, in_block: inBlock,
   });
   const warnings: string[] = [];
   const params = analysis.params.map((p) => planParam(p, ruleSet, o, f, baseEnv, warnings));
@@ -126,7 +151,7 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
     }
   }
   for (const { copy, table } of tiedCopies(params)) {
-    Object.assign(copy, { trainable: false, initStd: null, density: 1, maskMode: null, lrAdam: 0, lrSgd: 0, weightDecay: 0 });
+    Object.assign(copy, { trainable: false, initStd: null, density: 1, maskMode: null, lrAdam: 0, lrSgd: 0, weightDecay: 0, adamEps: 1 });
     copy.densityReason = `folded into the tied table '${table.name}' (one parameter)`;
   }
   const env1 = baseEnv(1, 1, 1);
@@ -144,13 +169,36 @@ export function buildPlan(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions):
     warnings.push(`attention site at ${site.nodes.join(', ') || site.qkMatMul || '?'}: head size or current scale unknown; its scale is left as it is`);
     return { site, targetScale: null };
   });
+  const residualBranches = planBranches(analysis, ruleSet, o, depth, f, env1, warnings);
   return {
     rules: ruleSet.id, hyperparameters: hp, mD: o.mD, density: o.density, maskMode: o.maskMode, nm: o.nm,
     init: o.init, truncated: o.truncated, params, attention,
     embeddingMultiplier: f.eval(ruleSet.embeddingMultiplier, 'embeddingMultiplier', env1),
     outputMultiplier: f.eval(ruleSet.outputMultiplier, 'outputMultiplier', env1),
+    depth, residualBranches, weightDecayMode: ruleSet.weightDecayMode ?? 'base_lr',
     warnings,
   };
+}
+
+/**
+ * The branch multiplier (e.g. m_L^(−α)) on every residual branch the analysis found. A model whose branches
+ * were not all found (sandwich norms between the branch and its Add, fused blocks) is warned about: the
+ * rule would then scale only some blocks.
+ */
+function planBranches(analysis: Analysis, ruleSet: RuleSet, o: PlanOptions, depth: DepthPlan, f: Formulas, env: ExprEnv, warnings: string[]): BranchPlan[] {
+  if (!ruleSet.residualBranchMultiplier) {
+    if (o.nLayersBase !== undefined && depth.mL !== 1 && ruleSet.alphaDepth === undefined) {
+      warnings.push(`base depth ${o.nLayersBase} gives m_L = ${+depth.mL.toPrecision(4)}, but rules '${ruleSet.id}' have no depth rules (no residualBranchMultiplier or alphaDepth); use completep, depth-mup or supar-completep for depth transfer`);
+    }
+    return [];
+  }
+  if (o.depthFactor) warnings.push(`--depth-factor with rules '${ruleSet.id}': their residual-branch multiplier already controls depth (CompleteP drops GPT-2's 1/√(2L) init factor); the two together count depth twice`);
+  const multiplier = f.eval(ruleSet.residualBranchMultiplier, 'residualBranchMultiplier', env);
+  const found = analysis.residualBranches;
+  if (found.length !== 2 * depth.nLayers) {
+    warnings.push(`rules '${ruleSet.id}' multiply every residual branch by ${+multiplier.toPrecision(4)}, but ${found.length} branch${found.length === 1 ? ' was' : 'es were'} found for ${depth.nLayers} layer${depth.nLayers === 1 ? '' : 's'} (2 per block expected: attention and MLP); blocks whose branch was not found (a norm between the branch and its residual Add, a fused block) are not scaled`);
+  }
+  return found.map((branch) => ({ branch, multiplier }));
 }
 
 function checkPlanOptions(o: PlanOptions): void {
@@ -168,7 +216,7 @@ function checkPlanOptions(o: PlanOptions): void {
 
 function planParam(
   p: ParamInfo, ruleSet: RuleSet, o: PlanOptions, f: Formulas,
-  baseEnv: (fanIn: number, fanOut: number, rho: number) => ExprEnv, warnings: string[],
+  baseEnv: (fanIn: number, fanOut: number, rho: number, dh?: number, inBlock?: number) => ExprEnv, warnings: string[],
 ): ParamPlan {
   const rule: RoleRule | undefined = ruleSet.roles[p.role];
   const trainable = TRAINABLE.has(p.role) && rule !== undefined;
@@ -181,7 +229,7 @@ function planParam(
   }
   const fanIn = p.fanIn ?? p.shape[p.shape.length - 1] ?? 1;
   const fanOut = p.fanOut ?? p.shape[0] ?? 1;
-  const env = baseEnv(fanIn, fanOut, density);
+  const env = baseEnv(fanIn, fanOut, density, undefined, p.layer !== undefined ? 1 : 0);
   const field = (k: string) => `roles.${p.role}.${k}`;
   let initStd: number | null = null;
   let depthFactor = 1;
@@ -202,6 +250,7 @@ function planParam(
     lrAdam: trainable ? f.eval(rule!.adamLr, field('adamLr'), env) : 0,
     lrSgd: trainable ? f.eval(rule!.sgdLr, field('sgdLr'), env) : 0,
     weightDecay: trainable ? f.eval(rule!.weightDecay, field('weightDecay'), env) : 0,
+    adamEps: trainable && rule!.adamEps !== undefined ? f.eval(rule!.adamEps, field('adamEps'), env) : 1,
   };
   return plan;
 }

@@ -12,6 +12,7 @@ import type { InitPassReport } from './passes/init.js';
 import type { MaskPassReport } from './passes/masks.js';
 import type { AttentionReportEntry, MultiplierPassReport, MultiplierReportEntry } from './passes/multipliers.js';
 import type { TiePassReport, TieReportEntry } from './passes/ties.js';
+import type { BranchPassReport, BranchReportEntry } from './passes/residual-branches.js';
 import { VERSION } from './version.js';
 
 export const REPORT_FORMAT = 'supar-report/1';
@@ -34,6 +35,8 @@ export interface TensorReport {
   lr_adam: number | null;
   lr_sgd: number | null;
   weight_decay: number | null;
+  /** Multiplier on AdamW's ε (1 unless the rules scale it, e.g. CompleteP in-block). */
+  adam_eps: number | null;
   tie: { with: string; kind: string } | null;
   /** Forward multiplier inserted on this tensor's output (α_input after an embedding, α_output/m_d on the logits of a readout). */
   forward_multiplier: { kind: string; value: number; at: string } | null;
@@ -46,6 +49,8 @@ export interface TransformReport {
   settings: {
     rules: string; density: number; m_d: number; width_source: string; seed: number; mask_mode: string;
     init: string; truncated: boolean; depth_factor: string | null;
+    /** Depth: m_L = n_layers / n_layers_base, the rules' exponent α, and how weight decay meets the LR. */
+    m_L: number; n_layers_base: number; alpha_depth: number; weight_decay_mode: string;
     hyperparameters: { sigma_base: number; eta_base: number; alpha_input: number; alpha_output: number };
   };
   model: { d_model: number | null; d_head: number | null; n_layers: number | null; logits: string | null };
@@ -56,6 +61,8 @@ export interface TransformReport {
   tensors: TensorReport[];
   multipliers: MultiplierReportEntry[];
   attention: AttentionReportEntry[];
+  /** Residual-branch multipliers (CompleteP, depth-µP): one entry per branch found, empty without such rules. */
+  residual_branches: BranchReportEntry[];
   ties: TieReportEntry[];
   passes: { id: string; doc: string }[];
   warnings: string[];
@@ -117,6 +124,7 @@ export function buildReport(r: ReportInputs): TransformReport {
       lr_adam: t.trainable ? round12(t.lrAdam) : null,
       lr_sgd: t.trainable ? round12(t.lrSgd) : null,
       weight_decay: t.trainable ? round12(t.weightDecay) : null,
+      adam_eps: t.trainable ? round12(t.adamEps) : null,
       tie: t.tiedWith ? { with: t.tiedWith, kind: t.tie ?? 'identity' } : null,
       forward_multiplier: forward.get(t.name) ?? null,
     };
@@ -132,6 +140,7 @@ export function buildReport(r: ReportInputs): TransformReport {
       rules: p.rules, density: p.density, m_d: round12(p.mD), width_source: r.widthSource, seed: r.seed,
       mask_mode: p.maskMode === 'n:m' && p.nm ? `n:m ${p.nm.n}:${p.nm.m}` : p.maskMode, init: p.init, truncated: p.truncated,
       depth_factor: r.depthFactor,
+      m_L: round12(p.depth.mL), n_layers_base: p.depth.nLayersBase, alpha_depth: p.depth.alphaDepth, weight_decay_mode: p.weightDecayMode,
       hyperparameters: { sigma_base: hp.sigma_base, eta_base: hp.eta_base, alpha_input: hp.alpha_input, alpha_output: hp.alpha_output },
     },
     model: { d_model: r.analysis.dModel ?? null, d_head: r.analysis.dHead ?? null, n_layers: r.analysis.nLayers ?? null, logits: r.analysis.logits?.output ?? null },
@@ -145,6 +154,7 @@ export function buildReport(r: ReportInputs): TransformReport {
     tensors,
     multipliers: mult.multipliers.map((m) => ({ ...m, multiplier: round12(m.multiplier) })),
     attention: mult.attention.map((a) => ({ ...a, before: round12(a.before), after: round12(a.after) })),
+    residual_branches: ((r.reports.get('residual-branches') as BranchPassReport | undefined)?.residual_branches ?? []).map((b) => ({ ...b, multiplier: round12(b.multiplier) })),
     ties: ties.ties,
     passes: r.passes,
     warnings: [
@@ -179,7 +189,8 @@ const fmt = (x: number | null) => (x === null ? '-' : Number.isInteger(x) ? Stri
 export function summaryText(report: TransformReport): string {
   const s = report.settings;
   const lines: string[] = [];
-  lines.push(`${report.input.file}: rules ${s.rules}, density ${s.density}, m_d ${s.m_d} (${s.width_source}), mask ${s.mask_mode}, init ${s.init}, seed ${s.seed}`);
+  const depth = s.m_L !== 1 || s.alpha_depth !== 0 ? `, m_L ${fmt(s.m_L)} (${report.model.n_layers ?? '?'} layers / base ${s.n_layers_base}, α ${s.alpha_depth})` : '';
+  lines.push(`${report.input.file}: rules ${s.rules}, density ${s.density}, m_d ${s.m_d} (${s.width_source})${depth}, mask ${s.mask_mode}, init ${s.init}, seed ${s.seed}`);
   const rows = report.tensors.filter((t) => t.trained || t.role === 'unknown').map((t) => [
     t.name, t.role, `[${t.shape.join('×')}]`, fmt(t.density), String(t.non_zeros),
     t.init.std_before === null ? '-' : `${fmt(t.init.std_before)} → ${fmt(t.init.std_after)}`,
@@ -192,6 +203,12 @@ export function summaryText(report: TransformReport): string {
     lines.push(`attention ${a.kind}${a.layer === null ? '' : ` layer ${a.layer}`} (d_head ${a.d_head}): ${fmt(a.before)} → ${fmt(a.after)} [${a.rewrite}${a.carriers.length ? `: ${a.carriers.join(', ')}` : ''}]`);
   }
   for (const m of report.multipliers) lines.push(`multiplier ${m.kind}: ${m.value} × ${fmt(m.multiplier)} (${m.constant})`);
+  const scaled = report.residual_branches.filter((b) => b.node !== null);
+  if (report.residual_branches.length) {
+    lines.push(`residual branches: ${report.residual_branches.length} (${report.residual_branches.filter((b) => b.kind === 'attention').length} attention, ${report.residual_branches.filter((b) => b.kind === 'mlp').length} MLP) × ${fmt(report.residual_branches[0]!.multiplier)}${scaled.length ? '' : ' (= 1: nothing inserted)'}`);
+  }
+  const eps = [...new Set(report.tensors.filter((t) => t.adam_eps !== null && t.adam_eps !== 1).map((t) => `${t.role} ×${fmt(t.adam_eps)}`))];
+  if (eps.length) lines.push(`Adam ε multipliers: ${eps.join(', ')}${s.weight_decay_mode === 'group_lr' ? '; weight decay coupled to the group LR' : ''}`);
   for (const t of report.ties) lines.push(`tie: ${t.copy} folded into ${t.table} (${t.tie}; readers now read ${t.now_reads})`);
   const sm = report.summary;
   lines.push(`${sm.trained} trained tensors, ${sm.masked} masked (${sm.mask_non_zeros} of ${sm.masked_elements} entries kept), ${sm.unclassified} unclassified`);

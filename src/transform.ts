@@ -23,6 +23,7 @@ import { tiePass } from './passes/ties.js';
 import { maskPass } from './passes/masks.js';
 import { initPass } from './passes/init.js';
 import { multiplierPass } from './passes/multipliers.js';
+import { residualBranchPass } from './passes/residual-branches.js';
 import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
 import { setMetadata, supArMetadata } from './passes/metadata.js';
 import { reportHtml } from './pages/report-page.js';
@@ -38,7 +39,10 @@ export interface TransformOptions {
   /** Width multiplier m_d; or `baseWidth` (m_d = detected d_model / baseWidth); or a base model's shapes. */
   widthMult?: number;
   baseWidth?: number;
+  /** A base (proxy) model: m_d from its shapes, and its layer count as the base depth unless `baseDepth` is given. */
   baseModel?: LoadedModel;
+  /** Base depth L_base (transformer blocks) for m_L = n_layers / L_base; default: the base model's, else the model's own. */
+  baseDepth?: number;
   /** Overrides of σ_base, η_base, α_input, α_output (defaults: DEFAULT_HYPERPARAMETERS). */
   hyperparameters?: Partial<Hyperparameters>;
   seed?: number;
@@ -80,7 +84,7 @@ export interface TransformResult {
   train?: { train: ModelProto; eval?: ModelProto; report: unknown; kernels: { train: KernelReport; eval?: KernelReport } };
 }
 
-export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierPass, lrGroupsPass];
+export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierPass, residualBranchPass, lrGroupsPass];
 
 export async function transform(input: LoadedModel, options: TransformOptions = {}): Promise<TransformResult> {
   const seed = options.seed ?? 0;
@@ -103,6 +107,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     sparsify: options.sparsify ?? [], dense: options.dense ?? [],
     densityMap: [...(options.densityMap ?? []), ...loaded.densityMap],
     init: options.init ?? 'resample', truncated: options.truncated ?? false, depthFactor, strict: options.strict ?? false,
+    nLayersBase: resolveBaseDepth(analysis, options, loaded.overrides),
   });
   const work = cloneSharingData(input.model);
   const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work), inPlace: options.inPlace ?? false };
@@ -159,6 +164,18 @@ function resolveWidth(analysis: Analysis, o: TransformOptions, input: LoadedMode
     return { mD, widthSource: `--base-model ${path.basename(o.baseModel.path)}` };
   }
   return { mD: 1, widthSource: 'default (no base given)' };
+}
+
+/** L_base: --base-depth, else the base model's layer count (its analysis), else undefined (m_L = 1). */
+function resolveBaseDepth(analysis: Analysis, o: TransformOptions, overrides: { pattern: string; role: Role }[]): number | undefined {
+  if (o.baseDepth !== undefined) {
+    if (!(Number.isInteger(o.baseDepth) && o.baseDepth >= 1)) throw new UsageError(`--base-depth ${o.baseDepth}: must be a whole number of blocks >= 1`);
+    return o.baseDepth;
+  }
+  if (!o.baseModel) return undefined;
+  // Models without countable layers (an MLP) keep m_L = 1; the width still comes from the base model.
+  if (analysis.nLayers === undefined) return undefined;
+  return analyze(o.baseModel, overrides).nLayers;
 }
 
 /**

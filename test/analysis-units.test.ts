@@ -231,7 +231,13 @@ test('compareBaseShapes: width dims and m_d against a narrower base, by name and
   const byOrder = compareBaseShapes(rename(buildGpt({ vocab: 32, dModel: 32, layers: 2, heads: 2, maxPos: 8 })), rename(buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 })));
   assert.equal(byOrder.mD, 2);
   assert.match(byOrder.reason, /matched by order/);
-  assert.throws(() => compareBaseShapes(wide, buildGpt({ vocab: 32, dModel: 16, layers: 1, heads: 2, maxPos: 8 })), /no tensor named 'transformer.h.1/);
+  // A shallower base (depth transfer, --base-model for m_L): the layers both have give the width.
+  const shallow = compareBaseShapes(wide, buildGpt({ vocab: 32, dModel: 16, layers: 1, heads: 2, maxPos: 8 }));
+  assert.equal(shallow.mD, 2);
+  assert.equal(shallow.widthDims['transformer.h.1.attn.c_attn.weight'], undefined);
+  const other = buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 });
+  other.graph!.initializer.find((t) => t.name === 'transformer.h.0.ln_1.weight')!.name = 'transformer.h.0.norm.weight';
+  assert.throws(() => compareBaseShapes(wide, other), /no tensor named 'transformer.h.0.ln_1.weight'/);
   const wrongRank = buildGpt({ vocab: 32, dModel: 16, layers: 2, heads: 2, maxPos: 8 });
   wrongRank.graph!.initializer.find((t) => t.name === 'transformer.h.0.ln_1.weight')!.dims = [1n, 16n];
   assert.throws(() => compareBaseShapes(wide, wrongRank), /different rank/);

@@ -13,7 +13,7 @@ import type { ExprEnv, RuleSet } from '../src/rules/types.js';
 import { UsageError, UserInputError } from '../src/errors.js';
 import { ROOT, tempDir } from './helpers.js';
 
-const ENV: ExprEnv = { m_d: 2, m_rho: 0.125, rho: 0.125, sigma_base: 0.02, alpha_input: 3, alpha_output: 5, d_head: 64, n_layers: 12, fan_in: 768, fan_out: 3072 };
+const ENV: ExprEnv = { m_d: 2, m_rho: 0.125, rho: 0.125, sigma_base: 0.02, alpha_input: 3, alpha_output: 5, d_head: 64, n_layers: 12, fan_in: 768, fan_out: 3072, m_L: 1, n_layers_base: 12, alpha_depth: 0, in_block: 1 };
 const ev = (src: string | undefined) => (src === undefined ? undefined : compileExpr(src, 'test').eval(ENV));
 
 function roleValues(set: RuleSet, role: keyof RuleSet['roles']) {
@@ -221,7 +221,7 @@ test('rules/rule-file.d.ts lists the same roles, variables and keys as the code'
   const { EXPR_VARIABLES } = await import('../src/rules/types.js');
   const { RULE_FILE_SCHEMA } = await import('../src/rules/schema.js');
   const dts = fs.readFileSync(path.join(ROOT, 'rules', 'rule-file.d.ts'), 'utf8');
-  const union = (name: string) => [...new RegExp(`export type ${name} =([^;]*);`).exec(dts)![1]!.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]);
+  const union = (name: string) => [...new RegExp(`export type ${name} =([^;]*);`).exec(dts)![1]!.matchAll(/'([A-Za-z_]+)'/g)].map((m) => m[1]);
   assert.deepEqual(union('RoleName'), [...ROLES]);
   assert.deepEqual(union('ExprVariable'), [...EXPR_VARIABLES]);
   const body = /export interface RuleFile \{([\s\S]*?)\n\}/.exec(dts)![1]!;

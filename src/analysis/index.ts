@@ -58,6 +58,7 @@ export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOp
     ...(logitsSrc ? { logits: { output: logitsSrc.output, node: g.label(logitsSrc.node), ...(readoutParam ? { readout: readoutParam.name } : {}) } } : {}),
     embeddingOutputs: roles.embeddings.map((e) => ({ param: e.weight, value: e.value })),
     blocks,
+    residualBranches: structure.branches,
     ...(width ? { dModel: width.dModel } : {}),
     ...(dHeads.length ? { dHead: mode(dHeads) } : {}),
     ...(structure.nLayers ? { nLayers: structure.nLayers } : {}),

@@ -9,7 +9,7 @@ import type { NodeProto } from 'onnx-buf';
 import type { FoundSite } from './attention.js';
 import type { AnalysisGraph } from './graph.js';
 import type { RoleResult } from './roles.js';
-import type { AttentionSite, BlockOutput, ParamInfo } from './types.js';
+import type { AttentionSite, BlockOutput, ParamInfo, ResidualBranch } from './types.js';
 
 const LAYER_NAME = /(?:^|[./_])(?:h|layer|layers|block|blocks|blk|encoder_layer|decoder_layer|transformer_blocks)[./_](\d+)(?=[./_]|$)/;
 
@@ -132,6 +132,7 @@ function readsAttention(g: AnalysisGraph, value: string, layers: LayerMap): bool
 
 export interface Structure {
   blocks: BlockOutput[];
+  branches: ResidualBranch[];
   nLayers?: number;
 }
 
@@ -144,6 +145,7 @@ export function assignStructure(g: AnalysisGraph, sites: FoundSite[], roles: Rol
   const addPositions = [...entries.values()].map((e) => g.position.get(e.add)!).filter((p) => lastStart !== undefined && p >= lastStart);
   if (addPositions.length > 0) layers.lastEnd = Math.max(...addPositions);
   const blocks: BlockOutput[] = [];
+  const branches: ResidualBranch[] = [];
   for (const e of roles.embeddings) if (e.node && !g.isInitializer(e.value)) blocks.push({ value: e.value, kind: 'embedding' });
   for (const p of roles.params.values()) {
     const byName = layerFromName(p.name);
@@ -157,6 +159,7 @@ export function assignStructure(g: AnalysisGraph, sites: FoundSite[], roles: Rol
         p.residualOutput = true;
         const kind = readsAttention(g, use!.node.input[0]!, layers) ? 'attention' : 'mlp';
         blocks.push({ value: entry.value, kind, ...(layer !== undefined ? { layer } : {}), point: 'pre-residual' });
+        branches.push({ value: entry.value, kind, ...(layer !== undefined ? { layer } : {}), projection: p.name, add: g.label(entry.add), sum: entry.add.output[0]! });
       }
     } else if (['norm_scale', 'norm_bias', 'bias'].includes(p.role)) {
       layer = byName ?? layerOfSmallParam(g, p, layers, roles.logits?.node);
@@ -173,7 +176,8 @@ export function assignStructure(g: AnalysisGraph, sites: FoundSite[], roles: Rol
   for (const s of ordered) if (s.site.logitsValue) blocks.push({ value: s.site.logitsValue, kind: 'attention_logits', layer: s.site.layer! });
   // Named layers (an encoder-decoder has self- and cross-attention per layer), else one site per layer.
   const nLayers = namedLayerCount(roles) ?? (sites.length > 0 ? sites.length : undefined);
-  return { blocks: sortBlocks(blocks), ...(nLayers ? { nLayers } : {}) };
+  branches.sort((a, b) => (g.position.get(g.producer(a.value)!) ?? 0) - (g.position.get(g.producer(b.value)!) ?? 0));
+  return { blocks: sortBlocks(blocks), branches, ...(nLayers ? { nLayers } : {}) };
 }
 
 /** Hidden weights used once in the main graph whose output is added into the residual stream. */

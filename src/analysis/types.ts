@@ -76,8 +76,26 @@ export interface BlockOutput {
   point?: 'pre-residual' | 'residual-sum';
 }
 
+/**
+ * A residual branch: the value a block's attention or MLP branch adds into the residual stream (its output
+ * projection plus bias), read only on the way to the residual Add. CompleteP / depth-µP multiply it by
+ * m_L^(−α) there (shared/notes/depth-unit-rules.md §1a, §5.1). A parallel block (x + attn + mlp) has two.
+ */
+export interface ResidualBranch {
+  value: string;
+  kind: 'attention' | 'mlp';
+  layer?: number;
+  /** The output projection whose output this is. */
+  projection: string;
+  /** The residual Add (label) and its output, the stream after this block's contribution. */
+  add: string;
+  sum: string;
+}
+
 export interface Analysis {
   params: ParamInfo[];
+  /** Residual branches in graph order (empty for models without residual blocks). */
+  residualBranches: ResidualBranch[];
   attention: AttentionSite[];
   /** The graph output carrying the logits, and the readout weight producing them. */
   logits?: { output: string; node: string; readout?: string };

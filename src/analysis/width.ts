@@ -6,6 +6,7 @@
  * the width dims. Tensors are matched by name, or by order among float tensors when names are generated
  * by the exporter (`val_12`, `onnx::MatMul_123`, `223`), which differ between exports.
  */
+import { layerFromName } from './layers.js';
 import type { ModelProto } from 'onnx-buf';
 import { UserInputError } from '../errors.js';
 import { dimsOf } from '../onnx/tensor.js';
@@ -41,8 +42,8 @@ function floatInits(model: ModelProto): Shaped[] {
  * otherwise m_d is the most common ratio of differing dims.
  */
 export function compareShapes(model: ModelProto, base: ModelProto, widths: { dModel?: number; baseDModel?: number } = {}): BaseShapeComparison {
-  const mine = floatInits(model);
-  const theirs = floatInits(base);
+  // A base of another depth (CompleteP's m_L): the blocks only one side has say nothing about width.
+  const [mine, theirs] = sharedLayers(floatInits(model), floatInits(base));
   const byName = new Map(theirs.map((t) => [t.name, t]));
   const named = mine.filter((t) => !isGeneratedName(t.name));
   const allNamedMatch = named.length > 0 && named.every((t) => byName.has(t.name));
@@ -65,6 +66,14 @@ export function compareShapes(model: ModelProto, base: ModelProto, widths: { dMo
     dModel: widths.dModel ?? NaN, baseDModel: widths.baseDModel ?? NaN,
     reason: `${pairs.length} tensors ${how}; ${Object.keys(widthDims).length} have width dims; m_d = ${from} = ${ratio}`,
   };
+}
+
+/** Drops tensors of named layers (h.3., layers.3.) that the other model does not have. */
+function sharedLayers(mine: Shaped[], theirs: Shaped[]): [Shaped[], Shaped[]] {
+  const layersOf = (ts: Shaped[]) => new Set(ts.map((t) => layerFromName(t.name)).filter((l) => l !== undefined));
+  const [a, b] = [layersOf(mine), layersOf(theirs)];
+  const keep = (other: Set<number>) => (t: Shaped) => { const l = layerFromName(t.name); return l === undefined || other.has(l); };
+  return [mine.filter(keep(b)), theirs.filter(keep(a))];
 }
 
 function pairUp(mine: Shaped[], theirs: Shaped[], byName: Map<string, Shaped>, allNamedMatch: boolean): [Shaped, Shaped][] {

@@ -5,12 +5,11 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from './main.js';
-import { runCoordCheck, verdictLines } from '../experiments/coord-check.js';
 import { parseDensities, parseLrValue } from '../experiments/sweep.js';
-import { writeCoordCheckOutputs } from '../experiments/outputs.js';
+import { runStudyCommand, studyOptions, type StudyFlags } from './study-driver.js';
 import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
-interface CoordFlags extends CommonTrainFlags {
+interface CoordFlags extends CommonTrainFlags, StudyFlags {
   lr: string;
   threshold: string;
 }
@@ -22,6 +21,7 @@ export function register(program: Command, _ctx: CliContext): void {
     .option('--lr <lr>', 'base learning rate (mup advises one on the large side; too large and a small model\'s own noise dominates)', '2^-10')
     .option('--threshold <r>', 'a block is flat when max/min across densities stays at or below this', '1.5');
   commonTrainOptions(cmd, { steps: '10', out: 'coord-check-out' });
+  studyOptions(cmd);
   cmd.action(async (model: string, f: CoordFlags) => {
     const opts = {
       rules: parseRulesList(f.rules),
@@ -31,19 +31,11 @@ export function register(program: Command, _ctx: CliContext): void {
       seed: positiveInt(f.seed, '--seed', true),
       threshold: positiveNumber(f.threshold, '--threshold'),
     };
-    const log = (l: string): void => { process.stderr.write(`${l}\n`); };
-    // Loaded here, not at the top: onnxruntime-node loads only when a command trains.
-    const { makeOnnxTrainRun } = await import('../experiments/train-run.js');
-    const train = await makeOnnxTrainRun({
-      modelPath: model, batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
-      dataFile: f.data, fixedBatch: true, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
+    const train = {
+      batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
+      fixedBatch: true, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
-    });
-    const res = await runCoordCheck(opts, train, log);
-    const files = writeCoordCheckOutputs(res, f.out);
-    process.stdout.write(verdictLines(res).join('\n') + '\n');
-    const drifting = res.verdicts.filter((v) => !v.pass);
-    process.stdout.write(`${res.verdicts.length - drifting.length} of ${res.verdicts.length} (rule set, block) pairs flat within ×${opts.threshold} over steps 0–${opts.steps - 1}\n`);
-    log(`wrote ${files.join(', ')}`);
+    };
+    await runStudyCommand({ kind: 'coord-check', options: opts }, model, f.data, train, f.out, f);
   });
 }

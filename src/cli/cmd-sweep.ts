@@ -1,15 +1,16 @@
 /**
  * `supar-transform sweep model.onnx --densities 1,0.5,0.25 --lrs 2^-12:2^-4 --steps 100 --rules sp,supar`:
  * trains every (rule set, density, base LR) and writes sweep.json/.csv/.svg and the optimal-LR table
- * (paper Fig. 1). Progress on stderr, the table on stdout.
+ * (paper Fig. 1). Progress on stderr, the table on stdout. A study: `--plan DIR` for a scheduler, else local
+ * runs (`--jobs N`) merged (src/cli/study-driver.ts).
  */
 import type { Command } from 'commander';
 import type { CliContext } from './main.js';
-import { optimaMarkdown, parseDensities, parseLrGrid, runSweep } from '../experiments/sweep.js';
-import { writeSweepOutputs } from '../experiments/outputs.js';
+import { parseDensities, parseLrGrid } from '../experiments/sweep.js';
+import { runStudyCommand, studyOptions, type StudyFlags } from './study-driver.js';
 import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
-interface SweepFlags extends CommonTrainFlags {
+interface SweepFlags extends CommonTrainFlags, StudyFlags {
   lrs: string;
   lastK: string;
 }
@@ -21,6 +22,7 @@ export function register(program: Command, _ctx: CliContext): void {
     .option('--lrs <grid>', 'base LRs: LO:HI on a log2 grid (step 1, or LO:HI:STEP), or a list', '2^-12:2^-4')
     .option('--last-k <n>', 'final loss = mean of the last k steps', '10');
   commonTrainOptions(cmd, { steps: '100', out: 'sweep-out' });
+  studyOptions(cmd);
   cmd.action(async (model: string, f: SweepFlags) => {
     const opts = {
       rules: parseRulesList(f.rules),
@@ -30,17 +32,11 @@ export function register(program: Command, _ctx: CliContext): void {
       seed: positiveInt(f.seed, '--seed', true),
       lastK: positiveInt(f.lastK, '--last-k'),
     };
-    const log = (l: string): void => { process.stderr.write(`${l}\n`); };
-    // Loaded here, not at the top: onnxruntime-node loads only when a command trains.
-    const { makeOnnxTrainRun } = await import('../experiments/train-run.js');
-    const train = await makeOnnxTrainRun({
-      modelPath: model, batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
-      dataFile: f.data, fixedBatch: false, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
+    const train = {
+      batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
+      fixedBatch: false, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
-    });
-    const res = await runSweep(opts, train, log);
-    const files = writeSweepOutputs(res, f.out);
-    process.stdout.write(optimaMarkdown(res));
-    log(`wrote ${files.join(', ')}`);
+    };
+    await runStudyCommand({ kind: 'sweep', options: opts }, model, f.data, train, f.out, f);
   });
 }

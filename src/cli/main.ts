@@ -23,6 +23,8 @@ async function loadCommands(): Promise<RegisterCommand[]> {
     import('./cmd-train.js'),
     import('./cmd-report.js'),
     import('./cmd-serve.js'),
+    import('./cmd-run.js'),
+    import('./cmd-merge.js'),
   ]);
   return mods.map((m) => m.register);
 }

@@ -12,7 +12,7 @@ import type { Hyperparameters } from '../rules/types.js';
 import type { TransformOptions } from '../transform.js';
 
 export interface TransformFlags {
-  density?: string; rules?: string; widthMult?: string; baseWidth?: string; baseModel?: string;
+  density?: string; rules?: string; widthMult?: string; baseWidth?: string; baseModel?: string; baseDepth?: string;
   sigmaBase?: string; lr?: string; alphaInput?: string; alphaOutput?: string; hparams?: string;
   seed?: string; mask?: string; nm?: string; sparsify?: string[]; dense?: string[]; densityMap?: string;
   role?: string[]; init?: string; truncated?: boolean; depthFactor?: string | boolean; strict?: boolean;
@@ -24,10 +24,11 @@ const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').ma
 export function addTransformFlags(cmd: Command): Command {
   return cmd
     .option('--density <rho>', 'density ρ of the sparsified weights, in (0, 1] (default 1: dense)')
-    .option('--rules <name|file>', 'rule set: sp, mup, supar (default) or a rule file (JSON or TypeScript, read statically)')
+    .option('--rules <name|file>', 'rule set: sp, mup, supar (default), completep, depth-mup, supar-completep, supar-init-only, supar-lr-only, umup, or a rule file (JSON or TypeScript, read statically)')
     .option('--width-mult <m_d>', 'width multiplier m_d = d_model / d_model_base (default 1)')
     .option('--base-width <n>', 'base width: m_d = detected d_model / n')
-    .option('--base-model <file>', 'base (proxy) model: m_d from comparing shapes tensor by tensor')
+    .option('--base-model <file>', 'base (proxy) model: m_d from comparing shapes tensor by tensor, and its depth as the base depth')
+    .option('--base-depth <n>', 'base depth L_base (blocks): m_L = n_layers / n (depth rules: completep, depth-mup; default m_L 1)')
     .option('--sigma-base <x>', 'σ_base, the proxy\'s init std (default 0.02)')
     .option('--lr <x>', 'η_base, the proxy\'s learning rate (recorded in the outputs; default 0.001)')
     .option('--alpha-input <x>', 'α_input, the embedding multiplier (default 1)')
@@ -129,6 +130,8 @@ export function toTransformOptions(f: TransformFlags): TransformOptions {
   if (widthMult !== undefined && !(widthMult > 0)) throw new UsageError(`--width-mult ${f.widthMult}: must be > 0`);
   const baseWidth = parseNumber('--base-width', f.baseWidth);
   if (baseWidth !== undefined && !(baseWidth > 0)) throw new UsageError(`--base-width ${f.baseWidth}: must be > 0`);
+  const baseDepth = parseNumber('--base-depth', f.baseDepth);
+  if (baseDepth !== undefined && !(Number.isInteger(baseDepth) && baseDepth >= 1)) throw new UsageError(`--base-depth ${f.baseDepth}: must be a whole number of blocks >= 1`);
   const seed = parseNumber('--seed', f.seed);
   if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) throw new UsageError(`--seed ${f.seed}: must be a whole number >= 0`);
   if (f.rules !== undefined && f.rules.trim() === '') throw new UsageError('--rules: empty; use sp, mup, supar or a rule file');
@@ -142,7 +145,7 @@ export function toTransformOptions(f: TransformFlags): TransformOptions {
   };
   if (hyperparameters.sigma_base !== undefined && !(hyperparameters.sigma_base >= 0)) throw new UsageError(`--sigma-base ${hyperparameters.sigma_base}: must be >= 0`);
   return {
-    density, rules: f.rules, widthMult, baseWidth, baseModel: f.baseModel ? readModel(f.baseModel) : undefined,
+    density, rules: f.rules, widthMult, baseWidth, baseDepth, baseModel: f.baseModel ? readModel(f.baseModel) : undefined,
     hyperparameters, seed, mask, nm, sparsify: f.sparsify, dense: f.dense,
     densityMap: f.densityMap ? readDensityMap(f.densityMap) : undefined, roles: parseRoles(f.role),
     init, truncated: f.truncated, depthFactor: f.depthFactor, strict: f.strict,

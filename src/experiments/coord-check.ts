@@ -8,7 +8,7 @@
  */
 import type { BlockOutput } from '../analysis/types.js';
 import type { FigureSpec, Series } from './plot.js';
-import type { Progress, TrainRun } from './run-types.js';
+import type { Progress, RunConfig, RunResult, TrainRun } from './run-types.js';
 import { fmtDensity } from './sweep.js';
 
 export interface CoordCheckOptions {
@@ -55,26 +55,45 @@ export interface CoordCheckResult {
 /** The kinds mup's coord check plots (embedding outputs are recorded by the analysis but not judged). */
 export const COORD_KINDS: BlockOutput['kind'][] = ['attention', 'mlp', 'attention_logits', 'output_logits'];
 
-/** Runs every (rule set, density) with the same seed and LR and collects the per-step block statistics. */
-export async function runCoordCheck(opts: CoordCheckOptions, train: TrainRun, progress: Progress = () => {}): Promise<CoordCheckResult> {
+/** Every (rule set, density) with the same seed and LR, in a fixed order: the study plan of a coord check. */
+export function coordRunConfigs(opts: CoordCheckOptions): RunConfig[] {
+  return opts.rules.flatMap((rules) => opts.densities.map((density): RunConfig => ({ rules, density, lr: opts.lr, steps: opts.steps, seed: opts.seed, recordActivations: true })));
+}
+
+/** What one coord-check run contributes: its per-step block statistics (judged kinds only) and its losses. */
+export function coordRunPart(cfg: RunConfig, run: RunResult): { records: CoordRecord[]; losses: CoordCheckResult['losses'][number] } {
   const records: CoordRecord[] = [];
-  const losses: CoordCheckResult['losses'] = [];
-  for (const rules of opts.rules) {
-    for (const density of opts.densities) {
-      const run = await train({ rules, density, lr: opts.lr, steps: opts.steps, seed: opts.seed, recordActivations: true });
-      losses.push({ rules, density, losses: run.losses });
-      const blocks = run.blocks.filter((b) => COORD_KINDS.includes(b.kind));
-      run.activations.forEach((perBlock, step) => {
-        for (const b of blocks) {
-          const v = perBlock[b.value];
-          if (v !== undefined) records.push({ rules, density, step, block: b.value, kind: b.kind, layer: b.layer ?? null, meanAbs: v });
-        }
-      });
-      const last = run.losses[run.losses.length - 1];
-      progress(`coord-check ${rules} density ${fmtDensity(density)}: ${run.activations.length} steps, ${blocks.length} blocks, last loss ${last?.toFixed(4)}`);
+  const blocks = run.blocks.filter((b) => COORD_KINDS.includes(b.kind));
+  run.activations.forEach((perBlock, step) => {
+    for (const b of blocks) {
+      const v = perBlock[b.value];
+      if (v !== undefined) records.push({ rules: cfg.rules, density: cfg.density, step, block: b.value, kind: b.kind, layer: b.layer ?? null, meanAbs: v });
     }
+  });
+  return { records, losses: { rules: cfg.rules, density: cfg.density, losses: run.losses } };
+}
+
+export function coordProgressLine(cfg: RunConfig, run: RunResult): string {
+  const blocks = run.blocks.filter((b) => COORD_KINDS.includes(b.kind));
+  const last = run.losses[run.losses.length - 1];
+  return `coord-check ${cfg.rules} density ${fmtDensity(cfg.density)}: ${run.activations.length} steps, ${blocks.length} blocks, last loss ${last?.toFixed(4)}`;
+}
+
+/** The coord check's result from its runs in plan order (a local run and a merge of a planned study both call this). */
+export function assembleCoordCheck(opts: CoordCheckOptions, parts: ReturnType<typeof coordRunPart>[]): CoordCheckResult {
+  const records = parts.flatMap((p) => p.records);
+  return { format: 'supar-coord-check/1', options: opts, records, verdicts: coordVerdicts(records, opts.threshold), losses: parts.map((p) => p.losses) };
+}
+
+/** Runs every (rule set, density) in this process and collects the per-step block statistics. */
+export async function runCoordCheck(opts: CoordCheckOptions, train: TrainRun, progress: Progress = () => {}): Promise<CoordCheckResult> {
+  const parts: ReturnType<typeof coordRunPart>[] = [];
+  for (const cfg of coordRunConfigs(opts)) {
+    const run = await train(cfg);
+    parts.push(coordRunPart(cfg, run));
+    progress(coordProgressLine(cfg, run));
   }
-  return { format: 'supar-coord-check/1', options: opts, records, verdicts: coordVerdicts(records, opts.threshold), losses };
+  return assembleCoordCheck(opts, parts);
 }
 
 /** Ratio max/min of positive finite values; Infinity when a value is 0 or non-finite. */

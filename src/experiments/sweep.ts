@@ -7,7 +7,7 @@
 import { UsageError } from '../errors.js';
 import type { FigureSpec, Series } from './plot.js';
 import { PALETTE } from './plot.js';
-import { isDivergedLoss, type Progress, type TrainRun } from './run-types.js';
+import { isDivergedLoss, type Progress, type RunConfig, type TrainRun } from './run-types.js';
 
 export interface SweepOptions {
   rules: string[];
@@ -139,23 +139,38 @@ export function optimumSpread(optima: SweepOptimum[], rules: string[]): Record<s
   return out;
 }
 
-/** Runs the whole grid, in a fixed order (rules, density, LR), with one progress line per run. */
-export async function runSweep(opts: SweepOptions, train: TrainRun, progress: Progress = () => {}): Promise<SweepResult> {
-  const points: SweepPoint[] = [];
-  const total = opts.rules.length * opts.densities.length * opts.lrs.length;
-  for (const rules of opts.rules) {
-    for (const density of opts.densities) {
-      for (const lr of opts.lrs) {
-        const run = await train({ rules, density, lr, steps: opts.steps, seed: opts.seed, recordActivations: false });
-        const point: SweepPoint = { rules, density, lr, log2Lr: Math.log2(lr), ...summarizeLosses(run.losses, opts.lastK), losses: run.losses };
-        points.push(point);
-        const what = point.status === 'ok' ? `final loss ${(point.finalLoss as number).toFixed(4)}` : `DIVERGED at step ${point.divergedAtStep}`;
-        progress(`[${points.length}/${total}] ${rules} density ${fmtDensity(density)} lr 2^${fmtLog2(point.log2Lr)}: ${what}`);
-      }
-    }
-  }
+/** The grid's runs in their fixed order (rules, density, LR): the study plan of a sweep. */
+export function sweepRunConfigs(opts: SweepOptions): RunConfig[] {
+  return opts.rules.flatMap((rules) => opts.densities.flatMap((density) =>
+    opts.lrs.map((lr): RunConfig => ({ rules, density, lr, steps: opts.steps, seed: opts.seed, recordActivations: false }))));
+}
+
+/** One run's point: its final loss (or divergence) from the losses it recorded. */
+export function sweepPoint(cfg: RunConfig, losses: number[], lastK: number): SweepPoint {
+  return { rules: cfg.rules, density: cfg.density, lr: cfg.lr, log2Lr: Math.log2(cfg.lr), ...summarizeLosses(losses, lastK), losses };
+}
+
+export function sweepProgressLine(point: SweepPoint, done: number, total: number): string {
+  const what = point.status === 'ok' ? `final loss ${(point.finalLoss as number).toFixed(4)}` : `DIVERGED at step ${point.divergedAtStep}`;
+  return `[${done}/${total}] ${point.rules} density ${fmtDensity(point.density)} lr 2^${fmtLog2(point.log2Lr)}: ${what}`;
+}
+
+/** The sweep's result from its points in plan order (what a local sweep and a merge of a planned study both call). */
+export function assembleSweep(opts: SweepOptions, points: SweepPoint[]): SweepResult {
   const optima = findOptima(points, opts.rules, opts.densities);
   return { format: 'supar-sweep/1', options: opts, points, optima, optimumSpreadLog2: optimumSpread(optima, opts.rules) };
+}
+
+/** Runs the whole grid in this process, in plan order, with one progress line per run. */
+export async function runSweep(opts: SweepOptions, train: TrainRun, progress: Progress = () => {}): Promise<SweepResult> {
+  const configs = sweepRunConfigs(opts);
+  const points: SweepPoint[] = [];
+  for (const cfg of configs) {
+    const run = await train(cfg);
+    points.push(sweepPoint(cfg, run.losses, opts.lastK));
+    progress(sweepProgressLine(points[points.length - 1], points.length, configs.length));
+  }
+  return assembleSweep(opts, points);
 }
 
 export function fmtDensity(d: number): string {

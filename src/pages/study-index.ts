@@ -25,6 +25,8 @@ export interface StudyFolder {
   /** Other files (JSON, CSV, Markdown, …), relative names. */
   data: string[];
   results: StudyResult[];
+  /** Study plans in subfolders (`sweep --plan` / local studies write OUT/study/): manifest and run result files. */
+  plans: { dir: string; files: string[]; results: string[] }[];
 }
 
 /** Reads the folder (top level only): plots, data files, and the results among its JSON files. */
@@ -36,7 +38,13 @@ export function readStudyFolder(dir: string): StudyFolder {
     if (r?.format === 'supar-coord-check/1') results.push({ file, kind: 'coord-check', result: r as CoordCheckResult });
     else if (r?.format === 'supar-sweep/1') results.push({ file, kind: 'sweep', result: r as SweepResult });
   }
-  return { name: path.basename(path.resolve(dir)), plots: names.filter((n) => n.endsWith('.svg')), data: names.filter((n) => !n.endsWith('.svg')), results };
+  const plans = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory() && fs.existsSync(path.join(dir, e.name, 'study.json'))).map((e) => e.name).sort()
+    .map((sub) => ({
+      dir: sub,
+      files: fs.readdirSync(path.join(dir, sub)).filter((f) => /\.(json|md|sbatch|yaml)$/.test(f)).sort(),
+      results: fs.existsSync(path.join(dir, sub, 'results')) ? fs.readdirSync(path.join(dir, sub, 'results')).filter((f) => f.endsWith('.json')).sort() : [],
+    }));
+  return { name: path.basename(path.resolve(dir)), plans, plots: names.filter((n) => n.endsWith('.svg')), data: names.filter((n) => !n.endsWith('.svg')), results };
 }
 
 /** A result file as written by resultJson (non-finite numbers as strings), or undefined when it is not one. */
@@ -66,7 +74,9 @@ ${folder.results.map(resultSection)}
 <section id="plots"><h2>Plots (${folder.plots.length})</h2>
 ${folder.plots.length === 0 ? html`<p>No plots in this folder.</p>` : folder.plots.map((p) => html`<figure class="plot"><a href="${encodeURI(p)}"><img src="${encodeURI(p)}" alt="${p}"></a><figcaption>${link(p)}</figcaption></figure>`)}
 </section>
-<section id="data"><h2>Data files</h2><ul>${folder.data.map((d) => html`<li>${link(d)}</li>`)}</ul></section>`;
+<section id="data"><h2>Data files</h2><ul>${folder.data.map((d) => html`<li>${link(d)}</li>`)}</ul></section>
+${folder.plans.map((p) => html`<section class="plan"><h2>Study plan ${p.dir}/</h2><p>${p.files.map((f) => html`${link(`${p.dir}/${f}`)} `)}</p>
+<p>${p.results.length} run result file(s)${p.results.some((r) => r.endsWith('.failed.json')) ? html` <span class="bad">(some failed)</span>` : ''}: ${p.results.map((r) => html`${link(`${p.dir}/results/${r}`)} `)}</p></section>`)}`;
   return page(title, `${BASE_STYLE} figure.plot img { max-width: 100%; border: 1px solid #eee; } figure.plot { margin: 1rem 0; }`, body);
 }
 

@@ -15,7 +15,7 @@ export function buildLrGroups(plan: TransformPlan, masks: ReadonlyMap<string, Dr
     .filter((p) => p.trainable && present.has(p.name))
     .map((p) => ({
       name: p.name, role: p.role, shape: p.shape, lr_adam: p.lrAdam, lr_sgd: p.lrSgd, weight_decay: p.weightDecay,
-      density: p.density, mask: masks.get(p.name)?.name ?? null, rule: p.rule!,
+      adam_eps: p.adamEps, density: p.density, mask: masks.get(p.name)?.name ?? null, rule: p.rule!,
     }));
   const hp = plan.hyperparameters;
   return {
@@ -25,6 +25,10 @@ export function buildLrGroups(plan: TransformPlan, masks: ReadonlyMap<string, Dr
     m_d: plan.mD,
     density: plan.density,
     seed,
+    m_L: plan.depth.mL,
+    n_layers_base: plan.depth.nLayersBase,
+    alpha_depth: plan.depth.alphaDepth,
+    weight_decay_mode: plan.weightDecayMode,
     groups,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The rewritten model describes itself (DESIGN.md "What it writes"): metadata_props keys `supar.rules`,
  * `supar.hyperparameters` (JSON), `supar.m_d`, `supar.density`, `supar.seed`, `supar.mask_mode`,
- * `supar.version` and `supar.lr_groups` (the LR-groups file, compact JSON). Existing keys of the same name
+ * `supar.m_L`, `supar.n_layers_base`, `supar.alpha_depth`, `supar.version` and `supar.lr_groups` (the LR-groups file, compact JSON). Existing keys of the same name
  * are replaced; all other entries are kept in their order.
  */
 import { create } from '@bufbuild/protobuf';
@@ -18,6 +18,9 @@ export function supArMetadata(plan: TransformPlan, lrGroups: LrGroupsFile, seed:
     ['supar.m_d', String(plan.mD)],
     ['supar.density', String(plan.density)],
     ['supar.seed', String(seed)],
+    ['supar.m_L', String(plan.depth.mL)],
+    ['supar.n_layers_base', String(plan.depth.nLayersBase)],
+    ['supar.alpha_depth', String(plan.depth.alphaDepth)],
     ['supar.mask_mode', plan.maskMode === 'n:m' && plan.nm ? `n:m ${plan.nm.n}:${plan.nm.m}` : plan.maskMode],
     ['supar.version', VERSION],
     ['supar.lr_groups', JSON.stringify(lrGroups)],

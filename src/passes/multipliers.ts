@@ -21,7 +21,7 @@ import { addInitializer, insertAfterProducer, redirectUses, removeIfUnused } fro
 import type { Pass, PassContext, PassResult } from './manager.js';
 
 export interface MultiplierReportEntry {
-  kind: 'embedding' | 'output';
+  kind: 'embedding' | 'output' | 'branch';
   /** The value multiplied (its consumers now read the product). */
   value: string;
   constant: string;
@@ -106,7 +106,7 @@ const FLOAT_TYPES: ReadonlySet<number> = new Set([DataType.FLOAT, DataType.FLOAT
  * interface keeps its names. A value with no producer (initializer, graph input) gets a new product value and
  * its readers are redirected.
  */
-function multiplyValue(model: ModelProto, names: NameAuthority, value: string, k: number, kind: MultiplierReportEntry['kind'], constBase: string): MultiplierReportEntry {
+export function multiplyValue(model: ModelProto, names: NameAuthority, value: string, k: number, kind: MultiplierReportEntry['kind'], constBase: string): MultiplierReportEntry {
   const g = model.graph!;
   const constant = names.fresh(constBase);
   addInitializer(g, makeScalarFloat(constant, k, elemTypeOf(model, value)));

@@ -15,7 +15,7 @@ import {
   type RoleRuleData, type RuleFileData, type SourceLocator,
 } from './schema.js';
 
-export const BUILTIN_RULES = ['sp', 'mup', 'supar'] as const;
+export const BUILTIN_RULES = ['sp', 'mup', 'supar', 'completep', 'depth-mup', 'supar-completep', 'supar-init-only', 'supar-lr-only', 'umup'] as const;
 
 export interface RoleOverride { match: string; role: Role }
 export interface DensityRule { match: string; density: number }
@@ -189,6 +189,7 @@ function finish(m: Merged): RuleSet {
       doc: rule.doc ?? `${role} rule of ${id}`,
       ...(rule.initStd !== undefined ? { initStd: rule.initStd } : {}),
       adamLr: rule.adamLr!, sgdLr: rule.sgdLr!, weightDecay: rule.weightDecay!, sparsify: rule.sparsify!,
+      ...(rule.adamEps !== undefined ? { adamEps: rule.adamEps } : {}),
     };
   }
   return {
@@ -199,5 +200,8 @@ function finish(m: Merged): RuleSet {
     embeddingMultiplier: m.data.embeddingMultiplier!,
     outputMultiplier: m.data.outputMultiplier!,
     ...(m.data.depthFactor !== undefined ? { depthFactor: m.data.depthFactor } : {}),
+    ...(m.data.residualBranchMultiplier !== undefined ? { residualBranchMultiplier: m.data.residualBranchMultiplier } : {}),
+    ...(m.data.alphaDepth !== undefined ? { alphaDepth: m.data.alphaDepth } : {}),
+    ...(m.data.weightDecayMode !== undefined ? { weightDecayMode: m.data.weightDecayMode } : {}),
   };
 }

@@ -8,6 +8,7 @@ import { UserInputError } from '../errors.js';
 import { ROLES, type Role } from '../analysis/types.js';
 import { compileGlob } from '../analysis/glob.js';
 import { compileExpr } from './expr.js';
+import { WEIGHT_DECAY_MODES, type WeightDecayMode } from './types.js';
 
 /** A validated rule file, before `extends` is merged. */
 export interface RoleRuleData {
@@ -17,6 +18,7 @@ export interface RoleRuleData {
   adamLr?: string;
   sgdLr?: string;
   weightDecay?: string;
+  adamEps?: string;
   sparsify?: boolean;
 }
 
@@ -28,13 +30,17 @@ export interface RuleFileData {
   embeddingMultiplier?: string;
   outputMultiplier?: string;
   depthFactor?: string;
+  residualBranchMultiplier?: string;
+  alphaDepth?: number;
+  weightDecayMode?: WeightDecayMode;
   roles?: Partial<Record<Role, RoleRuleData>>;
   overrides?: { match: string; role: Role }[];
   density?: Record<string, number>;
 }
 
 type Schema =
-  | { type: 'string' | 'formula' | 'boolean' | 'glob' | 'density' | 'role' }
+  | { type: 'string' | 'formula' | 'boolean' | 'glob' | 'density' | 'role' | 'exponent' }
+  | { type: 'enum'; values: readonly string[] }
   | { type: 'object'; properties: Record<string, Schema>; required?: string[] }
   | { type: 'map'; keys: 'glob' | 'role'; values: Schema }
   | { type: 'array'; items: Schema };
@@ -44,7 +50,7 @@ const ROLE_RULE_SCHEMA: Schema = {
   properties: {
     id: { type: 'string' }, doc: { type: 'string' },
     initStd: { type: 'formula' }, adamLr: { type: 'formula' }, sgdLr: { type: 'formula' }, weightDecay: { type: 'formula' },
-    sparsify: { type: 'boolean' },
+    adamEps: { type: 'formula' }, sparsify: { type: 'boolean' },
   },
 };
 
@@ -53,7 +59,8 @@ export const RULE_FILE_SCHEMA: Schema = {
   properties: {
     $schema: { type: 'string' }, id: { type: 'string' }, doc: { type: 'string' }, extends: { type: 'string' },
     attentionScale: { type: 'formula' }, embeddingMultiplier: { type: 'formula' }, outputMultiplier: { type: 'formula' },
-    depthFactor: { type: 'formula' },
+    depthFactor: { type: 'formula' }, residualBranchMultiplier: { type: 'formula' },
+    alphaDepth: { type: 'exponent' }, weightDecayMode: { type: 'enum', values: WEIGHT_DECAY_MODES },
     roles: { type: 'map', keys: 'role', values: ROLE_RULE_SCHEMA },
     overrides: { type: 'array', items: { type: 'object', properties: { match: { type: 'glob' }, role: { type: 'role' } }, required: ['match', 'role'] } },
     density: { type: 'map', keys: 'glob', values: { type: 'density' } },
@@ -109,6 +116,12 @@ function check(value: unknown, schema: Schema, path: string, src: SourceLocator)
       if (schema.type === 'formula') compileExpr(value, placeOf(src, path));
       if (schema.type === 'glob') checkGlob(value, path, src);
       if (schema.type === 'role') checkRole(value, path, src);
+      return;
+    case 'exponent':
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 2) fail(src, path, `expected a depth exponent (a number in [0, 2], e.g. 1 for CompleteP, 0.5 for depth-µP), got ${describe(value)}`);
+      return;
+    case 'enum':
+      if (typeof value !== 'string' || !schema.values.includes(value)) fail(src, path, `expected one of ${schema.values.join(', ')}, got ${describe(value)}`);
       return;
     case 'boolean':
       if (typeof value !== 'boolean') fail(src, path, `expected true or false, got ${describe(value)}`);

@@ -4,9 +4,11 @@
  *
  * AdamW, PyTorch `torch.optim.AdamW` semantics (decoupled weight decay, Loshchilov & Hutter 2019):
  *   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,  m̂ = m/(1−β1ᵗ),  v̂ = v/(1−β2ᵗ)
- *   p ← p·(1 − lr·wd_mult·wd) − lr·mult·m̂/(√v̂ + ε)
+ *   p ← p·(1 − lr·wd_mult·wd) − lr·mult·m̂/(√v̂ + ε·eps_mult)
  * The decay term uses the base LR, not lr·mult: as mup's MuAdamW (decoupled_wd), the decay per step stays
- * independent of the width/density multiplier.
+ * independent of the width/density multiplier. With `weightDecayMode: 'group_lr'` (a rule set written in
+ * PyTorch's coupled convention, e.g. CompleteP Table 1's λ·m_N) it is p·(1 − lr·mult·wd_mult·wd).
+ * eps_mult is the group's ε multiplier (CompleteP: m_d⁻¹·m_L^(−α) for in-block parameters), default 1.
  *
  * SGD, PyTorch `torch.optim.SGD` semantics (coupled L2 weight decay, dampening 0, no Nesterov):
  *   g ← g + wd_mult·wd·p,  b ← μ·b + g (when μ > 0),  p ← p − lr·mult_sgd·b
@@ -25,6 +27,8 @@ export interface OptimizerConfig {
   weightDecay: number;
   /** SGD momentum (0 = plain SGD, no state). */
   momentum: number;
+  /** How a group's weight-decay multiplier meets the LR (src/train/types.ts LrGroupsFile.weight_decay_mode). */
+  weightDecayMode?: 'base_lr' | 'group_lr';
 }
 
 export const DEFAULT_OPTIMIZER: OptimizerConfig = { kind: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, momentum: 0 };
@@ -95,7 +99,9 @@ function emitAdamW(e: Emitter, p: ParamToUpdate, cfg: OptimizerConfig, lr: strin
   e.opTo('Add', [e.op('Mul', [mIn, e.scalar(cfg.beta1)], `${p.name}.m_decay`), e.op('Mul', [g, e.scalar(1 - cfg.beta1)], `${p.name}.m_in`)], [mNew]);
   const g2 = e.op('Mul', [g, g], `${p.name}.grad_sq`);
   e.opTo('Add', [e.op('Mul', [vIn, e.scalar(cfg.beta2)], `${p.name}.v_decay`), e.op('Mul', [g2, e.scalar(1 - cfg.beta2)], `${p.name}.v_in`)], [vNew]);
-  const denom = e.op('Add', [e.op('Sqrt', [vNew], `${p.name}.v_sqrt`), bc.epsHat], `${p.name}.denom`);
+  const epsMult = p.group.adam_eps ?? 1;
+  const epsHat = epsMult === 1 ? bc.epsHat : e.op('Mul', [bc.epsHat, e.namedScalar(`${p.name}.eps_mult`, epsMult)], `${p.name}.eps_hat`);
+  const denom = e.op('Add', [e.op('Sqrt', [vNew], `${p.name}.v_sqrt`), epsHat], `${p.name}.denom`);
   const mult = e.namedScalar(`${p.name}.lr_mult`, p.group.lr_adam);
   const stepSize = e.op('Mul', [bc.stepScale, mult], `${p.name}.step_size`);
   const update = e.op('Mul', [e.op('Div', [mNew, denom], `${p.name}.adam_dir`), stepSize], `${p.name}.update`);
@@ -106,7 +112,7 @@ function emitAdamW(e: Emitter, p: ParamToUpdate, cfg: OptimizerConfig, lr: strin
 
 /** p·(1 − lr·wd_mult·wd), or p itself when the group has no decay. */
 function emitDecoupledDecay(e: Emitter, p: ParamToUpdate, cfg: OptimizerConfig, lr: string): string {
-  const wd = cfg.weightDecay * p.group.weight_decay;
+  const wd = cfg.weightDecay * p.group.weight_decay * (cfg.weightDecayMode === 'group_lr' ? p.group.lr_adam : 1);
   if (wd === 0) return p.name;
   const lrWd = e.op('Mul', [lr, e.namedScalar(`${p.name}.wd`, wd)], `${p.name}.lr_wd`);
   const keep = e.op('Sub', [e.scalar(1), lrWd], `${p.name}.decay_keep`);

@@ -84,7 +84,7 @@ export interface TrainStep {
 export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGroupsFile, opts: TrainStepOptions): TrainStep {
   void baseDir; // parameters become inputs; masks and constants keep their storage (the runner inlines external data)
   if (!model.graph) throw new UserInputError('model has no graph');
-  const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
+  const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, weightDecayMode: groups.weight_decay_mode ?? 'base_lr', ...opts.optimizer };
   const names = new NameAuthority(model);
   const upgrade = upgradeToOpset13(model, names);
   const graph = upgrade.model.graph!;

@@ -16,6 +16,8 @@ export interface LrGroup {
   lr_sgd: number;
   /** Multiplier on the base weight decay (0 for biases and norms). */
   weight_decay: number;
+  /** Multiplier on AdamW's ε (CompleteP: m_d⁻¹·m_L^(−α) in-block); absent = 1. */
+  adam_eps?: number;
   /** Density of the parameter's mask (1 = dense). */
   density: number;
   /** Name of the mask initializer (bool/uint8, same shape) when the parameter is masked. */
@@ -30,5 +32,14 @@ export interface LrGroupsFile {
   m_d: number;
   density: number;
   seed: number;
+  /** Depth: m_L = n_layers / n_layers_base and the rule set's exponent α (absent in older files: m_L 1, α 0). */
+  m_L?: number;
+  n_layers_base?: number;
+  alpha_depth?: number;
+  /**
+   * How `weight_decay` enters AdamW: `base_lr` (default) p·(1 − η·wd·λ), decoupled from the group's LR;
+   * `group_lr` (PyTorch-coupled, as torch.optim.AdamW with per-group lr) p·(1 − η·lr_adam·wd·λ).
+   */
+  weight_decay_mode?: 'base_lr' | 'group_lr';
   groups: LrGroup[];
 }
