@@ -97,12 +97,12 @@ test('coord check on a GPT (width 256): SµPar stays within ×1.5 across densiti
   const res = await runCoordCheck(opts, run);
   const lines = verdictLines(res).join('\n');
   const supar = res.verdicts.filter((v) => v.rules === 'supar');
-  // 2 layers × (attention output, MLP output, attention logits) + output logits.
+  // 2 layers × (attention output, MLP output, attention logits) + the stream after the last block + output logits.
   assert.deepEqual(supar.map((v) => `${v.kind}${v.layer ?? ''}`).sort(),
-    ['attention0', 'attention1', 'attention_logits0', 'attention_logits1', 'mlp0', 'mlp1', 'output_logits'], lines);
+    ['attention0', 'attention1', 'attention_logits0', 'attention_logits1', 'mlp0', 'mlp1', 'output_logits', 'residual_stream1'], lines);
   for (const v of supar) assert.ok(v.maxRatio <= 1.5, `SµPar drifts:\n${lines}`);
   const spHidden = res.verdicts.filter((v) => v.rules === 'sp' && v.kind !== 'output_logits');
-  assert.equal(spHidden.length, 6);
+  assert.equal(spHidden.length, 7);
   // SP keeps σ for the non-zeros, so a hidden output shrinks like √ρ at init: ×4 at 1/16, and more through two sparse layers.
   for (const v of spHidden) assert.ok(v.maxRatio > 4, `SP should drift:\n${lines}`);
   // Training moved the activations (the check is not only about init): MLP outputs at step 9 vs step 0, density 1.
@@ -111,7 +111,7 @@ test('coord check on a GPT (width 256): SµPar stays within ×1.5 across densiti
   const files = writeCoordCheckOutputs(res, dir);
   assert.deepEqual(files.map((f) => path.basename(f)), ['coord-check.json', 'coord-check.csv', 'coord-check.sp.svg', 'coord-check.supar.svg', 'index.html']);
   const svg = parseXml(fs.readFileSync(path.join(dir, 'coord-check.supar.svg'), 'utf8'));
-  assert.equal(findAll(svg, byClass('panel')).length, 4);
+  assert.equal(findAll(svg, byClass('panel')).length, 5);
   assert.equal(findAll(svg, byClass('legend-entry')).length, 10);
   assert.equal(JSON.parse(fs.readFileSync(files[0], 'utf8')).records.length, res.records.length);
 });

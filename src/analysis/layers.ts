@@ -248,7 +248,7 @@ function namedLayerCount(roles: RoleResult): number | undefined {
   return ls.length ? Math.max(...ls) + 1 : undefined;
 }
 
-const KIND_ORDER: Record<BlockOutput['kind'], number> = { embedding: 0, attention_logits: 1, attention: 2, mlp: 3, output_logits: 4 };
+const KIND_ORDER: Record<BlockOutput['kind'], number> = { embedding: 0, attention_logits: 1, attention: 2, mlp: 3, residual_stream: 4, output_logits: 5 };
 
 function sortBlocks(blocks: BlockOutput[]): BlockOutput[] {
   return blocks.sort((a, b) => (a.layer ?? -1) - (b.layer ?? -1) || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || a.value.localeCompare(b.value));

@@ -70,7 +70,8 @@ export interface AttentionSite {
 export interface BlockOutput {
   /** Value name of the block's output (what coord-check records). */
   value: string;
-  kind: 'embedding' | 'attention' | 'mlp' | 'attention_logits' | 'output_logits';
+  /** `residual_stream`: the stream after the last block (its last residual Add), as CompleteP's depth coordinate check. */
+  kind: 'embedding' | 'attention' | 'mlp' | 'attention_logits' | 'output_logits' | 'residual_stream';
   layer?: number;
   /** For attention/mlp: `pre-residual` = the block's projection output (bias added) before the residual Add. */
   point?: 'pre-residual' | 'residual-sum';

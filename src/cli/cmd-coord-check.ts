@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { parseDensities, parseLrValue } from '../experiments/sweep.js';
-import { runStudyCommand, studyOptions, type StudyFlags } from './study-driver.js';
+import { runStudyCommand, studyModels, studyOptions, type StudyFlags } from './study-driver.js';
 import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface CoordFlags extends CommonTrainFlags, StudyFlags {
@@ -16,13 +16,14 @@ interface CoordFlags extends CommonTrainFlags, StudyFlags {
 
 export function register(program: Command, _ctx: CliContext): void {
   const cmd = program
-    .command('coord-check <model>')
+    .command('coord-check [model]')
     .description('coordinate check: mean |activation| per block and step across densities (paper Fig. 5)')
     .option('--lr <lr>', 'base learning rate (mup advises one on the large side; too large and a small model\'s own noise dominates)', '2^-10')
     .option('--threshold <r>', 'a block is flat when max/min across densities stays at or below this', '1.5');
   commonTrainOptions(cmd, { steps: '10', out: 'coord-check-out' });
   studyOptions(cmd);
-  cmd.action(async (model: string, f: CoordFlags) => {
+  cmd.action(async (model: string | undefined, f: CoordFlags) => {
+    const chosen = studyModels(model, f);
     const opts = {
       rules: parseRulesList(f.rules),
       densities: parseDensities(f.densities),
@@ -35,7 +36,8 @@ export function register(program: Command, _ctx: CliContext): void {
       batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
       fixedBatch: true, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
+      ...(chosen.baseModelPath ? { baseModelPath: chosen.baseModelPath } : {}),
     };
-    await runStudyCommand({ kind: 'coord-check', options: opts }, model, f.data, train, f.out, f);
+    await runStudyCommand({ kind: 'coord-check', options: { ...opts, ...(chosen.models ? { models: chosen.models } : {}) } }, chosen.paths, f.data, train, f.out, f);
   });
 }

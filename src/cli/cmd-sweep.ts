@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { parseDensities, parseLrGrid } from '../experiments/sweep.js';
-import { runStudyCommand, studyOptions, type StudyFlags } from './study-driver.js';
+import { runStudyCommand, studyModels, studyOptions, type StudyFlags } from './study-driver.js';
 import { commonTrainOptions, hyperparameterFlags, parseRulesList, positiveInt, positiveNumber, type CommonTrainFlags } from '../experiments/cli-flags.js';
 
 interface SweepFlags extends CommonTrainFlags, StudyFlags {
@@ -17,13 +17,14 @@ interface SweepFlags extends CommonTrainFlags, StudyFlags {
 
 export function register(program: Command, _ctx: CliContext): void {
   const cmd = program
-    .command('sweep <model>')
+    .command('sweep [model]')
     .description('LR sweep per density and rule set: final loss vs log2 LR, optimum per density (paper Fig. 1)')
     .option('--lrs <grid>', 'base LRs: LO:HI on a log2 grid (step 1, or LO:HI:STEP), or a list', '2^-12:2^-4')
     .option('--last-k <n>', 'final loss = mean of the last k steps', '10');
   commonTrainOptions(cmd, { steps: '100', out: 'sweep-out' });
   studyOptions(cmd);
-  cmd.action(async (model: string, f: SweepFlags) => {
+  cmd.action(async (model: string | undefined, f: SweepFlags) => {
+    const chosen = studyModels(model, f);
     const opts = {
       rules: parseRulesList(f.rules),
       densities: parseDensities(f.densities),
@@ -36,7 +37,8 @@ export function register(program: Command, _ctx: CliContext): void {
       batch: positiveInt(f.batch, '--batch'), seq: f.seq ? positiveInt(f.seq, '--seq') : undefined,
       fixedBatch: false, widthMult: f.widthMult ? positiveNumber(f.widthMult, '--width-mult') : undefined,
       hyperparameters: hyperparameterFlags(f, opts.rules),
+      ...(chosen.baseModelPath ? { baseModelPath: chosen.baseModelPath } : {}),
     };
-    await runStudyCommand({ kind: 'sweep', options: opts }, model, f.data, train, f.out, f);
+    await runStudyCommand({ kind: 'sweep', options: { ...opts, ...(chosen.models ? { models: chosen.models } : {}) } }, chosen.paths, f.data, train, f.out, f);
   });
 }

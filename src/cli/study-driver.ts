@@ -16,9 +16,14 @@ import { DEFAULT_SCHEDULER, shellWord, type SchedulerOptions } from '../experime
 import { mergeStudy, type MergeOutcome } from '../experiments/study/merge.js';
 import { optimaMarkdown } from '../experiments/sweep.js';
 import { verdictLines } from '../experiments/coord-check.js';
-import type { Progress } from '../experiments/run-types.js';
+import type { Progress, StudyModel } from '../experiments/run-types.js';
+import { UsageError } from '../errors.js';
+import { readModel } from '../onnx/codec.js';
+import { analyzeModel } from '../analysis/index.js';
 
 export interface StudyFlags {
+  models?: string;
+  baseModel?: string;
   plan?: string;
   jobs?: string;
   slurmCpus: string;
@@ -32,6 +37,8 @@ export interface StudyFlags {
 
 export function studyOptions(cmd: Command): Command {
   return cmd
+    .option('--models <list>', 'several models of one architecture at other widths or depths, comma-separated (instead of <model>): m_d and m_L against the first, or --base-model')
+    .option('--base-model <file>', 'the base (proxy) model for m_d and m_L of every run (default with --models: the first model)')
     .option('--plan <dir>', 'write the study as run specs plus slurm.sbatch and k8s-indexed-job.yaml into DIR, and run nothing')
     .option('--jobs <n>', 'worker processes for a local study (default: the number of cores; each run uses one onnxruntime thread)')
     .option('--slurm-cpus <n>', 'with --plan: Slurm --cpus-per-task', String(DEFAULT_SCHEDULER.cpusPerTask))
@@ -97,10 +104,29 @@ export function writeMerged(o: MergeOutcome, out: string): string[] {
   return writeCoordCheckOutputs(res, out);
 }
 
-export async function runStudyCommand(study: StudyKind, modelPath: string, dataPath: string | undefined, train: StudyTrainOptions, out: string, f: StudyFlags): Promise<void> {
+/**
+ * The study's model files: the positional <model>, or `--models a,b,c`. With several, each is described
+ * (width, depth) for the plots, and the base for m_d and m_L is `--base-model` or the first.
+ */
+export function studyModels(model: string | undefined, f: StudyFlags): { paths: string[]; models?: StudyModel[]; baseModelPath?: string } {
+  if (model !== undefined && f.models !== undefined) throw new UsageError('give the model as an argument or as --models a.onnx,b.onnx, not both');
+  if (model === undefined && f.models === undefined) throw new UsageError('which model? give model.onnx, or --models a.onnx,b.onnx,… (one architecture at several widths or depths)');
+  if (model !== undefined) return { paths: [model], ...(f.baseModel ? { baseModelPath: path.resolve(f.baseModel) } : {}) };
+  const paths = f.models!.split(',').map((s) => s.trim()).filter(Boolean);
+  if (paths.length < 2) throw new UsageError(`--models '${f.models}': give at least two models, comma-separated`);
+  if (new Set(paths.map((p) => path.resolve(p))).size !== paths.length) throw new UsageError(`--models '${f.models}': a model is listed twice`);
+  const models = paths.map((p) => {
+    const a = analyzeModel(readModel(p).model, path.dirname(path.resolve(p)));
+    return { label: path.basename(p).replace(/\.onnx$/, ''), dModel: a.dModel ?? null, nLayers: a.nLayers ?? null };
+  });
+  if (new Set(models.map((m) => m.label)).size !== models.length) throw new UsageError(`--models '${f.models}': two models have the same file name; rename one`);
+  return { paths, models, baseModelPath: path.resolve(f.baseModel ?? paths[0]!) };
+}
+
+export async function runStudyCommand(study: StudyKind, modelPaths: string[], dataPath: string | undefined, train: StudyTrainOptions, out: string, f: StudyFlags): Promise<void> {
   const log: Progress = (l) => { process.stderr.write(`${l}\n`); };
   const cli = thisCli();
-  const planned = planStudy(study, modelPath, dataPath, train, cli);
+  const planned = planStudy(study, modelPaths, dataPath, train, cli);
   const sched = schedulerFlags(f);
   if (f.plan) {
     const dir = path.resolve(f.plan);

@@ -12,15 +12,21 @@ import type { PrepareModel } from './train-run.js';
 
 export interface PreparerOptions {
   widthMult?: number;
+  /** The base (proxy) model: m_d and m_L of each run come from comparing with it (`--models`, `--base-model`). */
+  baseModelPath?: string;
   /** Hyperparameters (σ_base, α_input, α_output, …) per rule-set id; absent = the rule set's defaults. */
   hyperparameters?: Record<string, Partial<Hyperparameters>>;
 }
 
 export function transformPreparer(modelPath: string, opts: PreparerOptions = {}): PrepareModel {
   const loaded = readModel(modelPath);
+  const baseModel = opts.baseModelPath ? readModel(opts.baseModelPath) : undefined;
   return async (rules, density, seed) => {
-    const res = await transform(loaded, { rules, density, seed, widthMult: opts.widthMult, hyperparameters: opts.hyperparameters?.[rules] });
-    return { model: res.model, baseDir: loaded.baseDir, lrGroups: res.lrGroups, blocks: blocksPresent(res.analysis.blocks, res.model) };
+    const res = await transform(loaded, { rules, density, seed, widthMult: opts.widthMult, baseModel, hyperparameters: opts.hyperparameters?.[rules] });
+    // The stream after the last block: the depth coordinate check's statistic (CompleteP Fig. 7).
+    const last = res.analysis.residualBranches.at(-1);
+    const stream = last ? [{ value: last.sum, kind: 'residual_stream' as const, ...(last.layer !== undefined ? { layer: last.layer } : {}) }] : [];
+    return { model: res.model, baseDir: loaded.baseDir, lrGroups: res.lrGroups, blocks: blocksPresent([...res.analysis.blocks, ...stream], res.model) };
   };
 }
 

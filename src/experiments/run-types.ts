@@ -15,6 +15,26 @@ export interface RunConfig {
   seed: number;
   /** Record the block outputs' mean |activation| at every step (coord check). */
   recordActivations: boolean;
+  /** Which model of a several-model study (`--models`; index into the study's models); absent = the only one. */
+  model?: number;
+}
+
+/**
+ * One model of a several-model study (the same architecture at several widths or depths, `--models`): its
+ * label (file name), width and depth, as the x axis of plots and the rows of tables.
+ */
+export interface StudyModel {
+  label: string;
+  dModel: number | null;
+  nLayers: number | null;
+}
+
+/** The dimension a several-model study sweeps: width if the models' d_model differ, else depth. */
+export function sweptDimension(models: StudyModel[]): { name: 'width' | 'depth'; value: (m: StudyModel) => number } {
+  const widths = new Set(models.map((m) => m.dModel));
+  return widths.size > 1 || models.every((m) => m.nLayers === models[0]!.nLayers)
+    ? { name: 'width', value: (m) => m.dModel ?? NaN }
+    : { name: 'depth', value: (m) => m.nLayers ?? NaN };
 }
 
 export interface RunResult {

@@ -7,7 +7,7 @@
 import { UsageError } from '../errors.js';
 import type { FigureSpec, Series } from './plot.js';
 import { PALETTE } from './plot.js';
-import { isDivergedLoss, type Progress, type RunConfig, type TrainRun } from './run-types.js';
+import { isDivergedLoss, sweptDimension, type Progress, type RunConfig, type StudyModel, type TrainRun } from './run-types.js';
 
 export interface SweepOptions {
   rules: string[];
@@ -17,10 +17,14 @@ export interface SweepOptions {
   seed: number;
   /** Final loss = mean of the last k steps' losses. */
   lastK: number;
+  /** Several models (the same architecture at several widths or depths, `--models`); absent = one model. */
+  models?: StudyModel[];
 }
 
 export interface SweepPoint {
   rules: string;
+  /** The model's label in a several-model sweep. */
+  model?: string;
   density: number;
   lr: number;
   log2Lr: number;
@@ -34,6 +38,7 @@ export interface SweepPoint {
 
 export interface SweepOptimum {
   rules: string;
+  model?: string;
   density: number;
   /** null when every LR diverged at this density. */
   lr: number | null;
@@ -48,7 +53,7 @@ export interface SweepResult {
   options: SweepOptions;
   points: SweepPoint[];
   optima: SweepOptimum[];
-  /** Per rule set: max − min of log2(optimal LR) across densities (in units of ×2), null if undefined. */
+  /** Per rule set: max − min of log2(optimal LR) across densities (and models), in units of ×2; null if undefined. */
   optimumSpreadLog2: Record<string, number | null>;
 }
 
@@ -107,17 +112,18 @@ export function summarizeLosses(losses: number[], lastK: number): Pick<SweepPoin
   return { status: 'ok', finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length, divergedAtStep: null };
 }
 
-/** Loss-optimal LR per (rule set, density) among the runs that did not diverge. */
-export function findOptima(points: SweepPoint[], rules: string[], densities: number[]): SweepOptimum[] {
+/** Loss-optimal LR per (rule set, model, density) among the runs that did not diverge. */
+export function findOptima(points: SweepPoint[], rules: string[], densities: number[], models?: StudyModel[]): SweepOptimum[] {
   const out: SweepOptimum[] = [];
   for (const r of rules) {
-    for (const d of densities) {
-      const runs = points.filter((p) => p.rules === r && p.density === d);
+    for (const model of models?.map((m) => m.label) ?? [undefined]) for (const d of densities) {
+      const runs = points.filter((p) => p.rules === r && p.density === d && p.model === model);
       const lrs = runs.map((p) => p.lr);
       let best: SweepPoint | undefined;
       for (const p of runs) if (p.finalLoss !== null && (!best || p.finalLoss < (best.finalLoss as number))) best = p;
       out.push({
         rules: r,
+        ...(model !== undefined ? { model } : {}),
         density: d,
         lr: best?.lr ?? null,
         log2Lr: best ? best.log2Lr : null,
@@ -139,25 +145,27 @@ export function optimumSpread(optima: SweepOptimum[], rules: string[]): Record<s
   return out;
 }
 
-/** The grid's runs in their fixed order (rules, density, LR): the study plan of a sweep. */
+/** The grid's runs in their fixed order (rules, model, density, LR): the study plan of a sweep. */
 export function sweepRunConfigs(opts: SweepOptions): RunConfig[] {
-  return opts.rules.flatMap((rules) => opts.densities.flatMap((density) =>
-    opts.lrs.map((lr): RunConfig => ({ rules, density, lr, steps: opts.steps, seed: opts.seed, recordActivations: false }))));
+  const models = opts.models ? opts.models.map((_, i) => i) : [undefined];
+  return opts.rules.flatMap((rules) => models.flatMap((model) => opts.densities.flatMap((density) =>
+    opts.lrs.map((lr): RunConfig => ({ rules, density, lr, steps: opts.steps, seed: opts.seed, recordActivations: false, ...(model !== undefined ? { model } : {}) })))));
 }
 
 /** One run's point: its final loss (or divergence) from the losses it recorded. */
-export function sweepPoint(cfg: RunConfig, losses: number[], lastK: number): SweepPoint {
-  return { rules: cfg.rules, density: cfg.density, lr: cfg.lr, log2Lr: Math.log2(cfg.lr), ...summarizeLosses(losses, lastK), losses };
+export function sweepPoint(cfg: RunConfig, losses: number[], lastK: number, models?: StudyModel[]): SweepPoint {
+  const model = cfg.model !== undefined && models ? { model: models[cfg.model]!.label } : {};
+  return { rules: cfg.rules, ...model, density: cfg.density, lr: cfg.lr, log2Lr: Math.log2(cfg.lr), ...summarizeLosses(losses, lastK), losses };
 }
 
 export function sweepProgressLine(point: SweepPoint, done: number, total: number): string {
   const what = point.status === 'ok' ? `final loss ${(point.finalLoss as number).toFixed(4)}` : `DIVERGED at step ${point.divergedAtStep}`;
-  return `[${done}/${total}] ${point.rules} density ${fmtDensity(point.density)} lr 2^${fmtLog2(point.log2Lr)}: ${what}`;
+  return `[${done}/${total}] ${point.rules}${point.model !== undefined ? ` ${point.model}` : ''} density ${fmtDensity(point.density)} lr 2^${fmtLog2(point.log2Lr)}: ${what}`;
 }
 
 /** The sweep's result from its points in plan order (what a local sweep and a merge of a planned study both call). */
 export function assembleSweep(opts: SweepOptions, points: SweepPoint[]): SweepResult {
-  const optima = findOptima(points, opts.rules, opts.densities);
+  const optima = findOptima(points, opts.rules, opts.densities, opts.models);
   return { format: 'supar-sweep/1', options: opts, points, optima, optimumSpreadLog2: optimumSpread(optima, opts.rules) };
 }
 
@@ -167,7 +175,7 @@ export async function runSweep(opts: SweepOptions, train: TrainRun, progress: Pr
   const points: SweepPoint[] = [];
   for (const cfg of configs) {
     const run = await train(cfg);
-    points.push(sweepPoint(cfg, run.losses, opts.lastK));
+    points.push(sweepPoint(cfg, run.losses, opts.lastK, opts.models));
     progress(sweepProgressLine(points[points.length - 1], points.length, configs.length));
   }
   return assembleSweep(opts, points);
@@ -185,8 +193,9 @@ export function fmtLog2(x: number): string {
 /** One row per run: rules, density, lr, log2_lr, status, final_loss, diverged_at_step, then loss per step. */
 export function sweepCsv(res: SweepResult): string {
   const n = Math.max(0, ...res.points.map((p) => p.losses.length));
-  const head = ['rules', 'density', 'lr', 'log2_lr', 'status', 'final_loss', 'diverged_at_step', ...Array.from({ length: n }, (_, i) => `loss_${i}`)];
-  const rows = res.points.map((p) => [p.rules, p.density, p.lr, p.log2Lr, p.status, p.finalLoss ?? '', p.divergedAtStep ?? '', ...p.losses].join(','));
+  const many = res.options.models !== undefined;
+  const head = ['rules', ...(many ? ['model'] : []), 'density', 'lr', 'log2_lr', 'status', 'final_loss', 'diverged_at_step', ...Array.from({ length: n }, (_, i) => `loss_${i}`)];
+  const rows = res.points.map((p) => [p.rules, ...(many ? [p.model] : []), p.density, p.lr, p.log2Lr, p.status, p.finalLoss ?? '', p.divergedAtStep ?? '', ...p.losses].join(','));
   return [head.join(','), ...rows, ''].join('\n');
 }
 
@@ -195,11 +204,29 @@ export function optimaMarkdown(res: SweepResult): string {
   const { rules, densities } = res.options;
   const cell = (o: SweepOptimum | undefined): string =>
     !o || o.lr === null ? 'all diverged' : `2^${fmtLog2(o.log2Lr as number)} (loss ${(o.finalLoss as number).toFixed(3)})${o.atEdge ? ' edge' : ''}`;
-  const lines = [`| density | ${rules.map((r) => `${r}: optimal LR`).join(' | ')} |`, `|---|${rules.map(() => '---|').join('')}`];
-  for (const d of densities) lines.push(`| ${fmtDensity(d)} | ${rules.map((r) => cell(res.optima.find((o) => o.rules === r && o.density === d))).join(' | ')} |`);
+  const models = res.options.models;
+  const dim = models ? sweptDimension(models) : undefined;
+  const head = models ? `| model | ${dim!.name} | density |` : '| density |';
+  const lines = [`${head} ${rules.map((r) => `${r}: optimal LR`).join(' | ')} |`, `|---|${models ? '---|---|' : ''}${rules.map(() => '---|').join('')}`];
+  for (const m of models ?? [undefined]) {
+    for (const d of densities) {
+      const lead = m ? `| ${m.label} | ${dim!.value(m)} | ${fmtDensity(d)} |` : `| ${fmtDensity(d)} |`;
+      lines.push(`${lead} ${rules.map((r) => cell(res.optima.find((o) => o.rules === r && o.density === d && o.model === m?.label))).join(' | ')} |`);
+    }
+  }
   const spread = rules.map((r) => { const s = res.optimumSpreadLog2[r]; return s === null ? 'n/a' : `${fmtLog2(s)} step${s === 1 ? '' : 's'} (×${fmtLog2(2 ** s)})`; });
-  lines.push(`| optimum moves by | ${spread.join(' | ')} |`);
+  lines.push(`| optimum moves by${models ? ' | |' : ''} | ${spread.join(' | ')} |`);
   return lines.join('\n') + '\n';
+}
+
+/** One curve per density, or per (model, density) in a several-model sweep (named by its width or depth). */
+function seriesKeys(res: SweepResult): { model?: string; density: number; name: string }[] {
+  const { densities, models } = res.options;
+  if (!models) return densities.map((density) => ({ density, name: `density ${fmtDensity(density)}` }));
+  const dim = sweptDimension(models);
+  return models.flatMap((m) => densities.map((density) => ({
+    model: m.label, density, name: `${dim.name} ${dim.value(m)}${densities.length > 1 ? `, density ${fmtDensity(density)}` : ''}`,
+  })));
 }
 
 /** Plot of final loss against log2 LR: a panel per rule set, a curve per density, optima ringed, diverged runs as crosses. */
@@ -214,11 +241,11 @@ export function sweepFigure(res: SweepResult, title = 'Final training loss vs le
     title: `${r}`,
     x: { label: 'base learning rate (log2)', scale: 'log2' as const },
     y: { label: `final train loss (mean of last ${res.options.lastK} steps)`, scale: 'linear' as const, max: yMax },
-    series: densities.map((d, i): Series => {
-      const pts = res.points.filter((p) => p.rules === r && p.density === d);
-      const opt = res.optima.find((o) => o.rules === r && o.density === d);
+    series: seriesKeys(res).map(({ model, density: d, name }, i): Series => {
+      const pts = res.points.filter((p) => p.rules === r && p.density === d && p.model === model);
+      const opt = res.optima.find((o) => o.rules === r && o.density === d && o.model === model);
       return {
-        name: `density ${fmtDensity(d)}`,
+        name,
         color: PALETTE[i % PALETTE.length],
         points: pts.map((p) => ({ x: p.lr, y: p.finalLoss ?? NaN })),
         marks: opt && opt.lr !== null ? [{ x: opt.lr, y: opt.finalLoss as number }] : [],

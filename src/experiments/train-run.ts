@@ -42,6 +42,8 @@ export interface OnnxTrainRunOptions {
   /** Reuse one batch for every step (mup's coord check `fix_data`), else a fresh batch per step. */
   fixedBatch: boolean;
   widthMult?: number;
+  /** Base model for m_d and m_L (several-model studies: the first model, or --base-model). */
+  baseModelPath?: string;
   /** Hyperparameters per rule-set id for the default transform (e.g. the paper's tuned σ_base, α_input, α_output). */
   hyperparameters?: Record<string, Partial<Hyperparameters>>;
   /** Intra-op threads for onnxruntime (default 1: runs are many and small). */
@@ -55,7 +57,7 @@ export interface OnnxTrainRunOptions {
 }
 
 export async function makeOnnxTrainRun(opts: OnnxTrainRunOptions): Promise<TrainRun> {
-  const prepare = opts.prepare ?? (await import('./prepare.js')).transformPreparer(opts.modelPath, { widthMult: opts.widthMult, hyperparameters: opts.hyperparameters });
+  const prepare = opts.prepare ?? (await import('./prepare.js')).transformPreparer(opts.modelPath, { widthMult: opts.widthMult, baseModelPath: opts.baseModelPath, hyperparameters: opts.hyperparameters });
   const text = opts.textBytes ?? (opts.dataFile ? readText(opts.dataFile) : undefined);
   // A sweep trains many LRs per (rules, density): reuse the transformed model and train-step graph.
   let cached: { key: string; prepared: PreparedModel; ts: ReturnType<typeof buildTrainStep> } | undefined;

@@ -15,9 +15,9 @@ import { StudyRunner, type RunOutcome, type TrainRunFactory } from './run.js';
 export function outcomeLine(m: StudyManifest, o: RunOutcome, total: number): string {
   const r = m.runs[o.index];
   if (o.status === 'failed') return `[${o.index + 1}/${total}] ${r.rules} density ${fmtDensity(r.density)} lr 2^${fmtLog2(Math.log2(r.lr))}: FAILED (${o.failure.error})`;
-  const cfg = { rules: r.rules, density: r.density, lr: r.lr, steps: 0, seed: 0, recordActivations: m.study.kind === 'coord-check' };
+  const cfg = { rules: r.rules, density: r.density, lr: r.lr, steps: 0, seed: 0, recordActivations: m.study.kind === 'coord-check', ...(r.model !== undefined ? { model: r.model } : {}) };
   const line = m.study.kind === 'sweep'
-    ? sweepProgressLine(sweepPoint(cfg, o.record.losses, m.study.options.lastK), o.index + 1, total)
+    ? sweepProgressLine(sweepPoint(cfg, o.record.losses, m.study.options.lastK, m.study.options.models), o.index + 1, total)
     : `[${o.index + 1}/${total}] ${coordProgressLine(cfg, o.record)}`;
   return o.status === 'skipped' ? `${line} (already done)` : line;
 }

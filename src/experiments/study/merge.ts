@@ -47,15 +47,18 @@ export function mergeStudy(dir: string, opts: { allowPartial?: boolean } = {}): 
     throw new UserInputError(`${dir}: ${what} of ${manifest.runs.length} runs; run them (sbatch --array=${todo} slurm.sbatch, or 'run ${dir} --index ${todo}') or merge with --allow-partial`);
   }
   const done = manifest.runs.map((r, i) => ({ r, rec: records[i] })).filter((x): x is { r: typeof x.r; rec: RunRecord } => x.rec !== undefined);
-  const specRun = (index: number) => ({ rules: manifest.runs[index].rules, density: manifest.runs[index].density, lr: manifest.runs[index].lr });
+  const specRun = (index: number) => {
+    const r = manifest.runs[index];
+    return { rules: r.rules, density: r.density, lr: r.lr, ...(r.model !== undefined ? { model: r.model } : {}) };
+  };
   let merged: StudyResult;
   if (manifest.study.kind === 'sweep') {
     const o = manifest.study.options;
-    const points = done.map(({ r, rec }) => sweepPoint({ ...specRun(r.index), steps: o.steps, seed: o.seed, recordActivations: false }, rec.losses, o.lastK));
+    const points = done.map(({ r, rec }) => sweepPoint({ ...specRun(r.index), steps: o.steps, seed: o.seed, recordActivations: false }, rec.losses, o.lastK, o.models));
     merged = { kind: 'sweep', result: assembleSweep(o, points) };
   } else {
     const o = manifest.study.options;
-    const parts = done.map(({ r, rec }) => coordRunPart({ ...specRun(r.index), steps: o.steps, seed: o.seed, recordActivations: true }, rec));
+    const parts = done.map(({ r, rec }) => coordRunPart({ ...specRun(r.index), steps: o.steps, seed: o.seed, recordActivations: true }, rec, o.models));
     merged = { kind: 'coord-check', result: assembleCoordCheck(o, parts) };
   }
   return { manifest, merged, missing, failed };

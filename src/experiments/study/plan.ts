@@ -49,10 +49,12 @@ export interface StudyManifest {
   study: StudyKind;
   model: FileRef;
   data: FileRef | null;
+  /** Every model of the study (one, or several with `--models`); `model` is the first. */
+  models: FileRef[];
   train: StudyTrainOptions;
   /** The CLI that wrote the plan (argv before the command): the schedulers' job scripts call it. */
   cli: string[];
-  runs: { index: number; hash: string; spec: string; rules: string; density: number; lr: number }[];
+  runs: { index: number; hash: string; spec: string; rules: string; model?: number; density: number; lr: number }[];
 }
 
 export interface PlannedStudy {
@@ -95,17 +97,18 @@ export function specFileName(index: number): string {
 }
 
 /** The study's runs as specs, in plan order (the order a local run goes through them). */
-export function planStudy(study: StudyKind, modelPath: string, dataPath: string | undefined, train: StudyTrainOptions, cli: string[]): PlannedStudy {
-  const model = { path: path.resolve(modelPath), sha256: sha256File(modelPath) };
+export function planStudy(study: StudyKind, modelPaths: string | string[], dataPath: string | undefined, train: StudyTrainOptions, cli: string[]): PlannedStudy {
+  const models = (typeof modelPaths === 'string' ? [modelPaths] : modelPaths).map((p) => ({ path: path.resolve(p), sha256: sha256File(p) }));
+  const model = models[0]!;
   const data = dataPath ? { path: path.resolve(dataPath), sha256: sha256File(dataPath) } : null;
   const configs = study.kind === 'sweep' ? sweepRunConfigs(study.options) : coordRunConfigs(study.options);
   const cleanTrain = JSON.parse(canonicalJson(train)) as StudyTrainOptions;
   const specs = configs.map((run, index): RunSpec => {
-    const body = { format: 'supar-study-run/1' as const, study: study.kind, index, model, data, train: cleanTrain, run };
+    const body = { format: 'supar-study-run/1' as const, study: study.kind, index, model: models[run.model ?? 0]!, data, train: cleanTrain, run };
     return { ...body, hash: specHash(body) };
   });
-  const runs = specs.map((s) => ({ index: s.index, hash: s.hash, spec: `${RUNS_DIR}/${specFileName(s.index)}`, rules: s.run.rules, density: s.run.density, lr: s.run.lr }));
-  return { manifest: { format: 'supar-study/1', study, model, data, train: cleanTrain, cli, runs }, specs };
+  const runs = specs.map((s) => ({ index: s.index, hash: s.hash, spec: `${RUNS_DIR}/${specFileName(s.index)}`, rules: s.run.rules, ...(s.run.model !== undefined ? { model: s.run.model } : {}), density: s.run.density, lr: s.run.lr }));
+  return { manifest: { format: 'supar-study/1', study, model, models, data, train: cleanTrain, cli, runs }, specs };
 }
 
 /**
