@@ -129,6 +129,21 @@ test('study index of a coord check beside a sweep: both results tabled, all thei
   assert.ok(page.includes('<h2>Coordinate check (<a href="coord-check.json">coord-check.json</a>)</h2>'));
 });
 
+test('study index of a several-model sweep: an optimum row per (model, density), the model in the run list', () => {
+  const base = syntheticSweep();
+  const models = [{ label: 'w64.onnx', dModel: 64, nLayers: 2 }, { label: 'w128.onnx', dModel: 128, nLayers: 2 }];
+  const res = {
+    ...base, options: { ...base.options, models },
+    points: models.flatMap((m, k) => base.points.map((p) => ({ ...p, model: m.label, finalLoss: p.finalLoss === null ? null : p.finalLoss + k }))),
+    optima: models.flatMap((m, k) => base.optima.map((o) => ({ ...o, model: m.label, finalLoss: o.finalLoss! + k }))),
+  };
+  const page = studyIndexHtml({ name: 'x', plots: [], data: [], plans: [], results: [{ file: 'sweep.json', kind: 'sweep', result: res }] });
+  const optima = page.match(/<table class="optima">[\s\S]*?<\/table>/)![0];
+  assert.match(optima, /<tr><td>w64\.onnx<\/td><td class="num">1<\/td><td class="num">2\^-7 \(loss 3\.25\)<\/td>/);
+  assert.match(optima, /<tr><td>w128\.onnx<\/td><td class="num">1<\/td><td class="num">2\^-7 \(loss 4\.25\)<\/td>/);
+  assert.equal((page.match(/<table class="runs">[\s\S]*?<\/table>/)![0].match(/<tr><td>(sp|supar)<\/td><td>w(64|128)\.onnx<\/td>/g) ?? []).length, 24);
+});
+
 test('training page server: 127.0.0.1 only, the graph and parameters as the runner reads them, nothing outside its routes', async () => {
   const dir = tempDir();
   const r = await transform(readModel(GPT), { density: 0.25, emitTrain: true });

@@ -87,34 +87,37 @@ function resultSection(r: StudyResult): Html {
 function coordSection(file: string, res: CoordCheckResult): Html {
   const o = res.options;
   return html`<section class="result coord-check"><h2>Coordinate check (${link(file)})</h2>
-<p>rules ${o.rules.join(', ')}; densities ${o.densities.map(num).join(', ')}; ${o.steps} steps at LR ${num(o.lr)}, seed ${o.seed}; a block is flat when max/min of mean |activation| across densities stays ≤ ${num(o.threshold)}.</p>
+<p>rules ${o.rules.join(', ')};${o.models ? ` models ${o.models.map((m) => m.label).join(', ')};` : ''} densities ${o.densities.map(num).join(', ')}; ${o.steps} steps at LR ${num(o.lr)}, seed ${o.seed}; a block is flat when max/min of mean |activation| across densities stays ≤ ${num(o.threshold)}.</p>
 <h3>Verdicts</h3>
 <table class="verdicts"><thead><tr><th>rules</th><th>block</th><th>kind</th><th>layer</th><th>max/min</th><th>worst step</th><th>verdict</th></tr></thead><tbody>
 ${res.verdicts.map((v) => html`<tr><td>${v.rules}</td><td class="mono">${v.block}</td><td>${v.kind}</td><td class="num">${num(v.layer)}</td><td class="num">${num(v.maxRatio)}</td><td class="num">${v.worstStep}</td><td class="${v.pass ? 'ok' : 'bad'}">${v.pass ? 'flat' : 'drifts'}</td></tr>`)}
 </tbody></table>
 <h3>Runs (${res.losses.length})</h3>
-<table class="runs"><thead><tr><th>rules</th><th>density</th><th>steps</th><th>first loss</th><th>last loss</th></tr></thead><tbody>
-${res.losses.map((l) => html`<tr><td>${l.rules}</td><td class="num">${num(l.density)}</td><td class="num">${l.losses.length}</td><td class="num">${num(l.losses[0])}</td><td class="num">${num(l.losses.at(-1))}</td></tr>`)}
+<table class="runs"><thead><tr><th>rules</th>${o.models ? html`<th>model</th>` : ''}<th>density</th><th>steps</th><th>first loss</th><th>last loss</th></tr></thead><tbody>
+${res.losses.map((l) => html`<tr><td>${l.rules}</td>${o.models ? html`<td>${l.model}</td>` : ''}<td class="num">${num(l.density)}</td><td class="num">${l.losses.length}</td><td class="num">${num(l.losses[0])}</td><td class="num">${num(l.losses.at(-1))}</td></tr>`)}
 </tbody></table></section>`;
 }
 
 function sweepSection(file: string, res: SweepResult): Html {
   const o = res.options;
-  const opt = (r: string, d: number) => res.optima.find((x) => x.rules === r && x.density === d);
-  const cell = (r: string, d: number) => {
-    const x = opt(r, d);
+  // A several-model sweep (`--models`) has an optimum per (rule set, model, density): one row per (model, density).
+  const models = o.models?.map((m) => m.label) ?? [undefined];
+  const many = o.models !== undefined;
+  const opt = (r: string, m: string | undefined, d: number) => res.optima.find((x) => x.rules === r && x.density === d && x.model === m);
+  const cell = (r: string, m: string | undefined, d: number) => {
+    const x = opt(r, m, d);
     if (!x || x.lr === null) return html`<td class="bad">all diverged</td>`;
     return html`<td class="num">2^${num(x.log2Lr)} (loss ${num(x.finalLoss)})${x.atEdge ? ' edge' : ''}</td>`;
   };
   return html`<section class="result sweep"><h2>LR sweep (${link(file)})</h2>
-<p>rules ${o.rules.join(', ')}; ${o.lrs.length} LRs; ${o.steps} steps; final loss = mean of the last ${o.lastK}; seed ${o.seed}.</p>
+<p>rules ${o.rules.join(', ')};${many ? ` models ${models.join(', ')};` : ''} ${o.lrs.length} LRs; ${o.steps} steps; final loss = mean of the last ${o.lastK}; seed ${o.seed}.</p>
 <h3>Optimal LR per density</h3>
-<table class="optima"><thead><tr><th>density</th>${o.rules.map((r) => html`<th>${r}</th>`)}</tr></thead><tbody>
-${o.densities.map((d) => html`<tr><td class="num">${num(d)}</td>${o.rules.map((r) => cell(r, d))}</tr>`)}
-<tr><td>optimum moves by (log2 steps)</td>${o.rules.map((r) => html`<td class="num">${num(res.optimumSpreadLog2[r])}</td>`)}</tr>
+<table class="optima"><thead><tr>${many ? html`<th>model</th>` : ''}<th>density</th>${o.rules.map((r) => html`<th>${r}</th>`)}</tr></thead><tbody>
+${models.map((m) => o.densities.map((d) => html`<tr>${many ? html`<td>${m}</td>` : ''}<td class="num">${num(d)}</td>${o.rules.map((r) => cell(r, m, d))}</tr>`))}
+<tr>${many ? html`<td></td>` : ''}<td>optimum moves by (log2 steps)</td>${o.rules.map((r) => html`<td class="num">${num(res.optimumSpreadLog2[r])}</td>`)}</tr>
 </tbody></table>
 <h3>Runs (${res.points.length})</h3>
-<table class="runs"><thead><tr><th>rules</th><th>density</th><th>LR</th><th>log2 LR</th><th>status</th><th>final loss</th><th>diverged at step</th></tr></thead><tbody>
-${res.points.map((p) => html`<tr><td>${p.rules}</td><td class="num">${num(p.density)}</td><td class="num">${num(p.lr)}</td><td class="num">${num(p.log2Lr)}</td><td class="${p.status === 'ok' ? 'ok' : 'bad'}">${p.status}</td><td class="num">${num(p.finalLoss)}</td><td class="num">${num(p.divergedAtStep)}</td></tr>`)}
+<table class="runs"><thead><tr><th>rules</th>${many ? html`<th>model</th>` : ''}<th>density</th><th>LR</th><th>log2 LR</th><th>status</th><th>final loss</th><th>diverged at step</th></tr></thead><tbody>
+${res.points.map((p) => html`<tr><td>${p.rules}</td>${many ? html`<td>${p.model}</td>` : ''}<td class="num">${num(p.density)}</td><td class="num">${num(p.lr)}</td><td class="num">${num(p.log2Lr)}</td><td class="${p.status === 'ok' ? 'ok' : 'bad'}">${p.status}</td><td class="num">${num(p.finalLoss)}</td><td class="num">${num(p.divergedAtStep)}</td></tr>`)}
 </tbody></table></section>`;
 }
