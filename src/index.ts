@@ -11,6 +11,8 @@ export { buildPlan } from './plan.js';
 export type { TransformPlan, ParamPlan, AttentionPlan, MaskMode, InitMode, DensityEntry, PlanOptions } from './plan.js';
 export { buildReport, reportJson, summaryText, REPORT_FORMAT } from './report.js';
 export type { TransformReport, TensorReport } from './report.js';
+export { reportHtml } from './pages/report-page.js';
+export { studyIndexHtml, readStudyFolder, writeStudyIndex } from './pages/study-index.js';
 export { readModel, writeModel, decodeModel, encodeModel } from './onnx/codec.js';
 export { checkLoads, writeModelChecked } from './onnx/load-check.js';
 export type { LoadedModel, WriteOptions } from './onnx/codec.js';

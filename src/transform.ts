@@ -27,6 +27,7 @@ import { multiplierPass } from './passes/multipliers.js';
 import { residualBranchPass } from './passes/residual-branches.js';
 import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
 import { setMetadata, supArMetadata } from './passes/metadata.js';
+import { reportHtml } from './pages/report-page.js';
 import { buildReport, reportJson, summaryText, type CudaReadiness, type TransformReport } from './report.js';
 import { checkCudaKernels, checkWebGpuKernels, type KernelReport } from './runtime/kernels.js';
 import { analyze, loadRuleSpec, resolveBaseModelWidth } from './transform-deps.js';
@@ -234,6 +235,8 @@ async function buildTrain(result: TransformResult, opts: Record<string, unknown>
 
 export interface WriteOutputsOptions {
   externalData?: ExternalDataMode;
+  /** Also write the report as a page, `<stem>.report.html` (default true). */
+  html?: boolean;
 }
 
 export interface WrittenOutputs {
@@ -241,15 +244,16 @@ export interface WrittenOutputs {
   data?: string;
   lrGroups: string;
   report: string;
+  reportHtml?: string;
   train?: string;
   eval?: string;
 }
 
 /** `x.supar.onnx` → `{model: x.supar.onnx, lrGroups: x.supar.lr.json, report: x.supar.report.json, …}`. */
-export function outputPaths(outPath: string): { model: string; lrGroups: string; report: string; train: string; eval: string } {
+export function outputPaths(outPath: string): { model: string; lrGroups: string; report: string; reportHtml: string; train: string; eval: string } {
   const abs = path.resolve(outPath);
   const stem = abs.endsWith('.onnx') ? abs.slice(0, -'.onnx'.length) : abs;
-  return { model: `${stem}.onnx`, lrGroups: `${stem}.lr.json`, report: `${stem}.report.json`, train: `${stem}.train.onnx`, eval: `${stem}.eval.onnx` };
+  return { model: `${stem}.onnx`, lrGroups: `${stem}.lr.json`, report: `${stem}.report.json`, reportHtml: `${stem}.report.html`, train: `${stem}.train.onnx`, eval: `${stem}.eval.onnx` };
 }
 
 /** The default output next to the input: `dir/model.onnx` → `dir/model.supar.onnx`. */
@@ -292,6 +296,10 @@ export async function writeTransformOutputs(result: TransformResult, outPath: st
   writeFileAtomic(out.lrGroups, new TextEncoder().encode(`${JSON.stringify(result.lrGroups, null, 2)}\n`));
   writeFileAtomic(out.report, new TextEncoder().encode(reportJson(result.report)));
   const files: WrittenOutputs = { model: written!.model, data: written!.data, lrGroups: out.lrGroups, report: out.report };
+  if (opts.html ?? true) {
+    writeFileAtomic(out.reportHtml, new TextEncoder().encode(reportHtml(result.report)));
+    files.reportHtml = out.reportHtml;
+  }
   if (result.train) {
     files.train = out.train;
     if (result.train.eval) files.eval = out.eval;

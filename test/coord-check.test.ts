@@ -109,7 +109,7 @@ test('coord check on a GPT (width 256): SµPar stays within ×1.5 across densiti
   const at = (block: string, step: number) => res.records.find((r) => r.rules === 'supar' && r.density === 1 && r.block === block && r.step === step)!.meanAbs;
   for (const v of supar.filter((x) => x.kind === 'mlp')) assert.ok(at(v.block, 9) / at(v.block, 0) > 1.3, `${v.block}: ${at(v.block, 0)} → ${at(v.block, 9)}`);
   const files = writeCoordCheckOutputs(res, dir);
-  assert.deepEqual(files.map((f) => path.basename(f)), ['coord-check.json', 'coord-check.csv', 'coord-check.sp.svg', 'coord-check.supar.svg']);
+  assert.deepEqual(files.map((f) => path.basename(f)), ['coord-check.json', 'coord-check.csv', 'coord-check.sp.svg', 'coord-check.supar.svg', 'index.html']);
   const svg = parseXml(fs.readFileSync(path.join(dir, 'coord-check.supar.svg'), 'utf8'));
   assert.equal(findAll(svg, byClass('panel')).length, 5);
   assert.equal(findAll(svg, byClass('legend-entry')).length, 10);

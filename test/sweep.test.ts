@@ -117,7 +117,7 @@ test('a tiny real sweep on the fixture GPT: writes JSON/CSV/SVG/markdown, marks 
   }
   const dir = tempDir();
   const files = writeSweepOutputs(res, dir);
-  assert.deepEqual(files.map((f) => path.basename(f)), ['sweep.json', 'sweep.csv', 'sweep.svg', 'sweep.optima.md']);
+  assert.deepEqual(files.map((f) => path.basename(f)), ['sweep.json', 'sweep.csv', 'sweep.svg', 'sweep.optima.md', 'index.html']);
   const json = JSON.parse(fs.readFileSync(files[0], 'utf8'));
   assert.equal(json.points.filter((p: { status: string }) => p.status === 'diverged').length, 4);
   const root = parseXml(fs.readFileSync(files[2], 'utf8'));
@@ -133,7 +133,10 @@ test('CLI: sweep and coord-check write their files, print the table / verdicts, 
   assert.equal(sweep.code, 0, sweep.stderr);
   assert.match(sweep.stdout, /^\| density \| supar: optimal LR \|$/m);
   assert.match(sweep.stderr, /\[4\/4\] supar density 1\/4 lr 2\^-8: final loss \d/);
-  assert.deepEqual(fs.readdirSync(path.join(dir, 's')).sort(), ['study', 'sweep.csv', 'sweep.json', 'sweep.optima.md', 'sweep.svg']);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 's')).sort(), ['index.html', 'study', 'sweep.csv', 'sweep.json', 'sweep.optima.md', 'sweep.svg']);
+  const index = fs.readFileSync(path.join(dir, 's', 'index.html'), 'utf8');
+  assert.ok(index.includes('<a href="study/study.json">study/study.json</a>') && index.includes('4 run result file(s)'), 'the index links the plan and its 4 runs');
+  assert.equal((index.match(/<a href="study\/results\/\d+\.json">/g) ?? []).length, 4);
   const cc = await runCli(['coord-check', model, '--densities', '1,0.5', '--steps', '2', '--rules', 'sp', '--batch', '2', '--seq', '8', '--out', path.join(dir, 'c')], { timeoutMs: 120_000 });
   assert.equal(cc.code, 0, cc.stderr);
   assert.match(cc.stdout, /^sp +layer 0 attention +max\/min across densities +\d+\.\d{3} \(worst at step \d\)/m);

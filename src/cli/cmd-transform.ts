@@ -20,6 +20,7 @@ interface CommandFlags extends TransformFlags {
   externalData?: string;
   emitTrain?: boolean;
   objective?: string;
+  html?: boolean;
 }
 
 const EXTERNAL_MODES = ['auto', 'always', 'never'];
@@ -35,6 +36,7 @@ export function register(program: Command, _ctx: CliContext): void {
     .option('--external-data <mode>', 'tensor data in a side file: auto (over 1.8 GiB, or when the input has one), always, never', 'auto')
     .option('--emit-train', 'also write the train-step graph <model>.supar.train.onnx')
     .option('--objective <kind>', 'loss of the train-step graph: next-token, class, mse, mlm (default: from the model\'s outputs, as train)')
+    .option('--no-html', 'do not write the report page <model>.supar.report.html')
     .action(async (file: string, flags: CommandFlags) => {
       await runTransform(file, flags);
     });
@@ -59,7 +61,7 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
     // The CLI drops the input afterwards: rewrite weights inside its buffers (one copy of the model in memory).
     result = await transform(input, { ...options, inPlace: true, onStage: (stage) => bar.tick(1, stage) });
     bar.tick(1, flags.dryRun ? 'done' : 'write');
-    files = flags.dryRun ? null : await writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode });
+    files = flags.dryRun ? null : await writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode, html: flags.html });
   } finally {
     bar.done(); // clear the line before the summary or an error message
   }
@@ -68,7 +70,7 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
     return;
   }
   process.stdout.write(result.summaryText);
-  if (files) process.stdout.write(`wrote ${files.model}\n      ${files.lrGroups}\n      ${files.report}\n${files.train ? `      ${files.train}\n` : ''}${files.eval ? `      ${files.eval}\n` : ''}`);
+  if (files) process.stdout.write(`wrote ${files.model}\n      ${files.lrGroups}\n      ${files.report}\n${files.reportHtml ? `      ${files.reportHtml}\n` : ''}${files.train ? `      ${files.train}\n` : ''}${files.eval ? `      ${files.eval}\n` : ''}`);
   else process.stdout.write('dry run: nothing written\n');
 }
 

@@ -21,6 +21,8 @@ async function loadCommands(): Promise<RegisterCommand[]> {
     import('./cmd-sweep.js'),
     import('./cmd-transform.js'),
     import('./cmd-train.js'),
+    import('./cmd-report.js'),
+    import('./cmd-serve.js'),
     import('./cmd-run.js'),
     import('./cmd-merge.js'),
   ]);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../onnx/atomic.js';
 import { UserInputError, ExitCode } from '../errors.js';
 import { figureSvg } from './plot.js';
+import { writeStudyIndex } from '../pages/study-index.js';
 import { coordCsv, coordFigure, type CoordCheckResult } from './coord-check.js';
 import { optimaMarkdown, sweepCsv, sweepFigure, type SweepResult } from './sweep.js';
 
@@ -35,6 +36,7 @@ export function writeCoordCheckOutputs(res: CoordCheckResult, dir: string, stem 
   write(path.join(dir, `${stem}.json`), resultJson(res), written);
   write(path.join(dir, `${stem}.csv`), coordCsv(res), written);
   for (const r of res.options.rules) write(path.join(dir, `${stem}.${safeName(r)}.svg`), figureSvg(coordFigure(res, r)), written);
+  written.push(writeStudyIndex(dir));
   return written;
 }
 
@@ -46,6 +48,7 @@ export function writeSweepOutputs(res: SweepResult, dir: string, stem = 'sweep',
   write(path.join(dir, `${stem}.csv`), sweepCsv(res), written);
   write(path.join(dir, `${stem}.svg`), figureSvg(sweepFigure(res, title)), written);
   write(path.join(dir, `${stem}.optima.md`), optimaMarkdown(res), written);
+  written.push(writeStudyIndex(dir));
   return written;
 }
 
