@@ -13,6 +13,13 @@ const ENVIRONMENTAL = [
   /the CUDA provider is installed here/,
   // .ci/run installs slurm-wlm and munge; this remains only where a one-node cluster cannot start (the reason says why).
   /^no Slurm cluster: /,
+  // .ci/run installs chromium (SwiftShader's Vulkan, the headless browser); these remain only where it could not.
+  /^no WebGPU adapter \(/,
+  /^chromium not installed /,
+  /^chromium found no WebGPU adapter$/,
+  /Vulkan loader and SwiftShader are not installed/,
+  /^not linux-x64 /,
+  /^a GPU provider starts in this process$/,
 ];
 
 const [file, minText] = process.argv.slice(2);
