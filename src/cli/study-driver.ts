@@ -7,7 +7,7 @@
 import * as os from 'node:os';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { writeCoordCheckOutputs, writeSweepOutputs } from '../experiments/outputs.js';
 import { positiveInt } from '../experiments/cli-flags.js';
@@ -51,32 +51,20 @@ export function studyOptions(cmd: Command): Command {
 }
 
 /**
- * The argv prefix that runs this same CLI from any folder: node, its flags (a loader given as a bare
- * package name, `--import tsx`, is resolved to a file URL, since a job starts in another folder), the
- * entry script.
+ * The argv prefix that runs this same CLI from any folder, whoever hosts this process (the CLI, a test, a
+ * script calling `main` in-process): node, then the entry found from this module's own location. Built
+ * (dist/src/cli/…): the package's bin/supar-transform.js. From source (src/cli/….ts, run with tsx): the
+ * repository's test/cli-entry.ts with the tsx loader as a file URL, since a job starts in another folder.
+ * Never process.argv[1]: a host script is not a CLI, and running it as a worker would run the host again.
  */
 export function thisCli(): string[] {
-  const req = createRequire(path.join(process.cwd(), 'noop.js'));
-  const flags: string[] = [];
-  const args = process.execArgv;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if ((a === '--import' || a === '--loader' || a === '--require' || a === '-r') && i + 1 < args.length) {
-      flags.push(a, resolveSpecifier(args[++i], req));
-    } else {
-      flags.push(a);
-    }
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) {
+    const root = path.resolve(path.dirname(here), '..', '..');
+    const tsx = pathToFileURL(createRequire(path.join(root, 'package.json')).resolve('tsx')).href;
+    return [process.execPath, '--import', tsx, path.join(root, 'test', 'cli-entry.ts')];
   }
-  return [process.execPath, ...flags, path.resolve(process.argv[1])];
-}
-
-function resolveSpecifier(spec: string, req: NodeRequire): string {
-  if (/^(file|data|node):/.test(spec) || path.isAbsolute(spec)) return spec;
-  try {
-    return pathToFileURL(req.resolve(spec)).href;
-  } catch {
-    return spec;
-  }
+  return [process.execPath, path.resolve(path.dirname(here), '..', '..', '..', 'bin', 'supar-transform.js')];
 }
 
 function schedulerFlags(f: StudyFlags): SchedulerOptions {
