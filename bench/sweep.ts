@@ -1,10 +1,10 @@
 /**
  * Local sweep wall time with `--jobs 1` (every run in one process) against `--jobs 2` (two worker
  * processes, one onnxruntime thread each), for the same study, in one run; also checks that both give
- * byte-identical sweep.json. The study: the fixture GPT and a d-128 GPT, 3 densities × 4 LRs × 20 steps
+ * byte-identical sweep.json. The study: the fixture GPT and a d-128 GPT, 3 densities × 4 LRs × 150 steps
  * (SµPar). Prints a markdown table and saves bench/results/sweep.md. Not a test.
  *
- *     npm run bench:sweep          (or: node --import tsx bench/sweep.ts [--steps 20])
+ *     npm run bench:sweep          (or: node --import tsx bench/sweep.ts [--steps 150])
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,7 +18,7 @@ import { encodeModel } from '../src/onnx/codec.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '20' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string', default: '150' } } });
 const tsx = pathToFileURL(createRequire(path.join(root, 'package.json')).resolve('tsx')).href;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supar-bench-sweep-'));
 const d128 = path.join(dir, 'gpt-d128.onnx');

@@ -8,6 +8,7 @@
  * type-check (about a second), so the TS reader's prototype keys are covered in rules-untrusted.test.ts.
  * Prints the case count and the outcomes. FUZZ_SEED / FUZZ_CASES override the defaults.
  */
+import { mulberry32 } from '../src/passes/rng.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -26,17 +27,7 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 const CASES = Number(process.env.FUZZ_CASES ?? 400);
 const FORMULA_CASES = Number(process.env.FUZZ_CASES ?? 2000);
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 class Gen {
   constructor(readonly r: () => number) {}

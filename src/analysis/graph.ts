@@ -3,6 +3,7 @@
  * carry data derived from the graph inputs ("dynamic"), and small look-ups shared by the role, attention
  * and layer detectors (node labels, scalar constants, pass-through walks).
  */
+import { topologicalOrder as sortNodes } from '../onnx/topo.js';
 import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { GraphIndex, type Use } from '../onnx/ir.js';
 import { dimsOf, elementCount, tensorToFloat32 } from '../onnx/tensor.js';
@@ -153,7 +154,7 @@ export class AnalysisGraph {
       for (const n of nodes) {
         const subs = subgraphsOf(n);
         for (const s of subs) for (const v of s.input) this.dynamic.add(v.name);
-        subs.forEach((s) => visit(topoSortLocal(s.node)));
+        subs.forEach((s) => visit(sortNodes(s.node)));
         if (n.opType === 'Shape' || n.opType === 'Size') continue;
         const outerDynamic = subs.length > 0 && this.bodyReadsDynamic(n);
         if (outerDynamic || n.input.some((i) => i && this.dynamic.has(i))) n.output.forEach((o) => o && this.dynamic.add(o));
@@ -175,40 +176,7 @@ function tensorToFloat32AsNumber(t: TensorProto, baseDir: string): number {
   return tensorToFloat32(t, baseDir)[0]!;
 }
 
-/** Kahn's algorithm over the main graph; nodes in a cycle (invalid ONNX) keep file order at the end. */
+/** The main graph's nodes in topological order (src/onnx/topo.ts), as a copy. */
 function topologicalOrder(index: GraphIndex): NodeProto[] {
-  return topoSortLocal(index.model.graph!.node);
-}
-
-function topoSortLocal(nodes: NodeProto[]): NodeProto[] {
-  const producedBy = new Map<string, number>();
-  nodes.forEach((n, i) => n.output.forEach((o) => o && producedBy.set(o, i)));
-  const indegree = nodes.map(() => 0);
-  const dependents: number[][] = nodes.map(() => []);
-  nodes.forEach((n, i) => {
-    const deps = new Set<number>();
-    const reads = [...n.input];
-    for (const s of subgraphsOf(n)) forEachGraph(s, (g) => g.node.forEach((m) => reads.push(...m.input)));
-    for (const v of reads) {
-      const j = v ? producedBy.get(v) : undefined;
-      if (j !== undefined && j !== i && !deps.has(j)) {
-        deps.add(j);
-        dependents[j]!.push(i);
-        indegree[i]!++;
-      }
-    }
-  });
-  const ready: number[] = [];
-  indegree.forEach((d, i) => d === 0 && ready.push(i));
-  const out: NodeProto[] = [];
-  const done = new Set<number>();
-  while (ready.length > 0) {
-    ready.sort((a, b) => b - a);
-    const i = ready.pop()!;
-    out.push(nodes[i]!);
-    done.add(i);
-    for (const j of dependents[i]!) if (--indegree[j]! === 0) ready.push(j);
-  }
-  nodes.forEach((n, i) => !done.has(i) && out.push(n));
-  return out;
+  return [...sortNodes(index.model.graph!.node)];
 }
