@@ -147,11 +147,8 @@ export interface WrittenFiles {
   bytes: number;
 }
 
-/**
- * Writes `model` to `file` atomically (temp file + rename). Tensors stored externally in the source are
- * re-homed: inlined, or copied into the new data file beside the output. The input object is not mutated.
- */
-export function writeModel(model: ModelProto, file: string, opts: WriteOptions = {}): WrittenFiles {
+/** Where `model` goes when written to `file`: its absolute path, folder and external-data plan (the options' defaults applied). */
+export function planWrite(model: ModelProto, file: string, opts: WriteOptions): { abs: string; dir: string; plan: ReturnType<typeof externalizeForWrite> } {
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
   const plan = externalizeForWrite(model, {
@@ -161,6 +158,15 @@ export function writeModel(model: ModelProto, file: string, opts: WriteOptions =
     outDir: dir,
     sourceBaseDir: opts.sourceBaseDir ?? dir,
   });
+  return { abs, dir, plan };
+}
+
+/**
+ * Writes `model` to `file` atomically (temp file + rename). Tensors stored externally in the source are
+ * re-homed: inlined, or copied into the new data file beside the output. The input object is not mutated.
+ */
+export function writeModel(model: ModelProto, file: string, opts: WriteOptions = {}): WrittenFiles {
+  const { abs, dir, plan } = planWrite(model, file, opts);
   try {
     // Streamed in chunks (raw_data by reference): memory stays about the model itself.
     const chunks = encodeModelChunks(plan.model);

@@ -11,12 +11,11 @@ import { clearField, create, isFieldSet } from '@bufbuild/protobuf';
 import { StringStringEntryProtoSchema, TensorProto_DataLocation, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, writeChunksToTemp } from './atomic.js';
-import { DEFAULT_EXTERNAL_THRESHOLD, type WriteOptions, type WrittenFiles } from './codec.js';
+import { planWrite, type WriteOptions, type WrittenFiles } from './codec.js';
 import { chunksByteLength, encodeModelChunks, writesRawData } from './encode-stream.js';
 
 const RAW_DATA = TensorProtoSchema.field.rawData!;
 const DATA_LOCATION = TensorProtoSchema.field.dataLocation!;
-import { externalizeForWrite } from './external.js';
 import { forEachTensor } from './walk.js';
 
 /** Domains onnxruntime-node implements; an unknown op in any other needs a custom-op library the check lacks. */
@@ -60,15 +59,7 @@ export interface PreparedWrite {
  * The model's tensors are back as they were when this returns, so several prepared writes may share them.
  */
 export async function prepareCheckedWrite(model: ModelProto, file: string, opts: CheckedWriteOptions): Promise<PreparedWrite> {
-  const abs = path.resolve(file);
-  const dir = path.dirname(abs);
-  const plan = externalizeForWrite(model, {
-    mode: opts.externalData ?? 'auto',
-    threshold: opts.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD,
-    dataFile: opts.dataFile ?? `${path.basename(abs)}.data`,
-    outDir: dir,
-    sourceBaseDir: opts.sourceBaseDir ?? dir,
-  });
+  const { abs, dir, plan } = planWrite(model, file, opts);
   let temp: string | undefined;
   let check: string | undefined;
   try {
