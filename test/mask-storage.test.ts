@@ -16,7 +16,7 @@ import { encodeModel, readModel, writeModel, type LoadedModel } from '../src/onn
 import { DataType } from '../src/onnx/dtype.js';
 import { NameAuthority } from '../src/onnx/ir.js';
 import { tensorRawBytes } from '../src/onnx/tensor.js';
-import { maskEntries, maskInitializer, MaskUseBuilder, packMaskBits, unpackMaskBits } from '../src/passes/mask-storage.js';
+import { findBitTable, maskEntries, maskInitializer, MaskUseBuilder, packMaskBits, unpackMaskBits } from '../src/passes/mask-storage.js';
 import { Rng } from '../src/passes/rng.js';
 import { checkCudaKernels, checkWebGpuKernels, type KernelReport } from '../src/runtime/kernels.js';
 import { transform, type TransformResult } from '../src/transform.js';
@@ -177,4 +177,27 @@ test('report: mask_bytes = Σ ceil(n/8) for bits and Σ n for bool; inspect read
   }
   assert.deepEqual(per['bits']!.densities, per['bool']!.densities);
   assert.ok(per['bits']!.bytes * 7 < per['bool']!.bytes, `bits ${per['bits']!.bytes} B vs bool ${per['bool']!.bytes} B`);
+});
+
+test('a bits model transformed again: the bit table and the packed masks are buffers, kept byte for byte; with the same rules, density 1 and --init keep the forward is unchanged', async () => {
+  const once = await transform(readModel(GPT_TINY), { density: 0.5, seed: 1, maskStorage: 'bits' });
+  const again = (o: Parameters<typeof transform>[1]) => transform({ model: once.model, path: '/virtual/once.onnx', baseDir: '.', fileBytes: 0 }, o);
+  const table = findBitTable(once.model.graph!.initializer)!;
+  assert.ok(table);
+  const integerOnes = once.model.graph!.initializer.filter((t) => t.name === table || t.name.endsWith('__mask'));
+  assert.equal(integerOnes.length, 9);
+  const resampled = await again({ density: 0.5, seed: 2, maskStorage: 'bits' });
+  for (const t of integerOnes) {
+    assert.equal(resampled.report.tensors.find((x) => x.name === t.name)?.role, 'buffer', t.name);
+    assert.deepEqual(tensorRawBytes(resampled.model.graph!.initializer.find((x) => x.name === t.name)!, '.'), tensorRawBytes(t, '.'), t.name);
+  }
+  const twice = await again({ density: 1, init: 'keep', maskStorage: 'bits' });
+  const ids = new ort.Tensor('int64', BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 37) % 256)), [2, 8]);
+  const run = async (m: ModelProto) => {
+    const s = await ort.InferenceSession.create(encodeModel(m));
+    const out = (await s.run({ input_ids: ids }))['logits']!.data as Float32Array;
+    await s.release();
+    return out;
+  };
+  assert.deepEqual(await run(twice.model), await run(once.model));
 });
