@@ -27,6 +27,7 @@ import { buildTrainStep, type TrainStep } from '../src/train/train-step.js';
 import { inspectFile } from '../src/cli/cmd-inspect.js';
 import { fmtBytes, reportHtml } from '../src/pages/report-page.js';
 import { buildGpt } from '../fixtures/gpt-builder.js';
+import { runCli } from './cli-helpers.js';
 import { ROOT, tempDir } from './helpers.js';
 
 const randomMask = (n: number, seed: number, p = 0.3) => {
@@ -200,4 +201,19 @@ test('a bits model transformed again: the bit table and the packed masks are buf
     return out;
   };
   assert.deepEqual(await run(twice.model), await run(once.model));
+});
+
+test('CLI: --mask-storage bits reaches the written model, its metadata and the report; `inspect` prints the masks from the tensors', async () => {
+  const dir = tempDir();
+  const out = path.join(dir, 'gpt.supar.onnx');
+  const r = await runCli([GPT_TINY, '--density', '0.25', '--mask-storage', 'bits', '-o', out, '--json', '--no-html']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).report.settings.mask_storage, 'bits');
+  const written = readModel(out).model;
+  assert.equal(written.metadataProps.find((p) => p.key === 'supar.mask_storage')?.value, 'bits');
+  assert.ok(written.graph!.initializer.filter((t) => t.name.endsWith('__mask')).every((t) => t.dataType === DataType.UINT8));
+  const shown = await runCli(['inspect', out]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /^masks 8 \(bits, 12\.0 KiB\): 24,576 of 98,304 entries kept$/m);
+  assert.match(shown.stdout, /^ {2}transformer\.h\.0\.attn\.c_attn\.weight {2}\[64, 192\] {2}density 0\.25 {2}3,072 of 12,288$/m);
 });
