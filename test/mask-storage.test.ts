@@ -15,7 +15,7 @@ import { tensorValueInfo } from '../src/onnx/build.js';
 import { encodeModel, readModel, writeModel, type LoadedModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { NameAuthority } from '../src/onnx/ir.js';
-import { tensorRawBytes } from '../src/onnx/tensor.js';
+import { makeFloatTensor, tensorRawBytes, tensorToFloat32 } from '../src/onnx/tensor.js';
 import { findBitTable, maskEntries, maskInitializer, MaskUseBuilder, packMaskBits, unpackMaskBits } from '../src/passes/mask-storage.js';
 import { Rng } from '../src/passes/rng.js';
 import { checkCudaKernels, checkWebGpuKernels, type KernelReport } from '../src/runtime/kernels.js';
@@ -216,4 +216,20 @@ test('CLI: --mask-storage bits reaches the written model, its metadata and the r
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stdout, /^masks 8 \(bits, 12\.0 KiB\): 24,576 of 98,304 entries kept$/m);
   assert.match(shown.stdout, /^ {2}transformer\.h\.0\.attn\.c_attn\.weight {2}\[64, 192\] {2}density 0\.25 {2}3,072 of 12,288$/m);
+});
+
+test('float16 model: the bits unpack ends in a Cast to float16 and adds no CUDA or WebGPU fallback (the same ops fall back as with bool)', async () => {
+  const kinds: Record<string, string[][]> = {};
+  for (const storage of ['bool', 'bits'] as const) {
+    const input = readModel(GPT_TINY);
+    const g = input.model.graph!;
+    g.initializer = g.initializer.map((t) => (t.dataType === DataType.FLOAT ? makeFloatTensor(t.name, t.dims.map(Number), tensorToFloat32(t, '.'), DataType.FLOAT16) : t));
+    for (const o of g.output) if (o.type?.value.case === 'tensorType') o.type.value.value.elemType = DataType.FLOAT16;
+    const r = await transform(input, { density: 0.125, maskStorage: storage });
+    const casts = r.model.graph!.node.filter((n) => n.name.startsWith('supar.mask_cast.'));
+    assert.equal(casts.length, 8);
+    assert.ok(casts.every((n) => Number(n.attribute[0]!.i) === DataType.FLOAT16));
+    kinds[storage] = [fallbackKinds(checkCudaKernels(r.model)), fallbackKinds(checkWebGpuKernels(r.model))];
+  }
+  assert.deepEqual(kinds['bits'], kinds['bool']);
 });
