@@ -11,7 +11,8 @@ import { clearField, create, isFieldSet } from '@bufbuild/protobuf';
 import { StringStringEntryProtoSchema, TensorProto_DataLocation, TensorProtoSchema, type ModelProto } from 'onnx-buf';
 import { ExitCode, InvariantError, UserInputError } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, writeChunksToTemp } from './atomic.js';
-import { planWrite, type WriteOptions, type WrittenFiles } from './codec.js';
+import { planOptions, planWrite, type WriteOptions, type WrittenFiles } from './codec.js';
+import { deferredInline, type DeferredData, type DeferredPlacement } from './external.js';
 import { chunksByteLength, encodeModelChunks, writesRawData } from './encode-stream.js';
 
 const RAW_DATA = TensorProtoSchema.field.rawData!;
@@ -59,10 +60,13 @@ export interface PreparedWrite {
  * The model's tensors are back as they were when this returns, so several prepared writes may share them.
  */
 export async function prepareCheckedWrite(model: ModelProto, file: string, opts: CheckedWriteOptions): Promise<PreparedWrite> {
+  // Deferred values: those written inline are computed into their tensors now, the others into the data file.
+  if (opts.deferred) opts.deferred.materialize(deferredInline(model, planOptions(file, opts)));
   const { abs, dir, plan } = planWrite(model, file, opts);
   let temp: string | undefined;
   let check: string | undefined;
   try {
+    if (plan.deferredPlacements?.length) await fillDeferred(opts.deferred!, plan.dataTemp!, plan.deferredPlacements);
     // Streamed in chunks (raw_data by reference): memory stays about the model itself.
     const chunks = encodeModelChunks(plan.model);
     const size = chunksByteLength(chunks);
@@ -100,6 +104,17 @@ export async function prepareCheckedWrite(model: ModelProto, file: string, opts:
       plan.cleanup();
     },
   };
+}
+
+/** Computes the deferred tensors' bytes into their ranges of the (temp) data file, then syncs it. */
+async function fillDeferred(deferred: DeferredData, dataTemp: string, placements: DeferredPlacement[]): Promise<void> {
+  const fd = fs.openSync(dataTemp, 'r+');
+  try {
+    await deferred.fill(fd, dataTemp, placements);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** `writeModel` with the load check before the rename: onnxruntime opens the model first, or nothing is written. */
