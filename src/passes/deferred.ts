@@ -13,7 +13,7 @@ import { InvariantError } from '../errors.js';
 import { setTensorFloats } from '../onnx/tensor.js';
 import { writeAll } from '../onnx/atomic.js';
 import type { DeferredData, DeferredPlacement } from '../onnx/external.js';
-import { jobParts, partBytes, runTensorJob, runTensorJobToArrays, type JobPart, type JobStats, type TensorJob } from './tensor-jobs.js';
+import { partBytes, runTensorJob, runTensorJobToArrays, writeJob, type JobPart, type JobStats, type TensorJob } from './tensor-jobs.js';
 import type { JobPool } from './job-pool.js';
 
 export interface DeferredEntry {
@@ -95,12 +95,6 @@ export class DeferredValues implements DeferredData {
   private record(name: string, s: JobStats): void {
     this.stats.set(name, { ...this.stats.get(name), ...definedOnly(s) });
   }
-}
-
-/** Runs one job, writing its parts at their offsets in `fd` (also what a worker thread does). */
-export function writeJob(job: TensorJob, fd: number, offsets: Partial<Record<JobPart, number>>): JobStats {
-  const parts = new Set(jobParts(job).filter((p) => offsets[p] !== undefined));
-  return runTensorJob(job, parts, (part, byteOffset, bytes) => writeAll(fd, bytes, offsets[part]! + byteOffset));
 }
 
 function definedOnly(s: JobStats): JobStats {

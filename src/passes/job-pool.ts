@@ -21,9 +21,9 @@ export interface PoolTask {
 /** What a worker answers: the job's numbers, or its error (a UserInputError keeps its message and exit code). */
 export type WorkerReply = { stats: JobStats } | { error: { message: string; user: boolean; exitCode: number } };
 
-/** Default thread count: the cores this process may use. */
+/** Default thread count: the cores this process may use, at most 8 (each worker costs ~40 MiB of its own). */
 export function defaultThreads(): number {
-  return Math.max(1, os.availableParallelism());
+  return Math.max(1, Math.min(8, os.availableParallelism()));
 }
 
 export function workerScriptUrl(): URL {

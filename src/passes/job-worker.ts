@@ -1,7 +1,7 @@
 /** A worker thread of job-pool.ts: runs one tensor job per message, writing into the shared data file. */
 import { parentPort } from 'node:worker_threads';
 import { UserInputError } from '../errors.js';
-import { writeJob } from './deferred.js';
+import { writeJob } from './tensor-jobs.js';
 import type { PoolTask, WorkerReply } from './job-pool.js';
 
 parentPort!.on('message', (task: PoolTask) => {

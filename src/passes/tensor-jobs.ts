@@ -8,11 +8,13 @@
  * the per-tensor `Rng` in index order across chunks, float16/bfloat16 are converted per element, and the
  * statistics keep the accumulation order of the whole-array code (`nonZeroMoments`: four lanes by index mod 4,
  * so chunks are multiples of 4; `nonZeroStats`: sequential sums). Jobs are plain data (structured-clonable),
- * so worker threads run them too (job-pool.ts).
+ * so worker threads run them too (job-pool.ts); this module's imports stay small (no protobuf schemas), as
+ * each worker loads them.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { ExitCode, UserInputError } from '../errors.js';
+import { writeAll } from '../onnx/atomic.js';
 import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, floatToBf16Bits, floatToHalfBits, halfBitsToFloat } from '../onnx/dtype.js';
 import { countMaskBits, drawMaskBits, expandMaskBits, type MaskBits, type MaskSpec } from './mask-patterns.js';
 import { TRUNCATED_NORMAL_STD, TRUNCATION_SIGMAS } from './init-sampling.js';
@@ -83,6 +85,12 @@ export function runTensorJob(job: TensorJob, parts: ReadonlySet<JobPart>, sink: 
     }
   }
   return stats;
+}
+
+/** Runs one job, writing its parts at their byte offsets in the open file `fd` (what a worker thread does). */
+export function writeJob(job: TensorJob, fd: number, offsets: Partial<Record<JobPart, number>>): JobStats {
+  const parts = new Set(jobParts(job).filter((p) => offsets[p] !== undefined));
+  return runTensorJob(job, parts, (part, byteOffset, bytes) => writeAll(fd, bytes, offsets[part]! + byteOffset));
 }
 
 /** Runs the job and gathers each asked-for part into one array (the in-memory path). */
