@@ -25,6 +25,7 @@ import { tiePass } from './passes/ties.js';
 import { fillMaskReport, maskPass, type MaskPassReport } from './passes/masks.js';
 import { fillInitReport, initPass, type InitPassReport } from './passes/init.js';
 import { DeferredValues } from './passes/deferred.js';
+import { DEFAULT_MASK_STORAGE, MASK_STORAGES, type MaskStorage } from './passes/mask-storage.js';
 import { multiplierPass } from './passes/multipliers.js';
 import { residualBranchPass } from './passes/residual-branches.js';
 import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
@@ -54,6 +55,8 @@ export interface TransformOptions {
   seed?: number;
   mask?: MaskMode;
   nm?: { n: number; m: number };
+  /** How masks are stored: `bool` (1 byte per entry) or `bits` (8 per byte, unpacked in the graph); default DEFAULT_MASK_STORAGE. */
+  maskStorage?: MaskStorage;
   sparsify?: string[];
   dense?: string[];
   /** Per-tensor density by glob, first match wins. */
@@ -106,6 +109,9 @@ export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierP
 export async function transform(input: LoadedModel, options: TransformOptions = {}): Promise<TransformResult> {
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: must be a non-negative integer`);
+  if (options.maskStorage !== undefined && !MASK_STORAGES.includes(options.maskStorage)) {
+    throw new UsageError(`--mask-storage '${String(options.maskStorage)}': unknown form; use one of ${MASK_STORAGES.join(', ')}`);
+  }
   const loaded = await loadRuleSpec(options.rules ?? 'supar');
   // De-fused contrib ops: analysis, passes and the written model see ai.onnx ops in their place.
   const normalized = normalizeForAnalysis(input.model);
@@ -133,12 +139,15 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   const work = cloneSharingData(source.model);
   const deferred = new DeferredValues();
   deferred.inPlace = options.inPlace ?? false;
-  const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), deferred, nodes: labelNodes(work), inPlace: options.inPlace ?? false };
+  const ctx: PassContext = {
+    baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), deferred, nodes: labelNodes(work), inPlace: options.inPlace ?? false,
+    maskStorage: options.maskStorage,
+  };
   const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
   // The in-memory path computes every value now; the streaming path leaves them to the writer.
   if (!options.deferValues) deferred.materialize();
   const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
-  setMetadata(model, supArMetadata(plan, lrGroups, seed));
+  setMetadata(model, supArMetadata(plan, lrGroups, seed, options.maskStorage ?? DEFAULT_MASK_STORAGE));
   const result: TransformResult = {
     model, lrGroups, report: undefined as unknown as TransformReport, summaryText: '', plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
     refreshReport: () => {},
@@ -161,7 +170,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     fillMaskReport(reports.get('masks') as MaskPassReport, deferred);
     fillInitReport(reports.get('init') as InitPassReport, deferred);
     const report = buildReport({
-      sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, analysis,
+      sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, maskStorage: options.maskStorage, analysis,
       passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
     });
     if (normalized.defused.length > 0) report.defused = normalized.defused.map((d) => ({ node: d.node, op: d.op, rule: d.rule, into: d.into }));

@@ -4,7 +4,7 @@
  * sampleInit, rescaleToStd, applyMask, nonZeroMoments) for every mask mode, init action and float type; per
  * model, every output file of `writeTransformOutputs` is byte-identical between the in-memory path, the
  * streaming path and 1, 2 or 3 worker threads (external-data inputs, inline inputs written with external
- * data, float16, tied weights, the train-step and eval graphs); the CLI streams, and refuses an output folder
+ * data, float16, tied weights, bool and bit-packed masks, the train-step and eval graphs); the CLI streams, and refuses an output folder
  * without the disk space the outputs need.
  */
 import { test } from 'node:test';
@@ -17,6 +17,7 @@ import { DataType } from '../src/onnx/dtype.js';
 import { encodeFloats, makeFloatTensor, tensorToFloat32 } from '../src/onnx/tensor.js';
 import { drawMask, type MaskSpec } from '../src/passes/mask-patterns.js';
 import { applyMask, rescaleToStd, sampleInit } from '../src/passes/init-sampling.js';
+import { packMaskBits } from '../src/passes/mask-storage.js';
 import { nonZeroMoments } from '../src/passes/init.js';
 import { Rng } from '../src/passes/rng.js';
 import { runTensorJob, runTensorJobToArrays, type InitJob, type JobPart, type TensorJob } from '../src/passes/tensor-jobs.js';
@@ -88,6 +89,23 @@ test('a job written in chunks gives the whole-array bytes and numbers: every mas
   assert.equal(checked, 4 * (4 + 5 * 5));
 });
 
+test('a bit-packed mask part is packMaskBits of the byte mask, in chunks too', () => {
+  for (const mask of MASKS.slice(1)) {
+    for (const n of [N, N - 5]) {
+      const spec = { ...mask!, shape: [n] , inputAxis: 0, outputAxis: 0, ...(mask!.mode === 'n:m' ? { shape: SHAPE, inputAxis: 0, outputAxis: 1 } : {}) };
+      const elements = spec.shape.reduce((a, b) => a * b, 1);
+      const job: TensorJob = { name: 'w', seed: 2, elements, mask: spec, maskStorage: 'bits' };
+      const want = packMaskBits(drawMask(spec, Rng.forTensor(2, 'w', 'mask')));
+      for (const chunk of [64, 1 << 20]) {
+        const out = new Uint8Array(Math.ceil(elements / 8));
+        const stats = runTensorJob(job, new Set(['mask']), (_part, at, bytes) => out.set(bytes, at), chunk);
+        assert.deepEqual(out, want, `${spec.mode} n=${elements} chunk ${chunk}`);
+        assert.equal(stats.maskNonZeros, drawMask(spec, Rng.forTensor(2, 'w', 'mask')).reduce((a, b) => a + b, 0));
+      }
+    }
+  }
+});
+
 test('a job reads its source from a file range and refuses a short one', () => {
   const dir = tempDir();
   const values = randomFloats(N, seededRandom(2));
@@ -144,6 +162,7 @@ test('streaming and in-memory write the same files: external-data inputs, mask a
     ['float16 external', float16Gpt(src), { density: 0.125 }, {}],
     ['tied llama, inline input, --external-data always', LLAMA_TIED, { density: 0.25, seed: 1 }, { externalData: 'always' }],
     ['inline input, inline output', GPT_TINY, { density: 0.25, sparsify: ['*wte*'] }, { externalData: 'never' }],
+    ['external, --mask-storage bits', external, { density: 0.25, maskStorage: 'bits', mask: 'bernoulli' }, {}],
   ];
   for (const [label, file, options, wopts] of cases) {
     const memory = await writeOutputs(file, options, false, wopts);

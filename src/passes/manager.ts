@@ -12,6 +12,7 @@ import { subgraphsOf } from '../onnx/walk.js';
 import type { DeferredValues } from './deferred.js';
 import type { MaskSpec } from './mask-patterns.js';
 import type { TensorJob } from './tensor-jobs.js';
+import type { MaskStorage } from './mask-storage.js';
 
 /** A planned mask, shared between the mask pass (which stores it) and the init pass (which zeroes). */
 export interface DrawnMask {
@@ -38,6 +39,8 @@ export interface PassContext {
   readonly masks: Map<string, DrawnMask>;
   /** Values the mask and init passes leave to be computed (by the writer, or all at once): deferred.ts. */
   readonly deferred: DeferredValues;
+  /** How the mask pass stores masks (default: DEFAULT_MASK_STORAGE in ./mask-storage.ts). */
+  readonly maskStorage?: MaskStorage;
   /**
    * Main-graph nodes by the analysis's labels (name, or `Op#index` in the input's order), taken before any
    * pass inserts nodes, so that site references stay valid.

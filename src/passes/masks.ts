@@ -1,23 +1,25 @@
 /**
  * Static sparsity masks (DESIGN.md "Semantics"; paper §3.1, Y = X(W ⊙ M)). For every weight the plan gives
  * density < 1: draw the mask from the seeded per-tensor stream (src/passes/rng.ts, purpose "mask"), store it
- * as a compact BOOL initializer `<W>__mask` (1 byte per entry: a quarter of a float32 weight), and insert
- * `Cast(mask → W's type)` and `Mul(W, maskf)` in front of EVERY consumer of W — tied uses and outer-scope
- * reads inside If/Loop/Scan bodies included — so the product keeps pruned entries at zero through training
- * (their gradient is masked). The weight's masked entries are zeroed by the init pass (one decode per tensor).
- * The mask initializer sits right after its weight, and its bytes are a deferred job's (deferred.ts) that
- * the init pass extends with the weight's new values: one draw, written next to each other.
+ * as an initializer `<W>__mask` (`--mask-storage`, ./mask-storage.ts: BOOL, 1 byte per entry, or UINT8 bits,
+ * 8 entries per byte), and insert the nodes that turn it into W's type (a `Cast`, or the unpack) and
+ * `Mul(W, maskf)` in front of EVERY consumer of W — tied uses and outer-scope reads inside If/Loop/Scan bodies
+ * included — so the product keeps pruned entries at zero through training (their gradient is masked). The
+ * weight's masked entries are zeroed by the init pass. The mask initializer sits right after its weight, and
+ * its bytes are a deferred job's (deferred.ts) that the init pass extends with the weight's new values: one
+ * draw, written next to each other.
  */
-import type { ModelProto } from 'onnx-buf';
+import type { ModelProto, TensorProto } from 'onnx-buf';
 import { node } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
-import { GraphIndex, NameAuthority } from '../onnx/ir.js';
+import { GraphIndex, NameAuthority, opsetVersion } from '../onnx/ir.js';
 import { makeByteTensor } from '../onnx/tensor.js';
 import type { MaskMode, ParamPlan } from '../plan.js';
-import { addInitializerAfter, redirectUses } from './graph-edit.js';
+import { addInitializer, addInitializerAfter, redirectUses } from './graph-edit.js';
 import type { DeferredValues } from './deferred.js';
 import type { DrawnMask, Pass, PassContext, PassResult } from './manager.js';
 import { checkMaskSpec, drawMask, type MaskSpec, type MaskMode as PatternMode } from './mask-patterns.js';
+import { DEFAULT_MASK_STORAGE, maskStoredBytes, MaskUseBuilder, packedLength, type MaskStorage } from './mask-storage.js';
 import { Rng } from './rng.js';
 import type { TensorJob } from './tensor-jobs.js';
 
@@ -84,6 +86,8 @@ export const maskPass: Pass<MaskPassReport> = {
     const index = new GraphIndex(model);
     const report: MaskPassReport = { masks: [], mask_bytes: 0, masked_weight_bytes: 0 };
     const front = [];
+    const storage = ctx.maskStorage ?? DEFAULT_MASK_STORAGE;
+    const maskUses = new MaskUseBuilder(names, opsetVersion(model) ?? 13);
     for (const p of ctx.plan.params) {
       if (p.density >= 1 || !p.maskMode) continue;
       const spec = maskSpecFor(p, ctx.plan.nm);
@@ -92,25 +96,33 @@ export const maskPass: Pass<MaskPassReport> = {
       const maskName = names.fresh(`${p.name}__mask`);
       const maskF = names.fresh(`${p.name}__maskf`);
       const masked = names.fresh(`${p.name}__masked`);
-      const stored = makeByteTensor(maskName, p.shape, new Uint8Array(0), DataType.BOOL);
+      const stored = emptyMaskInitializer(maskName, p.shape, storage);
       addInitializerAfter(g, p.name, stored);
+      job.maskStorage = storage;
       ctx.deferred.add(stored, job, 'mask');
-      const cast = node('Cast', [maskName], [maskF], { to: p.dataType }, names.fresh(`supar.mask_cast.${p.name}`));
+      const unpack = maskUses.nodes(stored, p.name, p.shape, p.dataType, maskF);
       const mul = node('Mul', [p.name, maskF], [masked], {}, names.fresh(`supar.mask_mul.${p.name}`));
       const rewired = redirectUses(index, p.name, masked);
-      front.push(cast, mul);
+      front.push(...unpack, mul);
       ctx.masks.set(p.name, { name: maskName, spec, job } satisfies DrawnMask);
       report.masks.push({
         tensor: p.name, mask: maskName, mode: p.maskMode, density: p.density, elements: p.elements,
         non_zeros: NaN, uses_rewired: rewired, // filled from the job's count (fillMaskReport)
       });
-      report.mask_bytes += p.elements;
+      report.mask_bytes += maskStoredBytes(stored);
       report.masked_weight_bytes += p.elements * bytesPerElement(p.dataType);
     }
+    maskUses.initializers.forEach((t) => addInitializer(g, t));
     g.node.unshift(...front);
     return { model, report };
   },
 };
+
+/** The mask initializer in `storage`'s type and shape (mask-storage.ts maskInitializer), its bytes left to its job. */
+function emptyMaskInitializer(name: string, shape: number[], storage: MaskStorage): TensorProto {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return storage === 'bool' ? makeByteTensor(name, shape, new Uint8Array(0), DataType.BOOL) : makeByteTensor(name, [packedLength(n)], new Uint8Array(0), DataType.UINT8);
+}
 
 /** The mask report's non-zeros, from the jobs' counts (once their values are computed). */
 export function fillMaskReport(report: MaskPassReport, deferred: DeferredValues): void {

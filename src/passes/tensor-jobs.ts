@@ -42,6 +42,11 @@ export interface TensorJob {
   seed: number;
   elements: number;
   mask?: MaskSpec;
+  /**
+   * How the mask part is written (mask-storage.ts): `bool` (default), 1 byte per entry; `bits`, ceil(n/8)
+   * bytes, entry i in byte i >> 3, bit i & 7 (the bitset's own bytes on a little-endian machine).
+   */
+  maskStorage?: 'bool' | 'bits';
   init?: InitJob;
 }
 
@@ -62,7 +67,7 @@ const LITTLE_ENDIAN = os.endianness() === 'LE';
 
 /** Bytes of one output part. */
 export function partBytes(job: TensorJob, part: JobPart): number {
-  if (part === 'mask') return job.elements;
+  if (part === 'mask') return job.maskStorage === 'bits' ? Math.ceil(job.elements / 8) : job.elements;
   return job.elements * (bitsPerElement(job.init!.dataType) / 8);
 }
 
@@ -77,7 +82,9 @@ export function runTensorJob(job: TensorJob, parts: ReadonlySet<JobPart>, sink: 
   const stats: JobStats = {};
   if (bits) stats.maskNonZeros = countMaskBits(bits);
   if (job.init && parts.has('weight')) stats.init = runInit(job, job.init, bits, sink, chunk);
-  if (bits && parts.has('mask')) {
+  if (bits && parts.has('mask') && job.maskStorage === 'bits') {
+    writePackedMask(bits, sink, chunk);
+  } else if (bits && parts.has('mask')) {
     const out = new Uint8Array(Math.min(chunk, job.elements));
     for (let start = 0; start < job.elements; start += chunk) {
       const count = Math.min(chunk, job.elements - start);
@@ -85,6 +92,22 @@ export function runTensorJob(job: TensorJob, parts: ReadonlySet<JobPart>, sink: 
     }
   }
   return stats;
+}
+
+/** The mask as packed bytes (entry i in byte i >> 3, bit i & 7), `chunk` entries (chunk/8 bytes) at a time. */
+function writePackedMask(bits: MaskBits, sink: ChunkSink, chunk: number): void {
+  const total = Math.ceil(bits.n / 8);
+  const step = chunk / 8;
+  const scratch = LITTLE_ENDIAN ? undefined : new Uint8Array(Math.min(step, total));
+  for (let at = 0; at < total; at += step) {
+    const count = Math.min(step, total - at);
+    if (scratch) {
+      for (let j = 0; j < count; j++) scratch[j] = (bits.words[(at + j) >>> 2]! >>> (8 * ((at + j) & 3))) & 0xff;
+      sink('mask', at, scratch.subarray(0, count));
+    } else {
+      sink('mask', at, new Uint8Array(bits.words.buffer, bits.words.byteOffset + at, count));
+    }
+  }
 }
 
 /** Runs one job, writing its parts at their byte offsets in the open file `fd` (what a worker thread does). */
