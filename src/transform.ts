@@ -381,6 +381,7 @@ export async function writeTransformOutputs(result: TransformResult, outPath: st
     [written] = await writeModelsChecked(models);
   } finally {
     await pool?.close();
+    result.deferred?.forgetWritten();
   }
   // The report's non-zeros and init std come from the values just computed.
   if (result.deferred) result.refreshReport();

@@ -195,6 +195,17 @@ test('worker threads write the bytes of one thread (1, 2, 3), train-step and eva
   fs.rmSync(src, { recursive: true, force: true });
 });
 
+test('one deferred result written twice gives the same files twice (the second write runs the jobs again)', async () => {
+  const src = tempDir();
+  const external = path.join(src, 'gpt.onnx');
+  writeModel(readModel(GPT_TINY).model, external, { externalData: 'always' });
+  const result = await transform(readModel(external), { density: 0.25, emitTrain: true, deferValues: true });
+  const [a, b] = [tempDir(), tempDir()];
+  for (const dir of [a, b]) await writeTransformOutputs(result, path.join(dir, 'm.supar.onnx'), { html: false, threads: 1 });
+  assertSameFolders(a, b, 'second write');
+  for (const dir of [a, b, src]) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 // ---- the CLI -----------------------------------------------------------------------------------------------
 
 test('CLI: streams with worker threads (tsx), --dry-run reports the same numbers, and bad --threads is a usage error', async () => {

@@ -92,6 +92,11 @@ export class DeferredValues implements DeferredData {
     }
   }
 
+  /** Forgets where values were written (those temp files are gone once a write ends): a later write runs the jobs again. */
+  forgetWritten(): void {
+    for (const e of this.entries.values()) delete e.written;
+  }
+
   private record(name: string, s: JobStats): void {
     this.stats.set(name, { ...this.stats.get(name), ...definedOnly(s) });
   }
