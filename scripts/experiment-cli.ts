@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -64,4 +65,14 @@ export function readSweep(file: string): SweepResult {
 
 export function minutesSince(t0: number): string {
   return ((Date.now() - t0) / 60000).toFixed(1);
+}
+
+/**
+ * The folder for models, corpus and studies: `--work DIR` (kept afterwards; a rerun with the same DIR and
+ * flags resumes, as `sweep` keeps finished runs), else a fresh temp folder removed at the end.
+ */
+export function workDir(work: string | undefined, prefix: string): string {
+  if (work === undefined) return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.mkdirSync(work, { recursive: true });
+  return path.resolve(work);
 }

@@ -15,16 +15,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildModels, cli, minutesSince, paperHpFlags, readSweep, ROOT, writeCorpus } from './experiment-cli.js';
+import { buildModels, cli, workDir, minutesSince, paperHpFlags, readSweep, ROOT, writeCorpus } from './experiment-cli.js';
 import { assembleSweep, fmtDensity, fmtLog2, optimaMarkdown, parseDensities, sweepFigure, type SweepPoint, type SweepResult } from '../src/experiments/sweep.js';
 import { figureSvg } from '../src/experiments/plot.js';
 import { resultJson } from '../src/experiments/outputs.js';
 
 const { values: o } = parseArgs({ options: {
   pairs: { type: 'string', default: '1:128,1/2:180,1/4:256,1/8:360' }, layers: { type: 'string', default: '2' }, heads: { type: 'string', default: '4' },
-  rules: { type: 'string', default: 'supar,sp' }, steps: { type: 'string', default: '100' }, lrs: { type: 'string', default: '2^-14:2^-6' },
+  rules: { type: 'string', default: 'supar,sp' }, steps: { type: 'string', default: '100' }, lrs: { type: 'string', default: '2^-13:2^-6' },
   batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '64' }, tag: { type: 'string', default: 'reduced' },
   jobs: { type: 'string', default: String(os.availableParallelism()) }, seed: { type: 'string', default: '0' },
+  work: { type: 'string' },
 } });
 
 interface Pair { density: number; densityText: string; width: number }
@@ -41,7 +42,7 @@ function nonZeroNote(p: Pair): string {
   return `${nz} (${rel >= 0 ? '+' : ''}${(100 * rel).toFixed(1)}%)`;
 }
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supar-iso-'));
+const dir = workDir(o.work, 'supar-iso-');
 const models = buildModels(dir, pairs.map((p) => ({ width: p.width, layers: Number(o.layers), heads: Number(o.heads), seq: Number(o.seq) })));
 const text = writeCorpus(dir);
 const rules = o.rules!.split(',');
@@ -91,4 +92,4 @@ const md = [
 ].join('\n');
 fs.writeFileSync(path.join(ROOT, 'docs', 'results', `iso-${o.tag}.md`), md);
 process.stderr.write(`wrote docs/results/iso-${o.tag}.md (${minutes} min)\n`);
-fs.rmSync(dir, { recursive: true, force: true });
+if (!o.work) fs.rmSync(dir, { recursive: true, force: true });

@@ -16,15 +16,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildModels, cli, minutesSince, paperHpFlags, readSweep, ROOT, writeCorpus } from './experiment-cli.js';
+import { buildModels, cli, workDir, minutesSince, paperHpFlags, readSweep, ROOT, writeCorpus } from './experiment-cli.js';
 import { fmtDensity, fmtLog2, parseDensities, type SweepResult } from '../src/experiments/sweep.js';
 import { resultJson } from '../src/experiments/outputs.js';
 
 const { values: o } = parseArgs({ options: {
   widths: { type: 'string', default: '128,256,512' }, layers: { type: 'string', default: '2' }, heads: { type: 'string', default: '4' },
   steps: { type: 'string', default: '100' }, lrs: { type: 'string', default: '2^-14:2^-6' }, batch: { type: 'string', default: '8' },
-  seq: { type: 'string', default: '64' }, 'supar-density': { type: 'string', default: '1/4' }, 'coord-steps': { type: 'string', default: '10' },
+  seq: { type: 'string', default: '64' }, 'supar-density': { type: 'string', default: 'none' }, 'coord-steps': { type: 'string', default: '10' },
   tag: { type: 'string', default: 'reduced' }, jobs: { type: 'string', default: String(os.availableParallelism()) }, seed: { type: 'string', default: '0' },
+  work: { type: 'string' },
 } });
 
 /** One sweep of the study: a rule set at a density (each with its own hyperparameters, hence its own CLI call). */
@@ -33,7 +34,7 @@ interface Arm { rules: string; density: string }
 const arms: Arm[] = [{ rules: 'mup', density: '1' }, { rules: 'sp', density: '1' }];
 if (o['supar-density'] !== 'none') arms.push({ rules: 'supar', density: o['supar-density']! });
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supar-width-'));
+const dir = workDir(o.work, 'supar-width-');
 const widths = o.widths!.split(',').map(Number);
 const shapes = widths.map((width) => ({ width, layers: Number(o.layers), heads: Number(o.heads), seq: Number(o.seq) }));
 const models = buildModels(dir, shapes);
@@ -92,4 +93,4 @@ const md = [
 ].join('\n');
 fs.writeFileSync(path.join(res, `width-${o.tag}.md`), md);
 process.stderr.write(`wrote docs/results/width-${o.tag}.md (${minutes} min)\n`);
-fs.rmSync(dir, { recursive: true, force: true });
+if (!o.work) fs.rmSync(dir, { recursive: true, force: true });
