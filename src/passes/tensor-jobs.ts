@@ -31,6 +31,11 @@ export interface InitJob {
   /** Target std of the non-zeros (resampled, rescaled). */
   std: number | null;
   truncated: boolean;
+  /**
+   * The std before (nonZeroMoments of the source values), when the analysis measured it while reading the
+   * tensor (src/analysis/source-stds.ts): a resample then never reads the source.
+   */
+  stdBefore?: number;
   /** The tensor's element type: float, float16, bfloat16 or double (values are float32 in between, as today). */
   dataType: number;
   source: ValueSource;
@@ -128,16 +133,18 @@ function runInit(job: TensorJob, init: InitJob, bits: MaskBits | undefined, sink
   const reader = sourceReader(job, init);
   try {
     const n = job.elements;
+    if (init.action === 'resampled') return runResample(job, init, bits, reader, sink, chunk);
     const before = new Moments();
     const kept = new KeptStats(); // nonZeroStats (rescale): sequential sums over kept non-zeros
     const values = new Float32Array(Math.min(chunk, n));
     const maskBytes = bits ? new Uint8Array(Math.min(chunk, n)) : undefined;
     const maskOf = (start: number, count: number) => (bits ? expandMaskBits(bits, start, count, maskBytes!) : undefined);
-    for (let start = 0; start < n; start += chunk) {
+    // Rescale needs the kept values' spread before writing: a first pass (std before taken there too).
+    for (let start = 0; init.action === 'rescaled' && start < n; start += chunk) {
       const count = Math.min(chunk, n - start);
       const v = reader.read(start, count, values);
       before.add(v);
-      if (init.action === 'rescaled') kept.addSums(v, maskOf(start, count));
+      kept.addSums(v, maskOf(start, count));
     }
     let scale = 1;
     if (init.action === 'rescaled') {
@@ -152,18 +159,13 @@ function runInit(job: TensorJob, init: InitJob, bits: MaskBits | undefined, sink
       scale = init.std! / std;
     }
     const after = new Moments();
-    const rng = init.action === 'resampled' ? Rng.forTensor(job.seed, job.name, 'init') : undefined;
-    const draw = rng ? normalDraw(rng, init.std!, init.truncated) : undefined;
     const encoded = new Uint8Array(Math.min(chunk, n) * (bitsPerElement(init.dataType) / 8));
     for (let start = 0; start < n; start += chunk) {
       const count = Math.min(chunk, n - start);
       const mask = maskOf(start, count);
-      const v = draw ? values.subarray(0, count) : reader.read(start, count, values);
-      if (draw) {
-        // sampleInit: kept entries ~ N(0, std²) in index order, masked entries exactly 0.
-        if (mask) for (let i = 0; i < count; i++) v[i] = mask[i] ? 0 + draw() : 0;
-        else for (let i = 0; i < count; i++) v[i] = 0 + draw();
-      } else if (init.action === 'rescaled') {
+      const v = reader.read(start, count, values);
+      if (init.action !== 'rescaled') before.add(v); // one read: the values' std before, then their new values
+      if (init.action === 'rescaled') {
         for (let i = 0; i < count; i++) v[i] = !mask || mask[i] ? v[i]! * scale : 0;
       } else if (mask) {
         for (let i = 0; i < count; i++) if (!mask[i]) v[i] = 0;
@@ -175,6 +177,62 @@ function runInit(job: TensorJob, init: InitJob, bits: MaskBits | undefined, sink
   } finally {
     reader.close();
   }
+}
+
+/**
+ * sampleInit over chunks: kept entries ~ N(0, std²) in index order, masked entries exactly 0. The source is
+ * read only for the std before, and not at all when the analysis measured it (`init.stdBefore`). With a
+ * mask, only the kept entries are visited (the bitset's set bits, in index order) and only they enter the
+ * moments: the skipped entries are +0, and adding +0 to a lane's sums (never −0: they start at +0 and add
+ * values that are not −0) changes no bit, so the result equals `Moments.add` over the whole chunk.
+ */
+function runResample(job: TensorJob, init: InitJob, bits: MaskBits | undefined, reader: SourceReader, sink: ChunkSink, chunk: number): NonNullable<JobStats['init']> {
+  const n = job.elements;
+  const values = new Float32Array(Math.min(chunk, n));
+  let stdBefore = init.stdBefore;
+  if (stdBefore === undefined) {
+    const before = new Moments();
+    for (let start = 0; start < n; start += chunk) before.add(reader.read(start, Math.min(chunk, n - start), values));
+    stdBefore = before.std();
+  }
+  const draw = normalDraw(Rng.forTensor(job.seed, job.name, 'init'), init.std!, init.truncated);
+  const after = new Moments();
+  const width = bitsPerElement(init.dataType) / 8;
+  const encoded = new Uint8Array(Math.min(chunk, n) * width);
+  const kept = bits ? new Int32Array(Math.min(chunk, n)) : undefined;
+  for (let start = 0; start < n; start += chunk) {
+    const count = Math.min(chunk, n - start);
+    const v = values.subarray(0, count);
+    if (bits) {
+      v.fill(0);
+      const k = keptIndices(bits, start, count, kept!);
+      for (let j = 0; j < k; j++) v[kept![j]!] = 0 + draw();
+      after.addAt(v, kept!, k);
+    } else {
+      for (let i = 0; i < count; i++) v[i] = 0 + draw();
+      after.add(v);
+    }
+    sink('weight', start * width, encodeChunk(v, init.dataType, encoded));
+  }
+  return { std_before: stdBefore, std_after: after.std(), non_zeros: after.count };
+}
+
+/** Indices (from `start`, a multiple of 32) of the kept entries among `count`, ascending, into `out`; their number. */
+function keptIndices(bits: MaskBits, start: number, count: number, out: Int32Array): number {
+  let k = 0;
+  const first = start >>> 5;
+  const words = Math.ceil(count / 32);
+  for (let w = 0; w < words; w++) {
+    let word = bits.words[first + w]!;
+    const left = count - 32 * w;
+    if (left < 32) word &= (1 << left) - 1;
+    while (word !== 0) {
+      const low = word & -word;
+      out[k++] = 32 * w + 31 - Math.clz32(low);
+      word ^= low;
+    }
+  }
+  return k;
 }
 
 /** A normal draw of std `std` (sampleInit's): plain, or the truncated normal rescaled to that std. */
@@ -216,6 +274,25 @@ export class Moments {
     }
     this.s = [s0, s1, s2, s3];
     this.q = [q0, q1, q2, q3];
+    this.count = count;
+  }
+
+  /**
+   * `add(values)` where only the entries at `indices[0..k)` (ascending) may be non-zero: those entries go to
+   * the lanes `add` gives them (index mod 4; the leftover after the last multiple of 4 in lane 0).
+   */
+  addAt(values: Float32Array, indices: Int32Array, k: number): void {
+    const s = this.s, q = this.q;
+    const n4 = values.length - (values.length % 4);
+    let count = this.count;
+    for (let j = 0; j < k; j++) {
+      const i = indices[j]!;
+      const v = values[i]!;
+      const lane = i < n4 ? i & 3 : 0;
+      s[lane] = s[lane]! + v;
+      q[lane] = q[lane]! + v * v;
+      count += v !== 0 ? 1 : 0;
+    }
     this.count = count;
   }
 
