@@ -7,6 +7,7 @@ import type { Hyperparameters, RuleSet } from './rules/types.js';
 import type { LoadedModel } from './onnx/codec.js';
 import type { DensityEntry } from './plan.js';
 import { analyzeModel, compareBaseShapes } from './analysis/index.js';
+import type { SourceStds } from './analysis/source-stds.js';
 import { loadRules } from './rules/load.js';
 
 export interface RuleSpec {
@@ -27,8 +28,8 @@ export async function loadRuleSpec(spec: string): Promise<RuleSpec> {
   };
 }
 
-export function analyze(input: LoadedModel, overrides: { pattern: string; role: Role }[]): Analysis {
-  return analyzeModel(input.model, input.baseDir, { overrides: overrides.map((o) => ({ match: o.pattern, role: o.role })) });
+export function analyze(input: LoadedModel, overrides: { pattern: string; role: Role }[], sourceStds?: SourceStds): Analysis {
+  return analyzeModel(input.model, input.baseDir, { overrides: overrides.map((o) => ({ match: o.pattern, role: o.role })), sourceStds });
 }
 
 /** m_d from a base model's shapes (mup's base shapes: the dims that differ are width dims). */

@@ -25,6 +25,7 @@ import { tiePass } from './passes/ties.js';
 import { fillMaskReport, maskPass, type MaskPassReport } from './passes/masks.js';
 import { fillInitReport, initPass, type InitPassReport } from './passes/init.js';
 import { DeferredValues } from './passes/deferred.js';
+import { SourceStds } from './analysis/source-stds.js';
 import { DEFAULT_MASK_STORAGE, MASK_STORAGES, type MaskStorage } from './passes/mask-storage.js';
 import { multiplierPass } from './passes/multipliers.js';
 import { residualBranchPass } from './passes/residual-branches.js';
@@ -117,7 +118,8 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   const normalized = normalizeForAnalysis(input.model);
   const source: LoadedModel = normalized.model === input.model ? input : { ...input, model: normalized.model };
   options.onStage?.('analyze');
-  const analysis = analyze(source, [...loaded.overrides, ...(options.roles ?? [])]);
+  const sourceStds = new SourceStds();
+  const analysis = analyze(source, [...loaded.overrides, ...(options.roles ?? [])], sourceStds);
   analysis.warnings.unshift(...normalized.warnings);
   const done = input.model.metadataProps.find((p) => p.key === 'supar.rules');
   if (done) {
@@ -141,7 +143,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   deferred.inPlace = options.inPlace ?? false;
   const ctx: PassContext = {
     baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), deferred, nodes: labelNodes(work), inPlace: options.inPlace ?? false,
-    maskStorage: options.maskStorage,
+    maskStorage: options.maskStorage, sourceStds,
   };
   const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
   // The in-memory path computes every value now; the streaming path leaves them to the writer.

@@ -10,6 +10,7 @@ import { AnalysisGraph } from './graph.js';
 import { assignStructure } from './layers.js';
 import { classifyRoles } from './roles.js';
 import { findSharedCopies } from './sharing.js';
+import type { SourceStds } from './source-stds.js';
 import type { Analysis, ParamInfo, Role } from './types.js';
 import { ROLES } from './types.js';
 import { compareShapes, detectWidth, type BaseShapeComparison } from './width.js';
@@ -29,6 +30,8 @@ export interface RoleOverride {
 export interface AnalyzeOptions {
   /** Applied after detection, in order; the last matching override wins. */
   overrides?: RoleOverride[];
+  /** Filled with the std before of the external weights the analysis reads (source-stds.ts). */
+  sourceStds?: SourceStds;
 }
 
 export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOptions = {}): Analysis {
@@ -45,7 +48,7 @@ export function analyzeModel(model: ModelProto, baseDir: string, opts: AnalyzeOp
   const sites = found.filter((s) => !s.unresolved);
   const params = [...roles.params.values()];
   applyOverrides(params, opts.overrides ?? [], warnings);
-  findSharedCopies(g, params, warnings);
+  findSharedCopies(g, params, warnings, opts.sourceStds);
 
   const logitsSrc = roles.logits;
   const readoutParam = logitsSrc ? params.find((p) => p.name === logitsSrc.weight) : undefined;

@@ -17,7 +17,10 @@
  * `tie` and `tiedWith` = the kept one, which lists them in `copies`.
  */
 import { DataType } from '../onnx/dtype.js';
+import { externalInfo, isExternal, resolveExternalPath } from '../onnx/external.js';
 import { forEachFloat32Chunk, tensorToFloat32 } from '../onnx/tensor.js';
+import { Moments } from '../passes/tensor-jobs.js';
+import type { SourceStds } from './source-stds.js';
 import type { AnalysisGraph } from './graph.js';
 import type { ParamInfo, Role } from './types.js';
 
@@ -34,13 +37,13 @@ export interface SharedGroup {
 }
 
 /** Groups of copies among `params` (their tie fields are set); params already tied are left alone. */
-export function findSharedCopies(g: AnalysisGraph, params: ParamInfo[], warnings: string[]): SharedGroup[] {
+export function findSharedCopies(g: AnalysisGraph, params: ParamInfo[], warnings: string[], stds?: SourceStds): SharedGroup[] {
   // Bucket by role, type, count, min, max and a multiset hash (all order-free, equal for equal values; read
   // chunk by chunk, so a model of any size costs a chunk); decode whole tensors only where a bucket has two.
   const buckets = new Map<string, ParamInfo[]>();
   for (const p of params) {
     if (!SHARED_ROLES.has(p.role) || p.tiedWith !== undefined || p.elements < 2) continue;
-    const range = fingerprintOf(g, p, warnings);
+    const range = fingerprintOf(g, p, warnings, stds);
     if (!range) continue;
     if (!(range.min < range.max)) continue; // constant (or NaN): equal by chance, never a copy
     const key = `${p.role}\0${p.dataType}\0${p.elements}\0${range.min}\0${range.max}\0${range.hash}`;
@@ -77,14 +80,18 @@ export function findSharedCopies(g: AnalysisGraph, params: ParamInfo[], warnings
 /**
  * Min, max and an order-free hash of the values as float32: Σ mix(bits(x)) mod 2^32 with a one-multiply mix
  * (−0 counted as +0, as `===` compares), so a copy in any order or layout (transposed, reshaped) lands in the
- * same bucket; a collision only costs a full comparison.
+ * same bucket; a collision only costs a full comparison. For external data, the same read gives the std
+ * before of the init report (recorded in `stds`, so the weight's job does not read it again).
  */
-function fingerprintOf(g: AnalysisGraph, p: ParamInfo, warnings: string[]): { min: number; max: number; hash: number } | undefined {
+function fingerprintOf(g: AnalysisGraph, p: ParamInfo, warnings: string[], stds?: SourceStds): { min: number; max: number; hash: number } | undefined {
   try {
+    const t = g.index.getInitializer(p.name);
+    const moments = stds && isExternal(t) ? new Moments() : undefined;
     let min = Infinity;
     let max = -Infinity;
     let hash = 0;
-    forEachFloat32Chunk(g.index.getInitializer(p.name), g.baseDir, (v) => {
+    forEachFloat32Chunk(t, g.baseDir, (v) => {
+      moments?.add(v);
       const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
       for (let i = 0; i < v.length; i++) {
         const x = v[i]!;
@@ -94,6 +101,7 @@ function fingerprintOf(g: AnalysisGraph, p: ParamInfo, warnings: string[]): { mi
         hash = (hash + Math.imul(b ^ (b >>> 16), 0x45d9f3b)) | 0;
       }
     });
+    if (moments) stds!.record(resolveExternalPath(t, g.baseDir), externalInfo(t).offset, t.dataType, p.elements, moments.std());
     return { min, max, hash: hash >>> 0 };
   } catch (err) {
     warnings.push(`shared-copy check of '${p.name}' skipped: ${(err as Error).message}`);

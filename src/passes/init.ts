@@ -52,7 +52,9 @@ export const initPass: Pass<InitPassReport> = {
       if (action === 'resampled') checkStd(p.initStd!);
       // One job per weight: the mask pass's (one draw for the mask and the zeros) or a new one.
       const job: TensorJob = mask?.job ?? { name: p.name, seed: ctx.seed, elements: p.elements };
-      job.init = { action, std: p.initStd, truncated: ctx.plan.truncated, dataType: t.dataType, source: valueSource(t, ctx.baseDir) };
+      const source = valueSource(t, ctx.baseDir);
+      const stdBefore = action === 'resampled' && source.kind === 'file' ? ctx.sourceStds?.find(source.file, source.offset, t.dataType, job.elements) : undefined;
+      job.init = { action, std: p.initStd, truncated: ctx.plan.truncated, dataType: t.dataType, source, ...(stdBefore !== undefined ? { stdBefore } : {}) };
       ctx.deferred.add(t, job, 'weight');
       // The numbers are the job's (fillInitReport), once its values are computed.
       report.tensors.push({ tensor: p.name, action, target_std: p.initStd, std_before: NaN, std_after: NaN, non_zeros: NaN });

@@ -7,6 +7,7 @@
 import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
 import { InvariantError } from '../errors.js';
 import type { Analysis } from '../analysis/types.js';
+import type { SourceStds } from '../analysis/source-stds.js';
 import type { TransformPlan } from '../plan.js';
 import { subgraphsOf } from '../onnx/walk.js';
 import type { DeferredValues } from './deferred.js';
@@ -39,6 +40,8 @@ export interface PassContext {
   readonly masks: Map<string, DrawnMask>;
   /** Values the mask and init passes leave to be computed (by the writer, or all at once): deferred.ts. */
   readonly deferred: DeferredValues;
+  /** The std before of external weights, measured by the analysis (a resample job then skips the source). */
+  readonly sourceStds?: SourceStds;
   /** How the mask pass stores masks (default: DEFAULT_MASK_STORAGE in ./mask-storage.ts). */
   readonly maskStorage?: MaskStorage;
   /**
