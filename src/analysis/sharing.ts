@@ -87,25 +87,38 @@ function fingerprintOf(g: AnalysisGraph, p: ParamInfo, warnings: string[], stds?
   try {
     const t = g.index.getInitializer(p.name);
     const moments = stds && isExternal(t) ? new Moments() : undefined;
-    let min = Infinity;
-    let max = -Infinity;
-    let hash = 0;
+    const print = new Fingerprint();
     forEachFloat32Chunk(t, g.baseDir, (v) => {
       moments?.add(v);
-      const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
-      for (let i = 0; i < v.length; i++) {
-        const x = v[i]!;
-        if (x < min) min = x;
-        if (x > max) max = x;
-        const b = x === 0 ? 0 : bits[i]!;
-        hash = (hash + Math.imul(b ^ (b >>> 16), 0x45d9f3b)) | 0;
-      }
+      print.add(v);
     });
     if (moments) stds!.record(resolveExternalPath(t, g.baseDir), externalInfo(t).offset, t.dataType, p.elements, moments.std());
-    return { min, max, hash: hash >>> 0 };
+    return { min: print.min, max: print.max, hash: print.hash >>> 0 };
   } catch (err) {
     warnings.push(`shared-copy check of '${p.name}' skipped: ${(err as Error).message}`);
     return undefined;
+  }
+}
+
+/** fingerprintOf's running min, max and hash over chunks (a method with locals: the hot loop writes no closure slots). */
+class Fingerprint {
+  min = Infinity;
+  max = -Infinity;
+  hash = 0;
+
+  add(v: Float32Array): void {
+    const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
+    let { min, max, hash } = this;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      if (x < min) min = x;
+      if (x > max) max = x;
+      const b = x === 0 ? 0 : bits[i]!;
+      hash = (hash + Math.imul(b ^ (b >>> 16), 0x45d9f3b)) | 0;
+    }
+    this.min = min;
+    this.max = max;
+    this.hash = hash;
   }
 }
 

@@ -123,17 +123,21 @@ export function forEachFloat32Chunk(t: TensorProto, baseDir: string, fn: (values
   const out = new Float32Array(Math.min(chunk, n));
   const file = isExternal(t) ? openExternal(t, baseDir) : undefined;
   try {
-    const scratch = file ? new Uint8Array(Math.min(chunk, n) * width) : undefined;
+    const direct = t.dataType === DataType.FLOAT && LITTLE_ENDIAN;
+    const scratch = file && !direct ? new Uint8Array(Math.min(chunk, n) * width) : undefined;
     for (let start = 0; start < n; start += chunk) {
       const count = Math.min(chunk, n - start);
-      let bytes: Uint8Array;
-      if (file) {
+      let bytes: Uint8Array | undefined;
+      if (file && direct) {
+        // Little-endian float32 from a file: read straight into the values, nothing to decode.
+        readFully(t, file, new Uint8Array(out.buffer, out.byteOffset, count * 4), start * width);
+      } else if (file) {
         bytes = scratch!.subarray(0, count * width);
         readFully(t, file, bytes, start * width);
       } else {
         bytes = t.rawData.subarray(start * width, (start + count) * width);
       }
-      decodeFloatsInto(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), t.dataType, out, count);
+      if (bytes) decodeFloatsInto(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), t.dataType, out, count);
       fn(count === out.length ? out : out.subarray(0, count), start);
     }
   } finally {
