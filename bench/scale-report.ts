@@ -1,0 +1,109 @@
+/** The results of bench/scale.ts (JSON shape) and their markdown rendering, with a before/after table. */
+import type { LlmShape } from '../fixtures/llm-builder.js';
+
+export interface SizeResult {
+  /** Requested size in GB (10^9 bytes of weights). */
+  gb: number;
+  name: string;
+  shape: LlmShape;
+  params: number;
+  dataBytes: number;
+  hiddenElements: number;
+  /** Why the size was not measured (memory guard), or why a step failed. */
+  skipped?: string;
+  error?: string;
+  generate?: { seconds: number; peakRssBytes: number };
+  copy?: { seconds: number; bytes: number };
+  ortLoad?: { createSeconds: number; wallSeconds: number; peakRssBytes: number };
+  /** Why the ORT load was not measured at this size (memory guard). */
+  ortSkipped?: string;
+  transform?: {
+    /** Spawn to exit, as a user waits for it (includes `startupSeconds` of Node + tsx + CLI imports). */
+    wallSeconds: number;
+    /** The CLI's main() alone (like ORT's create(): no Node start-up, no import of the CLI's entry). */
+    mainSeconds: number;
+    cpuSeconds: number;
+    peakRssBytes: number;
+    startupSeconds: number;
+    /** Output model + its data file. */
+    outputBytes: number;
+    files: Record<string, number>;
+  };
+}
+
+export interface ScaleResults {
+  date: string;
+  density: number;
+  seed: number;
+  threads?: string;
+  machine: {
+    cpu: string; cores: number; memoryBytes: number; availableMemoryBytes: number; node: string; platform: string;
+    loadAverageStart: number[]; loadAverageEnd: number[];
+  };
+  sizes: SizeResult[];
+}
+
+const GB = 1e9;
+const GiB = 2 ** 30;
+const gb = (b: number) => `${(b / GB).toFixed(2)} GB`;
+const gib = (b: number) => `${(b / GiB).toFixed(2)} GiB`;
+const s = (x: number) => `${x.toFixed(1)} s`;
+
+function describeShape(r: SizeResult): string {
+  const { family, vocab, dModel, layers, heads, dFf, dtype } = r.shape;
+  const kind = family === 'gpt2' ? 'GPT-2' : 'LLaMA';
+  return `${r.name}: ${kind}, vocab ${vocab}, d ${dModel}, ${layers} blocks, ${heads} heads, MLP ${dFf}, ${dtype}`;
+}
+
+export function timeRatio(r: SizeResult): number | undefined {
+  return r.transform && r.ortLoad ? r.transform.mainSeconds / r.ortLoad.createSeconds : undefined;
+}
+
+function row(r: SizeResult): string {
+  const head = `| ${r.gb} GB | ${describeShape(r)} | ${(r.params / 1e6).toFixed(0)}M | ${gb(r.dataBytes)}`;
+  if (!r.transform || !r.copy) return `${head} | ${r.skipped ?? r.error ?? 'not run'} | | | | | | | | |`;
+  const t = r.transform;
+  const ort = r.ortLoad ? `${s(r.ortLoad.createSeconds)} | ${gib(r.ortLoad.peakRssBytes)}` : `${r.ortSkipped ?? 'not run'} |`;
+  const ratio = timeRatio(r);
+  return `${head} | ${s(r.copy.seconds)} | ${ort} | ${s(t.mainSeconds)} | ${s(t.wallSeconds)} | ${s(t.cpuSeconds)} | **${gib(t.peakRssBytes)}** | ${(t.peakRssBytes / r.dataBytes).toFixed(2)}× | ${gb(t.outputBytes)} | ${ratio === undefined ? '—' : `**${ratio.toFixed(1)}×**`} |`;
+}
+
+function compareRow(before: SizeResult | undefined, after: SizeResult): string {
+  const cell = (f: (r: SizeResult) => string | undefined) => {
+    const b = before && (before.transform ? f(before) : (before.skipped ?? before.error));
+    const a = after.transform ? f(after) : (after.skipped ?? after.error);
+    return `${b ?? '—'} → ${a ?? '—'}`;
+  };
+  return `| ${after.gb} GB (${after.name}) | ${cell((r) => s(r.transform!.mainSeconds))} | ${cell((r) => gib(r.transform!.peakRssBytes))} | ${cell((r) => gb(r.transform!.outputBytes))} | ${cell((r) => (timeRatio(r) === undefined ? undefined : `${timeRatio(r)!.toFixed(1)}×`))} |`;
+}
+
+export function renderScaleMarkdown(res: ScaleResults, baseline?: ScaleResults, baselineLabel?: string): string {
+  const m = res.machine;
+  const lines = [
+    `# bench/scale.ts — ${res.date}`,
+    '',
+    `Machine: ${m.cpu}, ${m.cores} cores, ${gib(m.memoryBytes)} memory (${gib(m.availableMemoryBytes)} available at the start), node ${m.node}, ${m.platform}. ` +
+      `Load average (1/5/15 min) ${m.loadAverageStart.map((x) => x.toFixed(1)).join('/')} at the start, ${m.loadAverageEnd.map((x) => x.toFixed(1)).join('/')} at the end: the machine is shared, times are noisy; ratios are taken within one run.`,
+    '',
+    `Models: fixtures/llm-builder.ts, weights in external data (\`model.onnx.data\`), batch 1 × 8 static graph, seed ${res.seed}. ` +
+      `Transform: \`supar-transform model.onnx --density ${res.density}\`${res.threads ? ` --threads ${res.threads}` : ''} (rules supar, hidden projections masked, resampled init, report page, load check of the written graph) through the CLI's main() in a child process (bench/scale-child.ts, from source with tsx).`,
+    '',
+    '| size | shape | params | weights | copy | ORT load | ORT peak RSS | transform | transform wall | transform CPU | transform peak RSS | RSS / weights | output (model + data) | transform / ORT load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...res.sizes.map(row),
+    '',
+    'copy = `fs.copyFile` of model + data (page cache warm: the files were just written). ORT load = `InferenceSession.create` (CPU EP, default options) timed inside its child; ORT peak RSS = that child\'s maxRSS. ' +
+      `transform = the CLI's main() in its child, read to write (like ORT load: no Node start-up); transform wall = spawn to exit, as a user waits (includes ${s(res.sizes.find((r) => r.transform)?.transform?.startupSeconds ?? 0)} of Node + tsx start-up and CLI imports, measured with \`--version\`); CPU = user + system of that child (above the wall time when threads share the work); peak RSS = its process.resourceUsage().maxRSS. transform / ORT load = transform ÷ ORT load. GB = 10⁹ bytes, GiB = 2³⁰.`,
+    '',
+    'Aim (issue 11): transform peak RSS ≤ 1 GiB at every size, time ≤ 3× onnxruntime\'s load.',
+    '',
+  ];
+  if (baseline) {
+    lines.push(
+      `## Before → after (before: ${baselineLabel ?? 'baseline'}, ${baseline.date})`, '',
+      '| size | transform time | transform peak RSS | output | transform / ORT load |', '|---|---|---|---|---|',
+      ...res.sizes.map((r) => compareRow(baseline.sizes.find((b) => b.gb === r.gb), r)), '',
+    );
+  }
+  return lines.join('\n');
+}
