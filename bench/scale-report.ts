@@ -33,6 +33,8 @@ export interface SizeResult {
 
 export interface ScaleResults {
   date: string;
+  /** The measured code: `git log -1` of the checkout (short hash and subject). */
+  commit?: string;
   density: number;
   seed: number;
   threads?: string;
@@ -53,6 +55,19 @@ function describeShape(r: SizeResult): string {
   const { family, vocab, dModel, layers, heads, dFf, dtype } = r.shape;
   const kind = family === 'gpt2' ? 'GPT-2' : 'LLaMA';
   return `${r.name}: ${kind}, vocab ${vocab}, d ${dModel}, ${layers} blocks, ${heads} heads, MLP ${dFf}, ${dtype}`;
+}
+
+/**
+ * Peak RSS predicted at `bytes` of weights from measured (bytes, peak) points: the line through the two
+ * largest (peak = a + b·bytes, a fixed cost and a per-byte cost, neither below 0), or peak ∝ bytes from one.
+ */
+export function predictPeakBytes(points: { bytes: number; peak: number }[], bytes: number): number | undefined {
+  const [p1, p2] = [...points].sort((x, y) => y.bytes - x.bytes);
+  if (!p1) return undefined;
+  if (!p2 || p1.bytes === p2.bytes) return (p1.peak / p1.bytes) * bytes;
+  const b = Math.max(0, (p1.peak - p2.peak) / (p1.bytes - p2.bytes));
+  const a = Math.max(0, p1.peak - b * p1.bytes);
+  return a + b * bytes;
 }
 
 export function timeRatio(r: SizeResult): number | undefined {
@@ -82,6 +97,7 @@ export function renderScaleMarkdown(res: ScaleResults, baseline?: ScaleResults, 
   const lines = [
     `# bench/scale.ts — ${res.date}`,
     '',
+    ...(res.commit ? [`Code: \`${res.commit}\`.`, ''] : []),
     `Machine: ${m.cpu}, ${m.cores} cores, ${gib(m.memoryBytes)} memory (${gib(m.availableMemoryBytes)} available at the start), node ${m.node}, ${m.platform}. ` +
       `Load average (1/5/15 min) ${m.loadAverageStart.map((x) => x.toFixed(1)).join('/')} at the start, ${m.loadAverageEnd.map((x) => x.toFixed(1)).join('/')} at the end: the machine is shared, times are noisy; ratios are taken within one run.`,
     '',

@@ -9,8 +9,8 @@
  *                            [--baseline bench/results/scale-today.json] [--out bench/results/scale]
  *
  * Before generating it checks the disk (input + output of the largest case, ~34 GB at 13.5 GB) and refuses
- * with one line. Before each size it predicts the peak RSS from the sizes already measured (peak RSS per
- * byte of weights × this size's bytes) and skips the size, saying so in the table, when that exceeds
+ * with one line. Before each size it predicts the peak RSS of the transform and of the ORT load from the
+ * sizes already measured (predictPeakBytes) and skips the step, saying so in the table, when that exceeds
  * --mem-budget (default 70 % of MemAvailable): today's in-memory path would need ~19 GB at 13.5 GB.
  * Temp files are removed afterwards (also on Ctrl-C) unless --keep. Progress on stderr.
  */
@@ -23,7 +23,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { llmSizes, shapeForSize, type LlmShape } from '../fixtures/llm-builder.js';
 import type { ChildUsage } from './scale-child.js';
-import { renderScaleMarkdown, type ScaleResults, type SizeResult } from './scale-report.js';
+import { predictPeakBytes, renderScaleMarkdown, type ScaleResults, type SizeResult } from './scale-report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CHILD = path.join(HERE, 'scale-child.ts');
@@ -171,16 +171,14 @@ function measureSize(p: Planned, work: string, startup: number, ortSkipped: stri
   }
 }
 
-/** Predicted peak RSS of one step at size `p`: the largest peak RSS per byte of weights measured so far × p's bytes. */
 function predictPeak(done: SizeResult[], p: Planned, step: 'transform' | 'ortLoad'): number | undefined {
-  const ratios = done.flatMap((r) => (r[step] ? [r[step]!.peakRssBytes / r.dataBytes] : []));
-  return ratios.length ? Math.max(...ratios) * p.dataBytes : undefined;
+  return predictPeakBytes(done.flatMap((r) => (r[step] ? [{ bytes: r.dataBytes, peak: r[step]!.peakRssBytes }] : [])), p.dataBytes);
 }
 
 const memoryBudget = () => memBudget ?? 0.7 * availableMemoryBytes();
 const tooBig = (predicted: number | undefined) =>
   predicted !== undefined && predicted > memoryBudget()
-    ? `not run (needs ~${(predicted / GB).toFixed(predicted < 10 * GB ? 1 : 0)} GB, from the peak RSS per weight byte measured above; budget ${(memoryBudget() / GB).toFixed(1)} GB)`
+    ? `not run (needs ~${(predicted / GB).toFixed(predicted < 10 * GB ? 1 : 0)} GB, a line through the peak RSS measured above; budget ${(memoryBudget() / GB).toFixed(1)} GB)`
     : undefined;
 
 // ---------- main ----------
@@ -230,8 +228,9 @@ try {
 }
 
 const baseline = values.baseline ? JSON.parse(fs.readFileSync(values.baseline, 'utf8')) as ScaleResults : undefined;
+const git = spawnSync('git', ['log', '-1', '--format=%h %s'], { cwd: HERE, encoding: 'utf8' });
 const report: ScaleResults = {
-  date: new Date().toISOString().slice(0, 10), density: Number(DENSITY), seed: Number(values.seed), threads: values.threads,
+  date: new Date().toISOString().slice(0, 10), commit: git.status === 0 ? git.stdout.trim().slice(0, 100) : undefined, density: Number(DENSITY), seed: Number(values.seed), threads: values.threads,
   machine: { ...machine, loadAverageEnd: os.loadavg() }, sizes: results,
 };
 const md = renderScaleMarkdown(report, baseline, values.baseline && path.relative(path.dirname(values.out!), values.baseline));
