@@ -6,7 +6,11 @@
  * peak RSS, output size). Writes a markdown table and JSON (bench/results/scale.{md,json}). Not a test.
  *
  *     npm run bench:scale -- [--sizes 0.5,3,13.5] [--dir /big/tmp] [--keep] [--threads 2]
+ *                            [--flags='--mask-storage bits'] [--mem-budget 12] [--seed 1]
  *                            [--baseline bench/results/scale-today.json] [--out bench/results/scale]
+ *
+ * --threads N is passed to the CLI (refused when the CLI has no such flag); --flags adds any other
+ * transform flags (split on spaces), recorded in the results.
  *
  * Before generating it checks the disk (input + output of the largest case, ~34 GB at 13.5 GB) and refuses
  * with one line. Before each size it predicts the peak RSS of the transform and of the ORT load from the
@@ -32,25 +36,33 @@ const TSX = pathToFileURL(createRequire(path.join(HERE, '..', 'package.json')).r
 const GB = 1e9;
 const DENSITY = '0.125';
 
-const { values } = parseArgs({
-  options: {
-    sizes: { type: 'string', default: '0.5,3,13.5' },
-    dir: { type: 'string', default: os.tmpdir() },
-    keep: { type: 'boolean', default: false },
-    threads: { type: 'string' },
-    seed: { type: 'string', default: '1' },
-    'mem-budget': { type: 'string' },
-    baseline: { type: 'string' },
-    out: { type: 'string', default: path.join(HERE, 'results', 'scale') },
-  },
-});
-
-const log = (s: string) => process.stderr.write(`[bench:scale] ${s}\n`);
-
 function fail(message: string): never {
   process.stderr.write(`error: ${message}\n`);
   process.exit(2);
 }
+
+function parseFlags() {
+  try {
+    return parseArgs({
+      options: {
+        sizes: { type: 'string', default: '0.5,3,13.5' },
+        dir: { type: 'string', default: os.tmpdir() },
+        keep: { type: 'boolean', default: false },
+        threads: { type: 'string' },
+        flags: { type: 'string', default: '' },
+        seed: { type: 'string', default: '1' },
+        'mem-budget': { type: 'string' },
+        baseline: { type: 'string' },
+        out: { type: 'string', default: path.join(HERE, 'results', 'scale') },
+      },
+    }).values;
+  } catch (e) {
+    return fail(`${(e as Error).message.split('\n')[0]} (a value starting with '-' goes after '=': --flags='--mask-storage bits')`);
+  }
+}
+const values = parseFlags();
+
+const log = (s: string) => process.stderr.write(`[bench:scale] ${s}\n`);
 
 // ---------- planning ----------
 
@@ -144,9 +156,9 @@ function measureSize(p: Planned, work: string, startup: number, ortSkipped: stri
     const ortLoad = ortSkipped === undefined ? measureOrtLoad(p, model) : undefined;
     if (ortSkipped) log(`${p.gb} GB: onnxruntime load ${ortSkipped}`);
 
-    log(`${p.gb} GB: supar-transform model.onnx --density ${DENSITY}${values.threads ? ` --threads ${values.threads}` : ''}`);
+    log(`${p.gb} GB: supar-transform model.onnx ${transformFlags.join(' ')}`);
     const usageFile = path.join(dir, 'cli-usage.json');
-    const cliArgs = [model, '--density', DENSITY, ...(values.threads ? ['--threads', values.threads] : [])];
+    const cliArgs = [model, ...transformFlags];
     const tr = runChild(['cli', usageFile, ...cliArgs]);
     if (tr.status !== 0) throw new Error(`transform failed (exit ${tr.status}): ${tr.stderr.trim().split('\n').pop()}`);
     const t = JSON.parse(fs.readFileSync(usageFile, 'utf8')) as ChildUsage & { mainSeconds: number };
@@ -193,6 +205,8 @@ if (needDisk > freeDisk) {
   fail(`${work}: ${(freeDisk / GB).toFixed(1)} GB free, the run needs ~${(needDisk / GB).toFixed(1)} GB (the ${big.gb} GB case: input + output${values.keep ? ', all sizes kept' : ''}); free space, pass --dir on a bigger disk, or drop sizes from --sizes`);
 }
 if (values.threads !== undefined && !cliHasThreads()) fail(`--threads ${values.threads}: this CLI has no --threads flag (yet); run without it`);
+/** The transform's flags after the model path. */
+const transformFlags = ['--density', DENSITY, ...(values.threads ? ['--threads', values.threads] : []), ...values.flags!.split(/\s+/).filter(Boolean)];
 const memBudget = values['mem-budget'] !== undefined ? Number(values['mem-budget']) * GB : undefined;
 if (memBudget !== undefined && !(memBudget > 0)) fail(`--mem-budget '${values['mem-budget']}': not a positive number of GB`);
 
@@ -230,7 +244,7 @@ try {
 const baseline = values.baseline ? JSON.parse(fs.readFileSync(values.baseline, 'utf8')) as ScaleResults : undefined;
 const git = spawnSync('git', ['log', '-1', '--format=%h %s'], { cwd: HERE, encoding: 'utf8' });
 const report: ScaleResults = {
-  date: new Date().toISOString().slice(0, 10), commit: git.status === 0 ? git.stdout.trim().slice(0, 100) : undefined, density: Number(DENSITY), seed: Number(values.seed), threads: values.threads,
+  date: new Date().toISOString().slice(0, 10), commit: git.status === 0 ? git.stdout.trim().slice(0, 100) : undefined, density: Number(DENSITY), seed: Number(values.seed), flags: transformFlags.join(' '),
   machine: { ...machine, loadAverageEnd: os.loadavg() }, sizes: results,
 };
 const md = renderScaleMarkdown(report, baseline, values.baseline && path.relative(path.dirname(values.out!), values.baseline));
