@@ -1,5 +1,6 @@
 /** The results of bench/scale.ts (JSON shape) and their markdown rendering, with a before/after table. */
 import type { LlmShape } from '../fixtures/llm-builder.js';
+import type { SessionMark } from './scale-child.js';
 
 export interface SizeResult {
   /** Requested size in GB (10^9 bytes of weights). */
@@ -27,6 +28,8 @@ export interface SizeResult {
     startupSeconds: number;
     /** Output model + its data file. */
     outputBytes: number;
+    /** onnxruntime sessions the CLI opened (the load check of each written graph); absent in older results. */
+    sessions?: SessionMark[];
     files: Record<string, number>;
   };
 }
@@ -75,13 +78,21 @@ export function timeRatio(r: SizeResult): number | undefined {
   return r.transform && r.ortLoad ? r.transform.mainSeconds / r.ortLoad.createSeconds : undefined;
 }
 
+/** Peak RSS when the CLI opened its first onnxruntime session (the load check), and the checks' time. */
+function beforeCheck(t: NonNullable<SizeResult['transform']>): string {
+  const first = t.sessions?.[0];
+  if (!first) return t.sessions ? 'no check' : '—';
+  const checks = t.sessions!.reduce((x, m) => x + m.seconds, 0);
+  return `${gib(first.peakRssBeforeBytes)} (check ${s(checks)})`;
+}
+
 function row(r: SizeResult): string {
   const head = `| ${r.gb} GB | ${describeShape(r)} | ${(r.params / 1e6).toFixed(0)}M | ${gb(r.dataBytes)}`;
-  if (!r.transform || !r.copy) return `${head} | ${r.skipped ?? r.error ?? 'not run'} | | | | | | | | |`;
+  if (!r.transform || !r.copy) return `${head} | ${r.skipped ?? r.error ?? 'not run'} | | | | | | | | | |`;
   const t = r.transform;
   const ort = r.ortLoad ? `${s(r.ortLoad.createSeconds)} | ${gib(r.ortLoad.peakRssBytes)}` : `${r.ortSkipped ?? 'not run'} |`;
   const ratio = timeRatio(r);
-  return `${head} | ${s(r.copy.seconds)} | ${ort} | ${s(t.mainSeconds)} | ${s(t.wallSeconds)} | ${s(t.cpuSeconds)} | **${gib(t.peakRssBytes)}** | ${(t.peakRssBytes / r.dataBytes).toFixed(2)}× | ${gb(t.outputBytes)} | ${ratio === undefined ? '—' : `**${ratio.toFixed(1)}×**`} |`;
+  return `${head} | ${s(r.copy.seconds)} | ${ort} | ${s(t.mainSeconds)} | ${s(t.wallSeconds)} | ${s(t.cpuSeconds)} | **${gib(t.peakRssBytes)}** | ${beforeCheck(t)} | ${(t.peakRssBytes / r.dataBytes).toFixed(2)}× | ${gb(t.outputBytes)} | ${ratio === undefined ? '—' : `**${ratio.toFixed(1)}×**`} |`;
 }
 
 function compareRow(before: SizeResult | undefined, after: SizeResult): string {
@@ -105,12 +116,12 @@ export function renderScaleMarkdown(res: ScaleResults, baseline?: ScaleResults, 
     `Models: fixtures/llm-builder.ts, weights in external data (\`model.onnx.data\`), batch 1 × 8 static graph, seed ${res.seed}. ` +
       `Transform: \`supar-transform model.onnx ${res.flags ?? `--density ${res.density}`}\` (the CLI's defaults otherwise: rules supar, hidden projections masked, resampled init, report page, load check of the written graph) through the CLI's main() in a child process (bench/scale-child.ts, from source with tsx).`,
     '',
-    '| size | shape | params | weights | copy | ORT load | ORT peak RSS | transform | transform wall | transform CPU | transform peak RSS | RSS / weights | output (model + data) | transform / ORT load |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| size | shape | params | weights | copy | ORT load | ORT peak RSS | transform | transform wall | transform CPU | transform peak RSS | … before the load check | RSS / weights | output (model + data) | transform / ORT load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...res.sizes.map(row),
     '',
     'copy = `fs.copyFile` of model + data (page cache warm: the files were just written). ORT load = `InferenceSession.create` (CPU EP, default options) timed inside its child; ORT peak RSS = that child\'s maxRSS. ' +
-      `transform = the CLI's main() in its child, read to write (like ORT load: no Node start-up); transform wall = spawn to exit, as a user waits (includes ${s(res.sizes.find((r) => r.transform)?.transform?.startupSeconds ?? 0)} of Node + tsx start-up and CLI imports, measured with \`--version\`); CPU = user + system of that child (above the wall time when threads share the work); peak RSS = its process.resourceUsage().maxRSS. transform / ORT load = transform ÷ ORT load. GB = 10⁹ bytes, GiB = 2³⁰.`,
+      `transform = the CLI's main() in its child, read to write (like ORT load: no Node start-up); transform wall = spawn to exit, as a user waits (includes ${s(res.sizes.find((r) => r.transform)?.transform?.startupSeconds ?? 0)} of Node + tsx start-up and CLI imports, measured with \`--version\`); CPU = user + system of that child (above the wall time when threads share the work); peak RSS = its process.resourceUsage().maxRSS; … before the load check = its maxRSS when the CLI opened its first onnxruntime session (the load check of the written model: InferenceSession.create with optimizations off, which reads every initializer), with the time of all such checks. transform / ORT load = transform ÷ ORT load. GB = 10⁹ bytes, GiB = 2³⁰.`,
     '',
     'Aim (issue 11): transform peak RSS ≤ 1 GiB at every size, time ≤ 3× onnxruntime\'s load.',
     '',

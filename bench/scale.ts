@@ -26,7 +26,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { llmSizes, shapeForSize, type LlmShape } from '../fixtures/llm-builder.js';
-import type { ChildUsage } from './scale-child.js';
+import type { ChildUsage, SessionMark } from './scale-child.js';
 import { predictPeakBytes, renderScaleMarkdown, type ScaleResults, type SizeResult } from './scale-report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -161,7 +161,7 @@ function measureSize(p: Planned, work: string, startup: number, ortSkipped: stri
     const cliArgs = [model, ...transformFlags];
     const tr = runChild(['cli', usageFile, ...cliArgs]);
     if (tr.status !== 0) throw new Error(`transform failed (exit ${tr.status}): ${tr.stderr.trim().split('\n').pop()}`);
-    const t = JSON.parse(fs.readFileSync(usageFile, 'utf8')) as ChildUsage & { mainSeconds: number };
+    const t = JSON.parse(fs.readFileSync(usageFile, 'utf8')) as ChildUsage & { mainSeconds: number; sessions: SessionMark[] };
     const out = path.join(dir, 'model.supar.onnx');
     const outputs = fs.readdirSync(dir).filter((f) => f.startsWith('model.supar.'));
     const result: SizeResult = {
@@ -172,6 +172,7 @@ function measureSize(p: Planned, work: string, startup: number, ortSkipped: stri
       transform: {
         wallSeconds: tr.wall, mainSeconds: t.mainSeconds, cpuSeconds: t.cpuSeconds, peakRssBytes: t.peakRssBytes, startupSeconds: startup,
         outputBytes: fileBytes(out, `${out}.data`),
+        sessions: t.sessions,
         files: Object.fromEntries(outputs.map((f) => [f, fs.statSync(path.join(dir, f)).size])),
       },
     };
