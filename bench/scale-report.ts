@@ -36,7 +36,7 @@ export interface SizeResult {
 
 export interface ScaleResults {
   date: string;
-  /** The measured code: `git log -1` of the checkout (short hash and subject). */
+  /** The measured code: the last commit touching src/ (`git log -1 -- src`: short hash and subject). */
   commit?: string;
   density: number;
   seed: number;
@@ -109,7 +109,7 @@ export function renderScaleMarkdown(res: ScaleResults, baseline?: ScaleResults, 
   const lines = [
     `# bench/scale.ts — ${res.date}`,
     '',
-    ...(res.commit ? [`Code: \`${res.commit}\`.`, ''] : []),
+    ...(res.commit ? [`Code: last commit touching src/ \`${res.commit}\`.`, ''] : []),
     `Machine: ${m.cpu}, ${m.cores} cores, ${gib(m.memoryBytes)} memory (${gib(m.availableMemoryBytes)} available at the start), node ${m.node}, ${m.platform}. ` +
       `Load average (1/5/15 min) ${m.loadAverageStart.map((x) => x.toFixed(1)).join('/')} at the start, ${m.loadAverageEnd.map((x) => x.toFixed(1)).join('/')} at the end: the machine is shared, times are noisy; ratios are taken within one run.`,
     '',

@@ -243,7 +243,7 @@ try {
 }
 
 const baseline = values.baseline ? JSON.parse(fs.readFileSync(values.baseline, 'utf8')) as ScaleResults : undefined;
-const git = spawnSync('git', ['log', '-1', '--format=%h %s'], { cwd: HERE, encoding: 'utf8' });
+const git = spawnSync('git', ['log', '-1', '--format=%h %s', '--', 'src'], { cwd: path.join(HERE, '..'), encoding: 'utf8' });
 const report: ScaleResults = {
   date: new Date().toISOString().slice(0, 10), commit: git.status === 0 ? git.stdout.trim().slice(0, 100) : undefined, density: Number(DENSITY), seed: Number(values.seed), flags: transformFlags.join(' '),
   machine: { ...machine, loadAverageEnd: os.loadavg() }, sizes: results,
