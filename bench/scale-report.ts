@@ -123,6 +123,8 @@ export function renderScaleMarkdown(res: ScaleResults, baseline?: ScaleResults, 
     'copy = `fs.copyFile` of model + data (page cache warm: the files were just written). ORT load = `InferenceSession.create` (CPU EP, default options) timed inside its child; ORT peak RSS = that child\'s maxRSS. ' +
       `transform = the CLI's main() in its child, read to write (like ORT load: no Node start-up); transform wall = spawn to exit, as a user waits (includes ${s(res.sizes.find((r) => r.transform)?.transform?.startupSeconds ?? 0)} of Node + tsx start-up and CLI imports, measured with \`--version\`); CPU = user + system of that child (above the wall time when threads share the work); peak RSS = its process.resourceUsage().maxRSS; … before the load check = its maxRSS when the CLI opened its first onnxruntime session (the load check of the written model: InferenceSession.create with optimizations off, which reads every initializer), with the time of all such checks. transform / ORT load = transform ÷ ORT load. GB = 10⁹ bytes, GiB = 2³⁰.`,
     '',
+    `Writing the models (fixtures/llm-builder.ts, streaming, in a child): ${res.sizes.filter((r) => r.generate).map((r) => `${r.gb} GB ${s(r.generate!.seconds)} at ${(r.generate!.peakRssBytes / 2 ** 20).toFixed(0)} MiB peak RSS`).join(', ') || 'none'}.`,
+    '',
     'Aim (issue 11): transform peak RSS ≤ 1 GiB at every size, time ≤ 3× onnxruntime\'s load.',
     '',
   ];
