@@ -22,6 +22,7 @@ import { buildPlan, DEFAULT_DEPTH_FACTOR, type DensityEntry, type InitMode, type
 import { labelNodes, runPasses, type Pass, type PassContext } from './passes/manager.js';
 import { tiePass } from './passes/ties.js';
 import { maskPass } from './passes/masks.js';
+import { DEFAULT_MASK_STORAGE, MASK_STORAGES, type MaskStorage } from './passes/mask-storage.js';
 import { initPass } from './passes/init.js';
 import { multiplierPass } from './passes/multipliers.js';
 import { residualBranchPass } from './passes/residual-branches.js';
@@ -52,6 +53,8 @@ export interface TransformOptions {
   seed?: number;
   mask?: MaskMode;
   nm?: { n: number; m: number };
+  /** How masks are stored: `bool` (1 byte per entry) or `bits` (8 per byte, unpacked in the graph); default DEFAULT_MASK_STORAGE. */
+  maskStorage?: MaskStorage;
   sparsify?: string[];
   dense?: string[];
   /** Per-tensor density by glob, first match wins. */
@@ -93,6 +96,9 @@ export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierP
 export async function transform(input: LoadedModel, options: TransformOptions = {}): Promise<TransformResult> {
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: must be a non-negative integer`);
+  if (options.maskStorage !== undefined && !MASK_STORAGES.includes(options.maskStorage)) {
+    throw new UsageError(`--mask-storage '${String(options.maskStorage)}': unknown form; use one of ${MASK_STORAGES.join(', ')}`);
+  }
   const loaded = await loadRuleSpec(options.rules ?? 'supar');
   // De-fused contrib ops: analysis, passes and the written model see ai.onnx ops in their place.
   const normalized = normalizeForAnalysis(input.model);
@@ -118,12 +124,15 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     nLayersBase: resolveBaseDepth(analysis, options, loaded.overrides),
   });
   const work = cloneSharingData(source.model);
-  const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work), inPlace: options.inPlace ?? false };
+  const ctx: PassContext = {
+    baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work), inPlace: options.inPlace ?? false,
+    maskStorage: options.maskStorage,
+  };
   const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
   const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
-  setMetadata(model, supArMetadata(plan, lrGroups, seed));
+  setMetadata(model, supArMetadata(plan, lrGroups, seed, options.maskStorage ?? DEFAULT_MASK_STORAGE));
   const report = buildReport({
-    sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, analysis,
+    sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, maskStorage: options.maskStorage, analysis,
     passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
   });
   if (normalized.defused.length > 0) report.defused = normalized.defused.map((d) => ({ node: d.node, op: d.op, rule: d.rule, into: d.into }));

@@ -9,6 +9,7 @@ import { InvariantError } from '../errors.js';
 import type { Analysis } from '../analysis/types.js';
 import type { TransformPlan } from '../plan.js';
 import { subgraphsOf } from '../onnx/walk.js';
+import type { MaskStorage } from './mask-storage.js';
 
 /** A drawn mask, shared between the mask pass (which stores it) and the init pass (which zeroes). */
 export interface DrawnMask {
@@ -31,6 +32,8 @@ export interface PassContext {
   readonly inPlace: boolean;
   /** Masks by weight name (filled by the mask pass). */
   readonly masks: Map<string, DrawnMask>;
+  /** How the mask pass stores masks (default: DEFAULT_MASK_STORAGE in ./mask-storage.ts). */
+  readonly maskStorage?: MaskStorage;
   /**
    * Main-graph nodes by the analysis's labels (name, or `Op#index` in the input's order), taken before any
    * pass inserts nodes, so that site references stay valid.

@@ -1,20 +1,21 @@
 /**
  * Static sparsity masks (DESIGN.md "Semantics"; paper §3.1, Y = X(W ⊙ M)). For every weight the plan gives
  * density < 1: draw the mask from the seeded per-tensor stream (src/passes/rng.ts, purpose "mask"), store it
- * as a compact BOOL initializer `<W>__mask` (1 byte per entry: a quarter of a float32 weight), and insert
- * `Cast(mask → W's type)` and `Mul(W, maskf)` in front of EVERY consumer of W — tied uses and outer-scope
- * reads inside If/Loop/Scan bodies included — so the product keeps pruned entries at zero through training
- * (their gradient is masked). The weight's masked entries are zeroed by the init pass (one decode per tensor).
+ * as an initializer `<W>__mask` (`--mask-storage`, ./mask-storage.ts: BOOL, 1 byte per entry, or UINT8 bits,
+ * 8 entries per byte), and insert the nodes that turn it into W's type (a `Cast`, or the unpack) and
+ * `Mul(W, maskf)` in front of EVERY consumer of W — tied uses and outer-scope reads inside If/Loop/Scan bodies
+ * included — so the product keeps pruned entries at zero through training (their gradient is masked). The
+ * weight's masked entries are zeroed by the init pass (one decode per tensor).
  */
 import type { ModelProto } from 'onnx-buf';
 import { node } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
-import { GraphIndex, NameAuthority } from '../onnx/ir.js';
-import { makeByteTensor } from '../onnx/tensor.js';
+import { GraphIndex, NameAuthority, opsetVersion } from '../onnx/ir.js';
 import type { MaskMode, ParamPlan } from '../plan.js';
 import { addInitializer, redirectUses } from './graph-edit.js';
 import type { DrawnMask, Pass, PassContext, PassResult } from './manager.js';
 import { drawMask, type MaskMode as PatternMode } from './mask-patterns.js';
+import { DEFAULT_MASK_STORAGE, maskInitializer, maskStoredBytes, MaskUseBuilder } from './mask-storage.js';
 import { Rng } from './rng.js';
 
 export interface MaskReportEntry {
@@ -75,6 +76,8 @@ export const maskPass: Pass<MaskPassReport> = {
     const index = new GraphIndex(model);
     const report: MaskPassReport = { masks: [], mask_bytes: 0, masked_weight_bytes: 0 };
     const front = [];
+    const storage = ctx.maskStorage ?? DEFAULT_MASK_STORAGE;
+    const maskUses = new MaskUseBuilder(names, opsetVersion(model) ?? 13);
     for (const p of ctx.plan.params) {
       if (p.density >= 1 || !p.maskMode) continue;
       const bits = maskFor(p, ctx.seed, ctx.plan.nm);
@@ -82,19 +85,21 @@ export const maskPass: Pass<MaskPassReport> = {
       const maskName = names.fresh(`${p.name}__mask`);
       const maskF = names.fresh(`${p.name}__maskf`);
       const masked = names.fresh(`${p.name}__masked`);
-      addInitializer(g, makeByteTensor(maskName, p.shape, bits, DataType.BOOL));
-      const cast = node('Cast', [maskName], [maskF], { to: p.dataType }, names.fresh(`supar.mask_cast.${p.name}`));
+      const stored = maskInitializer(maskName, p.shape, bits, storage);
+      addInitializer(g, stored);
+      const unpack = maskUses.nodes(stored, p.name, p.shape, p.dataType, maskF);
       const mul = node('Mul', [p.name, maskF], [masked], {}, names.fresh(`supar.mask_mul.${p.name}`));
       const rewired = redirectUses(index, p.name, masked);
-      front.push(cast, mul);
+      front.push(...unpack, mul);
       ctx.masks.set(p.name, { name: maskName, bits, nonZeros } satisfies DrawnMask);
       report.masks.push({
         tensor: p.name, mask: maskName, mode: p.maskMode, density: p.density, elements: p.elements,
         non_zeros: nonZeros, uses_rewired: rewired,
       });
-      report.mask_bytes += bits.length;
+      report.mask_bytes += maskStoredBytes(stored);
       report.masked_weight_bytes += p.elements * bytesPerElement(p.dataType);
     }
+    maskUses.initializers.forEach((t) => addInitializer(g, t));
     g.node.unshift(...front);
     return { model, report };
   },
