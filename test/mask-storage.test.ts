@@ -15,8 +15,8 @@ import { tensorValueInfo } from '../src/onnx/build.js';
 import { encodeModel, readModel, writeModel, type LoadedModel } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtype.js';
 import { NameAuthority } from '../src/onnx/ir.js';
-import { tensorRawBytes } from '../src/onnx/tensor.js';
-import { maskEntries, maskInitializer, MaskUseBuilder, packMaskBits, unpackMaskBits } from '../src/passes/mask-storage.js';
+import { makeFloatTensor, tensorRawBytes, tensorToFloat32 } from '../src/onnx/tensor.js';
+import { findBitTable, maskEntries, maskInitializer, MaskUseBuilder, packMaskBits, unpackMaskBits } from '../src/passes/mask-storage.js';
 import { Rng } from '../src/passes/rng.js';
 import { checkCudaKernels, checkWebGpuKernels, type KernelReport } from '../src/runtime/kernels.js';
 import { transform, type TransformResult } from '../src/transform.js';
@@ -27,6 +27,7 @@ import { buildTrainStep, type TrainStep } from '../src/train/train-step.js';
 import { inspectFile } from '../src/cli/cmd-inspect.js';
 import { fmtBytes, reportHtml } from '../src/pages/report-page.js';
 import { buildGpt } from '../fixtures/gpt-builder.js';
+import { runCli } from './cli-helpers.js';
 import { ROOT, tempDir } from './helpers.js';
 
 const randomMask = (n: number, seed: number, p = 0.3) => {
@@ -177,4 +178,58 @@ test('report: mask_bytes = Σ ceil(n/8) for bits and Σ n for bool; inspect read
   }
   assert.deepEqual(per['bits']!.densities, per['bool']!.densities);
   assert.ok(per['bits']!.bytes * 7 < per['bool']!.bytes, `bits ${per['bits']!.bytes} B vs bool ${per['bool']!.bytes} B`);
+});
+
+test('a bits model transformed again: the bit table and the packed masks are buffers, kept byte for byte; with the same rules, density 1 and --init keep the forward is unchanged', async () => {
+  const once = await transform(readModel(GPT_TINY), { density: 0.5, seed: 1, maskStorage: 'bits' });
+  const again = (o: Parameters<typeof transform>[1]) => transform({ model: once.model, path: '/virtual/once.onnx', baseDir: '.', fileBytes: 0 }, o);
+  const table = findBitTable(once.model.graph!.initializer)!;
+  assert.ok(table);
+  const integerOnes = once.model.graph!.initializer.filter((t) => t.name === table || t.name.endsWith('__mask'));
+  assert.equal(integerOnes.length, 9);
+  const resampled = await again({ density: 0.5, seed: 2, maskStorage: 'bits' });
+  for (const t of integerOnes) {
+    assert.equal(resampled.report.tensors.find((x) => x.name === t.name)?.role, 'buffer', t.name);
+    assert.deepEqual(tensorRawBytes(resampled.model.graph!.initializer.find((x) => x.name === t.name)!, '.'), tensorRawBytes(t, '.'), t.name);
+  }
+  const twice = await again({ density: 1, init: 'keep', maskStorage: 'bits' });
+  const ids = new ort.Tensor('int64', BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 37) % 256)), [2, 8]);
+  const run = async (m: ModelProto) => {
+    const s = await ort.InferenceSession.create(encodeModel(m));
+    const out = (await s.run({ input_ids: ids }))['logits']!.data as Float32Array;
+    await s.release();
+    return out;
+  };
+  assert.deepEqual(await run(twice.model), await run(once.model));
+});
+
+test('CLI: --mask-storage bits reaches the written model, its metadata and the report; `inspect` prints the masks from the tensors', async () => {
+  const dir = tempDir();
+  const out = path.join(dir, 'gpt.supar.onnx');
+  const r = await runCli([GPT_TINY, '--density', '0.25', '--mask-storage', 'bits', '-o', out, '--json', '--no-html']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).report.settings.mask_storage, 'bits');
+  const written = readModel(out).model;
+  assert.equal(written.metadataProps.find((p) => p.key === 'supar.mask_storage')?.value, 'bits');
+  assert.ok(written.graph!.initializer.filter((t) => t.name.endsWith('__mask')).every((t) => t.dataType === DataType.UINT8));
+  const shown = await runCli(['inspect', out]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /^masks 8 \(bits, 12\.0 KiB\): 24,576 of 98,304 entries kept$/m);
+  assert.match(shown.stdout, /^ {2}transformer\.h\.0\.attn\.c_attn\.weight {2}\[64, 192\] {2}density 0\.25 {2}3,072 of 12,288$/m);
+});
+
+test('float16 model: the bits unpack ends in a Cast to float16 and adds no CUDA or WebGPU fallback (the same ops fall back as with bool)', async () => {
+  const kinds: Record<string, string[][]> = {};
+  for (const storage of ['bool', 'bits'] as const) {
+    const input = readModel(GPT_TINY);
+    const g = input.model.graph!;
+    g.initializer = g.initializer.map((t) => (t.dataType === DataType.FLOAT ? makeFloatTensor(t.name, t.dims.map(Number), tensorToFloat32(t, '.'), DataType.FLOAT16) : t));
+    for (const o of g.output) if (o.type?.value.case === 'tensorType') o.type.value.value.elemType = DataType.FLOAT16;
+    const r = await transform(input, { density: 0.125, maskStorage: storage });
+    const casts = r.model.graph!.node.filter((n) => n.name.startsWith('supar.mask_cast.'));
+    assert.equal(casts.length, 8);
+    assert.ok(casts.every((n) => Number(n.attribute[0]!.i) === DataType.FLOAT16));
+    kinds[storage] = [fallbackKinds(checkCudaKernels(r.model)), fallbackKinds(checkWebGpuKernels(r.model))];
+  }
+  assert.deepEqual(kinds['bits'], kinds['bool']);
 });

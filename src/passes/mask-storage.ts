@@ -4,17 +4,18 @@
  *
  * - `bool`: a BOOL initializer of W's shape, 1 byte per entry; in the graph `Cast(mask → T)`.
  * - `bits`: a UINT8 initializer of ceil(n/8) bytes, entry i (row-major) in byte i >> 3, bit i & 7, least
- *   significant bit first (entries past n are 0):  p[j] = Σ_{k=0..7} m[8j+k]·2^k.
- *   In the graph (standard ops with CPU, CUDA and WebGPU kernels for these types):
+ *   significant bit first (entries past n are 0):  p[j] = Σ_{k=0..7} m[8j+k]·2^k  (numpy: `packbits(m,
+ *   bitorder='little')`). In the graph, standard ops with CPU, CUDA and WebGPU kernels for these types:
  *     idx  = Cast(p → int32)                       [B]          B = ceil(n/8)
- *     rows = Gather(TABLE, idx, axis 0)            [B, 8] float, TABLE[v][k] = ⌊v / 2^k⌋ mod 2 = (v >> k) & 1
+ *     rows = Cast(Gather(TABLE, idx, axis 0) → float) [B, 8]    TABLE[v][k] = ⌊v / 2^k⌋ mod 2 = (v >> k) & 1
  *     flat = Reshape(rows, [8B]); Slice(flat, 0, n) only when n < 8B
  *     mask = Reshape(·, W's shape); Cast(→ T) only when T is not float32
  *   Row-major flattening of rows puts rows[j][k] = TABLE[p[j]][k] = m[8j+k] at index 8j+k, so the result is
- *   the bool mask exactly (every value is 0.0 or 1.0). TABLE (256×8 float32, 8 KiB) is one initializer
- *   shared by every mask of the model. BitShift/BitwiseAnd have no CUDA or WebGPU kernels and Mod none on
- *   WebGPU (data/ort-kernels*.json), hence the table. Every input of these nodes is an initializer, so
- *   onnxruntime's constant folding runs them once at session creation.
+ *   the bool mask exactly (every value is 0.0 or 1.0). TABLE (256×8 UINT8, 2 KiB) is one initializer shared
+ *   by every mask of the model; being an integer tensor it is never taken for a parameter when a transformed
+ *   model is analyzed again. BitShift/BitwiseAnd have no CUDA or WebGPU kernels and Mod none on WebGPU
+ *   (data/ort-kernels*.json), hence the table. Every input of these nodes is an initializer, so onnxruntime's
+ *   constant folding runs them once at session creation.
  * The autodiff differentiates only what depends on a parameter, so the unpack path carries no gradient.
  */
 import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
@@ -22,7 +23,7 @@ import { InvariantError, UserInputError } from '../errors.js';
 import { node } from '../onnx/build.js';
 import { DataType } from '../onnx/dtype.js';
 import type { NameAuthority } from '../onnx/ir.js';
-import { dimsOf, elementCount, makeByteTensor, makeFloatTensor, makeInt64Tensor, tensorRawBytes } from '../onnx/tensor.js';
+import { dimsOf, elementCount, makeByteTensor, makeInt64Tensor, tensorRawBytes } from '../onnx/tensor.js';
 
 export type MaskStorage = 'bool' | 'bits';
 export const MASK_STORAGES: readonly MaskStorage[] = ['bool', 'bits'];
@@ -78,17 +79,17 @@ export function maskStoredBytes(t: TensorProto): number {
   return elementCount(dimsOf(t));
 }
 
-/** TABLE[v][k] = (v >> k) & 1 for v in 0..255, k in 0..7 (row-major, float32). */
-export function bitTableValues(): Float32Array {
-  const out = new Float32Array(256 * 8);
+/** TABLE[v][k] = (v >> k) & 1 for v in 0..255, k in 0..7 (row-major bytes). */
+export function bitTableValues(): Uint8Array {
+  const out = new Uint8Array(256 * 8);
   for (let v = 0; v < 256; v++) for (let k = 0; k < 8; k++) out[v * 8 + k] = (v >> k) & 1;
   return out;
 }
 
 /** The name of an initializer holding the bit table, if `inits` has one (found by value). */
 export function findBitTable(inits: readonly TensorProto[]): string | undefined {
-  const want = new Uint8Array(bitTableValues().buffer);
-  return inits.find((t) => t.dataType === DataType.FLOAT && dimsOf(t).join() === '256,8' && t.rawData.byteLength === want.length
+  const want = bitTableValues();
+  return inits.find((t) => t.dataType === DataType.UINT8 && dimsOf(t).join() === '256,8' && t.rawData.byteLength === want.length
     && t.rawData.every((b, i) => b === want[i]))?.name;
 }
 
@@ -115,10 +116,12 @@ export class MaskUseBuilder {
     const v = (what: string) => this.names.fresh(`${weight}__mask_${what}`);
     const nodeName = (what: string) => this.names.fresh(`supar.mask_unpack.${weight}/${what}`);
     const idx = v('index');
+    const table = v('table_rows');
     const rows = v('rows');
     const nodes = [
       node('Cast', [mask.name], [idx], { to: DataType.INT32 }, nodeName('Cast')),
-      node('Gather', [this.bitTable(), idx], [rows], { axis: 0 }, nodeName('Gather')),
+      node('Gather', [this.bitTable(), idx], [table], { axis: 0 }, nodeName('Gather')),
+      node('Cast', [table], [rows], { to: DataType.FLOAT }, nodeName('ToFloat')),
     ];
     let flat = rows;
     if (n < 8 * b) {
@@ -137,7 +140,7 @@ export class MaskUseBuilder {
   private bitTable(): string {
     if (!this.table) {
       this.table = this.names.fresh('supar.mask_bit_table');
-      this.initializers.push(makeFloatTensor(this.table, [256, 8], bitTableValues()));
+      this.initializers.push(makeByteTensor(this.table, [256, 8], bitTableValues(), DataType.UINT8));
     }
     return this.table;
   }
