@@ -95,10 +95,13 @@ function row(r: SizeResult): string {
   return `${head} | ${s(r.copy.seconds)} | ${ort} | ${s(t.mainSeconds)} | ${s(t.wallSeconds)} | ${s(t.cpuSeconds)} | **${gib(t.peakRssBytes)}** | ${beforeCheck(t)} | ${(t.peakRssBytes / r.dataBytes).toFixed(2)}× | ${gb(t.outputBytes)} | ${ratio === undefined ? '—' : `**${ratio.toFixed(1)}×**`} |`;
 }
 
+/** A short cell for a size without a transform measurement (the full reason is in the main table). */
+const unmeasured = (r: SizeResult) => (r.skipped ? 'not run' : 'stopped');
+
 function compareRow(before: SizeResult | undefined, after: SizeResult): string {
   const cell = (f: (r: SizeResult) => string | undefined) => {
-    const b = before && (before.transform ? f(before) : (before.skipped ?? before.error));
-    const a = after.transform ? f(after) : (after.skipped ?? after.error);
+    const b = before && (before.transform ? f(before) : unmeasured(before));
+    const a = after.transform ? f(after) : unmeasured(after);
     return `${b ?? '—'} → ${a ?? '—'}`;
   };
   return `| ${after.gb} GB (${after.name}) | ${cell((r) => s(r.transform!.mainSeconds))} | ${cell((r) => gib(r.transform!.peakRssBytes))} | ${cell((r) => gb(r.transform!.outputBytes))} | ${cell((r) => (timeRatio(r) === undefined ? undefined : `${timeRatio(r)!.toFixed(1)}×`))} |`;

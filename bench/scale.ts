@@ -100,13 +100,13 @@ function availableMemoryBytes(): number {
 
 // ---------- children ----------
 
-function runChild(args: string[], stdio: 'pipe' | 'inherit' = 'pipe'): { wall: number; stdout: string; stderr: string; status: number | null } {
+function runChild(args: string[], stdio: 'pipe' | 'inherit' = 'pipe'): { wall: number; stdout: string; stderr: string; status: number | string } {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, ['--import', TSX, CHILD, ...args], {
     encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', stdio],
   });
   if (r.error) throw r.error;
-  return { wall: (performance.now() - t0) / 1000, stdout: r.stdout ?? '', stderr: r.stderr ?? '', status: r.status };
+  return { wall: (performance.now() - t0) / 1000, stdout: r.stdout ?? '', stderr: r.stderr ?? '', status: r.status ?? String(r.signal) };
 }
 
 function lastJson<T>(text: string, what: string): T {
