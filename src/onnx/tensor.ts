@@ -6,7 +6,7 @@
 import { create } from '@bufbuild/protobuf';
 import { TensorProtoSchema, type TensorProto } from 'onnx-buf';
 import { UserInputError } from '../errors.js';
-import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, floatToBf16Bits, floatToHalfBits, halfBitsToFloat } from './dtype.js';
+import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, decodeHalfInto, floatToBf16Bits, floatToHalfBits } from './dtype.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ExitCode } from '../errors.js';
@@ -70,7 +70,7 @@ export function tensorToFloat32(t: TensorProto, baseDir: string): Float32Array {
   switch (t.dataType) {
     case DataType.FLOAT: for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true); break;
     case DataType.DOUBLE: for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case DataType.FLOAT16: for (let i = 0; i < n; i++) out[i] = halfBitsToFloat(dv.getUint16(i * 2, true)); break;
+    case DataType.FLOAT16: decodeHalfInto(raw, out, n); break;
     case DataType.BFLOAT16: for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat(dv.getUint16(i * 2, true)); break;
     case DataType.INT8: for (let i = 0; i < n; i++) out[i] = dv.getInt8(i); break;
     case DataType.UINT8: case DataType.BOOL: for (let i = 0; i < n; i++) out[i] = dv.getUint8(i); break;
@@ -96,10 +96,13 @@ function decodeFloatsInto(dv: DataView, dataType: number, out: Float32Array, n: 
     new Uint8Array(out.buffer, out.byteOffset, n * 4).set(new Uint8Array(dv.buffer, dv.byteOffset, n * 4));
     return;
   }
+  if (dataType === DataType.FLOAT16) {
+    decodeHalfInto(new Uint8Array(dv.buffer, dv.byteOffset, n * 2), out, n);
+    return;
+  }
   switch (dataType) {
     case DataType.FLOAT: for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true); break;
     case DataType.DOUBLE: for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case DataType.FLOAT16: for (let i = 0; i < n; i++) out[i] = halfBitsToFloat(dv.getUint16(i * 2, true)); break;
     case DataType.BFLOAT16: for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat(dv.getUint16(i * 2, true)); break;
   }
 }

@@ -27,7 +27,7 @@ import { dimsOf, elementCount, makeByteTensor, makeInt64Tensor, tensorRawBytes }
 
 export type MaskStorage = 'bool' | 'bits';
 export const MASK_STORAGES: readonly MaskStorage[] = ['bool', 'bits'];
-export const DEFAULT_MASK_STORAGE: MaskStorage = 'bool';
+export const DEFAULT_MASK_STORAGE: MaskStorage = 'bits';
 
 /** Bytes of a bit-packed mask of n entries. */
 export const packedLength = (n: number) => Math.ceil(n / 8);

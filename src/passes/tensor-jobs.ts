@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { ExitCode, UserInputError } from '../errors.js';
 import { writeAll } from '../onnx/atomic.js';
-import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, floatToBf16Bits, floatToHalfBits, halfBitsToFloat } from '../onnx/dtype.js';
+import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, decodeHalfInto, floatToBf16Bits, floatToHalfBits } from '../onnx/dtype.js';
 import { countMaskBits, drawMaskBits, expandMaskBits, type MaskBits, type MaskSpec } from './mask-patterns.js';
 import { TRUNCATED_NORMAL_STD, TRUNCATION_SIGMAS } from './init-sampling.js';
 import { Rng } from './rng.js';
@@ -311,7 +311,7 @@ function decodeChunk(bytes: Uint8Array, dataType: number, out: Float32Array): vo
   switch (dataType) {
     case DataType.FLOAT: for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true); break;
     case DataType.DOUBLE: for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case DataType.FLOAT16: for (let i = 0; i < n; i++) out[i] = halfBitsToFloat(dv.getUint16(i * 2, true)); break;
+    case DataType.FLOAT16: decodeHalfInto(bytes, out, n); break;
     case DataType.BFLOAT16: for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat(dv.getUint16(i * 2, true)); break;
   }
 }
