@@ -189,7 +189,7 @@ function coordModelsFigure(res: CoordCheckResult, rules: string, models: StudyMo
   const steps = [...new Set(recs.map((r) => r.step))].sort((a, b) => a - b);
   const panels = kinds.map((kind) => ({
     title: KIND_TITLE[kind] ?? kind,
-    x: { label: dim.name, scale: 'log2' as const },
+    x: { label: dim.name, scale: 'log2' as const, ticks: 'plain' as const },
     y: { label: 'mean |activation|', scale: 'log10' as const, ...minimumLogSpan(recs.filter((r) => r.kind === kind).map((r) => r.meanAbs), 8) },
     series: steps.map((t): Series => ({
       name: `step ${t}`,
