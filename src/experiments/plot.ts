@@ -230,6 +230,12 @@ export function seriesNames(fig: FigureSpec): string[] {
   return names;
 }
 
+/** Room for the legend: at least LEGEND_WIDTH, wider for long entries (about 6.2 px per character at 11 px). */
+export function legendWidth(names: string[], notes: string[]): number {
+  const chars = (xs: string[]): number => Math.max(0, ...xs.map((x) => [...x].length));
+  return Math.max(LEGEND_WIDTH, Math.ceil(Math.max(36 + 6.2 * chars(names), 14 + 6.2 * chars(notes))));
+}
+
 /** The whole figure: a title, a grid of panels, a legend on the right (one entry per series name). */
 export function figureSvg(fig: FigureSpec): string {
   const pw = fig.panelWidth ?? 420;
@@ -240,7 +246,7 @@ export function figureSvg(fig: FigureSpec): string {
   const explicit = new Map<string, string>();
   for (const p of fig.panels) for (const s of p.series) if (s.color && !explicit.has(s.name)) explicit.set(s.name, s.color);
   const colorOf = (n: string): string => explicit.get(n) ?? PALETTE[names.indexOf(n) % PALETTE.length];
-  const width = cols * pw + LEGEND_WIDTH;
+  const width = cols * pw + legendWidth(names, fig.notes ?? []);
   const legendHeight = 40 + (names.length + (fig.notes?.length ?? 0)) * 18;
   const height = Math.max(32 + rows * ph, legendHeight);
   const out = [

@@ -94,6 +94,6 @@ export function optimaFigure(res: SweepResult, title?: string): FigureSpec {
       y: { label: 'loss-optimal base learning rate (log2)', scale: 'log2', min: lo, max: hi },
       series,
     }],
-    notes: ['ringed dot: optimum at the grid\'s edge', '× at top: every LR diverged'],
+    notes: ['ringed: optimum at grid edge', '× at top: all LRs diverged'],
   };
 }
