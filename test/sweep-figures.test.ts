@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { parseLrGrid, runSweep, type SweepOptions } from '../src/experiments/sweep.js';
+import { assembleSweep, optimaMarkdown, parseLrGrid, runSweep, type SweepOptions } from '../src/experiments/sweep.js';
 import { optimaFigure, sweepFigure } from '../src/experiments/sweep-figures.js';
 import { figureSvg, plainLabel } from '../src/experiments/plot.js';
 import type { RunConfig, RunResult, StudyModel } from '../src/experiments/run-types.js';
@@ -101,4 +101,32 @@ test('a several-model sweep: loss vs LR has a curve per depth in a panel per rul
 
 test('plain tick labels: fractions for reciprocals of integers, numbers otherwise', () => {
   assert.deepEqual([1 / 8, 0.5, 1, 128, 0.3, 2 ** -0.5].map(plainLabel), ['1/8', '1/2', '1', '128', '0.3', '0.707']);
+});
+
+test('an iso-parameter study (each width paired with one density, merged): one line per rule set over width, no empty rows', async () => {
+  const models: StudyModel[] = [{ label: 'w128', dModel: 128, nLayers: 2 }, { label: 'w256', dModel: 256, nLayers: 2 }];
+  const pairs = [[0, 1], [1, 0.25]] as const;
+  const lrs = parseLrGrid('2^-10:2^-6');
+  const base = { rules: ['supar', 'sp'], lrs, steps: 2, seed: 0, lastK: 1 };
+  // supar's optimum stays at 2^-8; sp's climbs two steps at density 1/4.
+  const train = fakeTrain((c) => (c.rules === 'sp' ? -Math.log2(c.density) : 0));
+  const parts = await Promise.all(pairs.map(([model, density]) => runSweep({ ...base, densities: [density], models }, (c) => train({ ...c, model }))));
+  const points = parts.flatMap((r, i) => r.points.filter((p) => p.model === models[pairs[i]![0]]!.label));
+  const res = assembleSweep({ ...base, densities: [1, 0.25], models }, points);
+  assert.deepEqual(res.optimumSpreadLog2, { supar: 0, sp: 2 });
+  const md = optimaMarkdown(res);
+  assert.equal(md.split('\n').filter((l) => l.startsWith('| w')).length, 2, md);
+  assert.doesNotMatch(md, /all diverged/);
+  const loss = parseXml(figureSvg(sweepFigure(res)));
+  assert.deepEqual(findAll(loss, byClass('legend-entry')).map(textOf), ['width 128, density 1', 'width 256, density 1/4']);
+  const root = parseXml(figureSvg(optimaFigure(res)));
+  const panel = findAll(root, byClass('panel'))[0]!;
+  assert.deepEqual(findAll(root, byClass('legend-entry')).map(textOf), ['supar (moves 0 steps)', 'sp (moves 2 steps)']);
+  assert.equal(findAll(panel, byClass('diverged')).length, 0);
+  const sp = findAll(panel, byClass('series')).find((s) => s.attrs['data-series'] === 'sp (moves 2 steps)')!;
+  const want: [number, number][] = [[128, -8], [256, -6]];
+  vertices(sp).forEach(([x, y], i) => {
+    assert.ok(Math.abs(x - tickAt(panel, 'x-tick', want[i]![0])) < 0.02, `x ${x}`);
+    assert.ok(Math.abs(y - tickAt(panel, 'y-tick', 2 ** want[i]![1])) < 0.02, `y ${y}`);
+  });
 });

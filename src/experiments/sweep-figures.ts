@@ -10,14 +10,22 @@ import { PALETTE } from './plot.js';
 import { sweptDimension, type StudyModel } from './run-types.js';
 import { fmtDensity, fmtLog2, type SweepOptimum, type SweepResult } from './sweep.js';
 
-/** One curve per density, or per (model, density) in a several-model sweep (named by its width or depth). */
+/** Whether the sweep has runs of this (model, density): a merged study may pair each model with one density (iso-parameter). */
+const hasRuns = (res: SweepResult, model: string | undefined, density: number): boolean => res.points.some((p) => p.model === model && p.density === density);
+
+/**
+ * One curve per density, or per (model, density) in a several-model sweep (named by its width or depth, and its
+ * density when the models are paired with several); combinations without runs are left out.
+ */
 function seriesKeys(res: SweepResult): { model?: string; density: number; name: string }[] {
   const { densities, models } = res.options;
   if (!models) return densities.map((density) => ({ density, name: `density ${fmtDensity(density)}` }));
   const dim = sweptDimension(models);
-  return models.flatMap((m) => densities.map((density) => ({
-    model: m.label, density, name: `${dim.name} ${dim.value(m)}${densities.length > 1 ? `, density ${fmtDensity(density)}` : ''}`,
-  })));
+  const keys = models.flatMap((m) => densities.filter((d) => hasRuns(res, m.label, d)).map((density) => ({ model: m.label, density })));
+  const several = new Set(keys.map((k) => k.density)).size > 1;
+  return keys.map(({ model, density }) => ({
+    model, density, name: `${dim.name} ${dim.value(models.find((m) => m.label === model)!)}${several ? `, density ${fmtDensity(density)}` : ''}`,
+  }));
 }
 
 /** Plot of final loss against log2 LR: a panel per rule set, a curve per density or model, optima ringed, diverged runs as crosses. */
@@ -70,10 +78,12 @@ function spreadLabel(res: SweepResult, rules: string): string {
 export function optimaFigure(res: SweepResult, title?: string): FigureSpec {
   const { rules, densities, lrs } = res.options;
   const dim = optimumDimension(res);
-  const perDensity = dim.name !== 'density' && densities.length > 1;
+  // A line per (rule set, density) only when some model was trained at several densities; models paired with one
+  // density each (iso-parameter) make one line per rule set.
+  const perDensity = dim.name !== 'density' && (res.options.models ?? []).some((m) => densities.filter((d) => hasRuns(res, m.label, d)).length > 1);
   const keys = rules.flatMap((r) => (perDensity ? densities.map((d) => ({ r, d })) : [{ r, d: undefined as number | undefined }]));
   const series = keys.map(({ r, d }, i): Series => {
-    const opts = res.optima.filter((o) => o.rules === r && (d === undefined || o.density === d));
+    const opts = res.optima.filter((o) => o.rules === r && (d === undefined || o.density === d) && hasRuns(res, o.model, o.density));
     const found = opts.filter((o) => o.lr !== null);
     return {
       name: d === undefined ? spreadLabel(res, r) : `${r}, density ${fmtDensity(d)}`,

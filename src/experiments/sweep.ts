@@ -207,7 +207,8 @@ export function optimaMarkdown(res: SweepResult): string {
   const head = models ? `| model | ${dim!.name} | density |` : '| density |';
   const lines = [`${head} ${rules.map((r) => `${r}: optimal LR`).join(' | ')} |`, `|---|${models ? '---|---|' : ''}${rules.map(() => '---|').join('')}`];
   for (const m of models ?? [undefined]) {
-    for (const d of densities) {
+    // A merged study may pair each model with one density (iso-parameter): rows without runs are left out.
+    for (const d of densities.filter((x) => !m || res.points.some((p) => p.model === m.label && p.density === x))) {
       const lead = m ? `| ${m.label} | ${dim!.value(m)} | ${fmtDensity(d)} |` : `| ${fmtDensity(d)} |`;
       lines.push(`${lead} ${rules.map((r) => cell(res.optima.find((o) => o.rules === r && o.density === d && o.model === m?.label))).join(' | ')} |`);
     }
