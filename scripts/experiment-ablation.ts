@@ -14,7 +14,7 @@
  * the loss-optimal LR within one grid step across densities; the ablations should not (Fig. 14).
  * Then `coord-check` of the three at one LR (10 steps): which correction keeps which size.
  * With --sigmas (e.g. 2^-6:2^-1) also the init-std sweep of Fig. 13: final loss against σ_base at one LR.
- * With --hidden-only DENSITIES (e.g. 1,1/8) also a diagnostic LR sweep in which only the hidden weights learn
+ * With --hidden-only DENSITIES (e.g. 1,1/8) also a diagnostic LR sweep (--hidden-lrs) in which only the hidden weights learn
  * (scripts/ablation-rules/*-hidden-only.json freeze embeddings, readout, norms and biases): the hidden-weight LR
  * rule alone, without the dense parameters' own optimum LR in the way.
  * Writes docs/img/ablation-<tag>{,.optima,-init,-init.optima}.svg, docs/img/ablation-<tag>-coord.<rules>.svg
@@ -42,7 +42,7 @@ const { values: o } = parseArgs({ options: {
   steps: { type: 'string', default: '50' }, lrs: { type: 'string', default: '2^-11:2^-4' }, rules: { type: 'string', default: 'supar,supar-init-only,supar-lr-only' },
   reference: { type: 'string', default: 'sp' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '64' }, seed: { type: 'string', default: '0' },
   'coord-lr': { type: 'string', default: '2^-8' }, 'skip-coord': { type: 'boolean', default: false }, 'skip-sweep': { type: 'boolean', default: false },
-  sigmas: { type: 'string', default: '' }, 'init-lr': { type: 'string', default: '2^-8' }, 'hidden-only': { type: 'string', default: '' },
+  sigmas: { type: 'string', default: '' }, 'init-lr': { type: 'string', default: '2^-8' }, 'hidden-only': { type: 'string', default: '' }, 'hidden-lrs': { type: 'string', default: '2^-10:2^-3' },
   tag: { type: 'string', default: 'reduced' }, jobs: { type: 'string', default: String(os.availableParallelism()) }, work: { type: 'string' },
 } });
 const dir = o.work ? path.resolve(o.work) : fs.mkdtempSync(path.join(os.tmpdir(), 'supar-ablation-'));
@@ -132,13 +132,13 @@ if (o['hidden-only']) {
   const t = Date.now();
   const files = ['supar', 'supar-init-only'].map((r) => path.join(ROOT, 'scripts', 'ablation-rules', `${r}-hidden-only.json`));
   const out = path.join(dir, 'hidden-only');
-  cli(['sweep', model, '--rules', files.join(','), ...PAPER_MUP, '--lrs', o.lrs!, ...common, '--densities', o['hidden-only'], '--out', out]);
+  cli(['sweep', model, '--rules', files.join(','), ...PAPER_MUP, '--lrs', o['hidden-lrs']!, ...common, '--densities', o['hidden-only'], '--out', out]);
   // The rule files' paths become their ids in the tables and plots.
   const idOf = (r: string): string => path.basename(r, '.json');
   const raw = readSweep(out);
   const result = assembleSweep({ ...raw.options, rules: raw.options.rules.map(idOf) }, raw.points.map((p) => ({ ...p, rules: idOf(p.rules) })));
   const table = publish(result, `${stem}-hidden-only`, `Only the hidden weights learn: final train loss vs LR, ${o.steps} steps (${o.tag})`);
-  summary.push(`## Diagnostic: only the hidden weights learn\n\nEmbeddings, readout, norms and biases frozen at their init (scripts/ablation-rules/); densities ${o['hidden-only']}; LRs ${o.lrs}. ${minutes(t)} min.\n\n${table}`);
+  summary.push(`## Diagnostic: only the hidden weights learn\n\nEmbeddings, readout, norms and biases frozen at their init (scripts/ablation-rules/); densities ${o['hidden-only']}; LRs ${o['hidden-lrs']}. ${minutes(t)} min.\n\n${table}`);
 }
 
 const head = `Ablation (${o.tag}): GPT width ${o.width}, ${o.layers} layers, densities ${o.densities}, ${o.steps} steps (final loss = mean of the last ${lastK}), batch ${o.batch}×${o.seq}, seed ${o.seed}, byte-level text. ${minutes(t0)} min on ${os.availableParallelism()} cores (--jobs ${o.jobs}).`;
