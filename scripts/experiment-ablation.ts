@@ -147,7 +147,9 @@ function mergeSummary(file: string, sections: string[]): string {
   const title = (s: string): string => s.slice(0, s.indexOf('\n'));
   const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split(/\n(?=## )/).slice(1) : [];
   const kept = old.filter((s) => !sections.some((n) => title(n).replace(/\(.*/, '') === title(s).replace(/\(.*/, '')));
-  return `${head}\n\n${[...kept.map((s) => s.trimEnd() + '\n'), ...sections].join('\n')}`;
+  // The first line describes the LR sweep's setup: an earlier one stays when this call did not redo that sweep.
+  const first = fs.existsSync(file) && o['skip-sweep'] ? fs.readFileSync(file, 'utf8').split('\n')[0]! : head;
+  return `${first}\n\n${[...kept.map((s) => s.trimEnd() + '\n'), ...sections].join('\n')}`;
 }
 if (summary.length) fs.writeFileSync(path.join(res, `${stem}.md`), mergeSummary(path.join(res, `${stem}.md`), summary));
 process.stderr.write(`wrote docs/results/${stem}.md (${minutes(t0)} min; runs in ${dir})\n`);
