@@ -73,6 +73,30 @@ const summary: string[] = [];
 const t0 = Date.now();
 const minutes = (t: number): string => ((Date.now() - t) / 60000).toFixed(1);
 
+/**
+ * The optimum between grid points: the vertex of the parabola through the best log2 LR and its two neighbours
+ * (y = final loss), or the best point itself on the grid's edge. A finer reading of "how far the optimum moves"
+ * than the argmin, whose one-step resolution hides a curve that shifts by less (or more) than a step.
+ */
+function fittedOptimaMarkdown(result: SweepResult, what = 'LR'): string {
+  const { rules, densities } = result.options;
+  const fit = (r: string, d: number): number | null => {
+    const pts = new Map(result.points.filter((p) => p.rules === r && p.density === d && p.finalLoss !== null).map((p) => [p.log2Lr, p.finalLoss as number]));
+    if (!pts.size) return null;
+    const best = [...pts.entries()].reduce((a, b) => (b[1] < a[1] ? b : a))[0];
+    const step = result.options.lrs.length > 1 ? Math.log2(result.options.lrs[1]! / result.options.lrs[0]!) : 1;
+    const y0 = pts.get(best - step), y1 = pts.get(best)!, y2 = pts.get(best + step);
+    if (y0 === undefined || y2 === undefined || y0 - 2 * y1 + y2 <= 0) return best;
+    return best + (step * (y0 - y2)) / (2 * (y0 - 2 * y1 + y2));
+  };
+  const cells = rules.map((r) => densities.map((d) => fit(r, d)));
+  const lines = [`| density | ${rules.map((r) => `${r}: fitted log2 ${what}`).join(' | ')} |`, `|---|${rules.map(() => '---|').join('')}`];
+  densities.forEach((d, j) => lines.push(`| ${d === 1 ? '1' : `1/${Math.round(1 / d)}`} | ${cells.map((c) => (c[j] === null ? 'n/a' : c[j]!.toFixed(2))).join(' | ')} |`));
+  const spread = cells.map((c) => { const xs = c.filter((x): x is number => x !== null); return xs.length ? (Math.max(...xs) - Math.min(...xs)).toFixed(2) : 'n/a'; });
+  lines.push(`| moves by (grid steps) | ${spread.join(' | ')} |`);
+  return lines.join('\n') + '\n';
+}
+
 /** Figures and table of a sweep (LR or σ_base) into docs/, and their part of the summary. */
 function publish(result: SweepResult, name: string, title: string, relabel?: (fig: FigureSpec) => FigureSpec): string {
   const out = path.join(dir, `${name}-merged`);
@@ -82,7 +106,7 @@ function publish(result: SweepResult, name: string, title: string, relabel?: (fi
   fs.writeFileSync(path.join(img, `${name}.optima.svg`), figureSvg(figs(optimaFigure(result))));
   fs.copyFileSync(path.join(out, 'sweep.json'), path.join(res, `${name}.sweep.json`));
   fs.copyFileSync(path.join(out, 'sweep.csv'), path.join(res, `${name}.sweep.csv`));
-  return optimaMarkdown(result);
+  return `${optimaMarkdown(result)}\nThe optimum read between grid points (vertex of the parabola through the best point and its neighbours):\n\n${fittedOptimaMarkdown(result, title.includes('σ_base') ? 'σ_base' : 'LR')}`;
 }
 
 if (!o['skip-sweep']) {
