@@ -88,6 +88,8 @@ export function optimaFigure(res: SweepResult, title?: string): FigureSpec {
     return {
       name: d === undefined ? spreadLabel(res, r) : `${r}, density ${fmtDensity(d)}`,
       color: PALETTE[i % PALETTE.length],
+      // Every other line dashed: rule sets with the same optima (a flat line each) stay visible on top of each other.
+      dashed: i % 2 === 1,
       points: found.map((o) => ({ x: dim.of(o), y: o.lr as number })),
       marks: found.filter((o) => o.atEdge).map((o) => ({ x: dim.of(o), y: o.lr as number })),
       diverged: opts.filter((o) => o.lr === null).map((o) => dim.of(o)),
