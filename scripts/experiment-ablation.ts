@@ -136,12 +136,14 @@ if (o.sigmas) {
   // The init-std sweep (Fig. 13): one CLI sweep per σ_base at a single LR; σ takes the LR's place in the result.
   const t = Date.now();
   const sigmas = parseLrGrid(o.sigmas);
-  const points = sigmas.flatMap((sigma, i) => {
-    const out = path.join(dir, `init-${i}`);
+  // One folder per σ (named by log2 σ), so that a rerun with a wider grid keeps the runs it already has.
+  const outOf = (sigma: number): string => path.join(dir, `init-s${Number(Math.log2(sigma).toFixed(3))}`);
+  const points = sigmas.flatMap((sigma) => {
+    const out = outOf(sigma);
     cli(['sweep', model, '--rules', o.rules!, '--sigma-base', String(sigma), ...PAPER_ALPHAS, '--lrs', o['init-lr']!, ...common, '--out', out]);
     return readSweep(out).points.map((p) => ({ ...p, lr: sigma, log2Lr: Math.log2(sigma) }));
   });
-  const first = readSweep(path.join(dir, 'init-0'));
+  const first = readSweep(outOf(sigmas[0]!));
   const result = assembleSweep({ ...first.options, lrs: sigmas }, points);
   const relabel = (fig: FigureSpec): FigureSpec => ({
     ...fig,
