@@ -10,6 +10,7 @@ import type { ModelProto } from 'onnx-buf';
 import type { TransformPlan } from './plan.js';
 import type { InitPassReport } from './passes/init.js';
 import type { MaskPassReport } from './passes/masks.js';
+import { DEFAULT_MASK_STORAGE, type MaskStorage } from './passes/mask-storage.js';
 import type { AttentionReportEntry, MultiplierPassReport, MultiplierReportEntry } from './passes/multipliers.js';
 import type { TiePassReport, TieReportEntry } from './passes/ties.js';
 import type { BranchPassReport, BranchReportEntry } from './passes/residual-branches.js';
@@ -48,6 +49,8 @@ export interface TransformReport {
   input: { file: string; producer: string; ir_version: number; opsets: Record<string, number> };
   settings: {
     rules: string; density: number; m_d: number; width_source: string; seed: number; mask_mode: string;
+    /** How masks are stored: `bool` (1 byte per entry) or `bits` (8 entries per byte; src/passes/mask-storage.ts). */
+    mask_storage: MaskStorage;
     init: string; truncated: boolean; depth_factor: string | null;
     /** Depth: m_L = n_layers / n_layers_base, the rules' exponent α, and how weight decay meets the LR. */
     m_L: number; n_layers_base: number; alpha_depth: number; weight_decay_mode: string;
@@ -97,6 +100,7 @@ export interface ReportInputs {
   seed: number;
   widthSource: string;
   depthFactor: string | null;
+  maskStorage?: MaskStorage;
   analysis: {
     dModel?: number; dHead?: number; nLayers?: number; logits?: { output: string; readout?: string };
     embeddingOutputs: { param: string; value: string }[]; warnings: string[];
@@ -144,7 +148,8 @@ export function buildReport(r: ReportInputs): TransformReport {
     input: { file: path.basename(r.sourceFile), producer: `${r.input.producerName} ${r.input.producerVersion}`.trim(), ir_version: Number(r.input.irVersion), opsets },
     settings: {
       rules: p.rules, density: p.density, m_d: round12(p.mD), width_source: r.widthSource, seed: r.seed,
-      mask_mode: p.maskMode === 'n:m' && p.nm ? `n:m ${p.nm.n}:${p.nm.m}` : p.maskMode, init: p.init, truncated: p.truncated,
+      mask_mode: p.maskMode === 'n:m' && p.nm ? `n:m ${p.nm.n}:${p.nm.m}` : p.maskMode, mask_storage: r.maskStorage ?? DEFAULT_MASK_STORAGE,
+      init: p.init, truncated: p.truncated,
       depth_factor: r.depthFactor,
       m_L: round12(p.depth.mL), n_layers_base: p.depth.nLayersBase, alpha_depth: p.depth.alphaDepth, weight_decay_mode: p.weightDecayMode,
       hyperparameters: { sigma_base: hp.sigma_base, eta_base: hp.eta_base, alpha_input: hp.alpha_input, alpha_output: hp.alpha_output },
@@ -218,7 +223,8 @@ export function summaryText(report: TransformReport): string {
   if (eps.length) lines.push(`Adam ε multipliers: ${eps.join(', ')}${s.weight_decay_mode === 'group_lr' ? '; weight decay coupled to the group LR' : ''}`);
   for (const t of report.ties) lines.push(`tie: ${t.copy} folded into ${t.table} (${t.tie}; readers now read ${t.now_reads})`);
   const sm = report.summary;
-  lines.push(`${sm.trained} trained tensors, ${sm.masked} masked (${sm.mask_non_zeros} of ${sm.masked_elements} entries kept), ${sm.unclassified} unclassified`);
+  const stored = sm.masked > 0 ? `; ${sm.mask_bytes} bytes of ${s.mask_storage} masks` : '';
+  lines.push(`${sm.trained} trained tensors, ${sm.masked} masked (${sm.mask_non_zeros} of ${sm.masked_elements} entries kept${stored}), ${sm.unclassified} unclassified`);
   if (report.train_opset_upgrade) {
     const u = report.train_opset_upgrade;
     lines.push(`train graph: opset ${u.from} upgraded to ${u.to}: ${u.changes.map((c) => c.split(':')[0]).join(', ')} (report: train_opset_upgrade)`);

@@ -13,7 +13,8 @@ import { ExitCode, UsageError, UserInputError } from './errors.js';
 import type { Analysis, Role } from './analysis/types.js';
 import { DEFAULT_HYPERPARAMETERS, type Hyperparameters } from './rules/types.js';
 import type { LrGroupsFile } from './train/types.js';
-import type { LoadedModel } from './onnx/codec.js';
+import { estimateWriteBytes, type LoadedModel, type WrittenFiles } from './onnx/codec.js';
+import { defaultThreads, JobPool } from './passes/job-pool.js';
 import { writeModelsChecked } from './onnx/load-check.js';
 import { writeFileAtomic } from './onnx/atomic.js';
 import type { ExternalDataMode } from './onnx/external.js';
@@ -21,8 +22,10 @@ import { forEachTensor } from './onnx/walk.js';
 import { buildPlan, DEFAULT_DEPTH_FACTOR, type DensityEntry, type InitMode, type MaskMode, type TransformPlan } from './plan.js';
 import { labelNodes, runPasses, type Pass, type PassContext } from './passes/manager.js';
 import { tiePass } from './passes/ties.js';
-import { maskPass } from './passes/masks.js';
-import { initPass } from './passes/init.js';
+import { fillMaskReport, maskPass, type MaskPassReport } from './passes/masks.js';
+import { fillInitReport, initPass, type InitPassReport } from './passes/init.js';
+import { DeferredValues } from './passes/deferred.js';
+import { DEFAULT_MASK_STORAGE, MASK_STORAGES, type MaskStorage } from './passes/mask-storage.js';
 import { multiplierPass } from './passes/multipliers.js';
 import { residualBranchPass } from './passes/residual-branches.js';
 import { lrGroupsPass, type LrGroupsPassReport } from './passes/lr-groups.js';
@@ -52,6 +55,8 @@ export interface TransformOptions {
   seed?: number;
   mask?: MaskMode;
   nm?: { n: number; m: number };
+  /** How masks are stored: `bool` (1 byte per entry) or `bits` (8 per byte, unpacked in the graph); default DEFAULT_MASK_STORAGE. */
+  maskStorage?: MaskStorage;
   sparsify?: string[];
   dense?: string[];
   /** Per-tensor density by glob, first match wins. */
@@ -73,6 +78,13 @@ export interface TransformOptions {
   emitTrain?: boolean | Record<string, unknown>;
   /** Observer of progress: called with each stage ('analyze', then each pass id) as it starts. */
   onStage?: (stage: string) => void;
+  /**
+   * Leave the new masks and weights to be computed by `writeTransformOutputs`, tensor by tensor, straight into
+   * the output's external data (the streaming path: memory stays bounded whatever the model's size). Until
+   * then `result.model` holds those tensors without their new values, and the report's value-based numbers
+   * (non-zeros, init std) are null. Default false: every value is computed now (the same bytes either way).
+   */
+  deferValues?: boolean;
 }
 
 export interface TransformResult {
@@ -85,6 +97,10 @@ export interface TransformResult {
   /** Where the input's external data resolves (needed to write the model). */
   sourceBaseDir: string;
   sourcePath: string;
+  /** Tensors whose values are still to be computed (only with `deferValues`); the writer consumes them. */
+  deferred?: DeferredValues;
+  /** Rebuilds `report` and `summaryText` from the numbers known now (called by the writer after it computed deferred values). */
+  refreshReport: () => void;
   train?: { train: ModelProto; eval?: ModelProto; report: unknown; kernels: { train: KernelReport; eval?: KernelReport }; opsetUpgrade: { from: number; changes: string[] } };
 }
 
@@ -93,6 +109,9 @@ export const PASSES: readonly Pass[] = [tiePass, maskPass, initPass, multiplierP
 export async function transform(input: LoadedModel, options: TransformOptions = {}): Promise<TransformResult> {
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: must be a non-negative integer`);
+  if (options.maskStorage !== undefined && !MASK_STORAGES.includes(options.maskStorage)) {
+    throw new UsageError(`--mask-storage '${String(options.maskStorage)}': unknown form; use one of ${MASK_STORAGES.join(', ')}`);
+  }
   const loaded = await loadRuleSpec(options.rules ?? 'supar');
   // De-fused contrib ops: analysis, passes and the written model see ai.onnx ops in their place.
   const normalized = normalizeForAnalysis(input.model);
@@ -118,30 +137,50 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
     nLayersBase: resolveBaseDepth(analysis, options, loaded.overrides),
   });
   const work = cloneSharingData(source.model);
-  const ctx: PassContext = { baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), nodes: labelNodes(work), inPlace: options.inPlace ?? false };
-  const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
-  const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
-  setMetadata(model, supArMetadata(plan, lrGroups, seed));
-  const report = buildReport({
-    sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, analysis,
-    passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
-  });
-  if (normalized.defused.length > 0) report.defused = normalized.defused.map((d) => ({ node: d.node, op: d.op, rule: d.rule, into: d.into }));
-  const result: TransformResult = {
-    model, lrGroups, report, summaryText: '', plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
+  const deferred = new DeferredValues();
+  deferred.inPlace = options.inPlace ?? false;
+  const ctx: PassContext = {
+    baseDir: input.baseDir, plan, analysis, seed, masks: new Map(), deferred, nodes: labelNodes(work), inPlace: options.inPlace ?? false,
+    maskStorage: options.maskStorage,
   };
-  report.cuda = [cudaReadiness('forward', checkCudaKernels(model))];
-  report.webgpu = [cudaReadiness('forward', checkWebGpuKernels(model))];
+  const { model, reports } = runPasses(work, ctx, PASSES, options.onStage);
+  // The in-memory path computes every value now; the streaming path leaves them to the writer.
+  if (!options.deferValues) deferred.materialize();
+  const lrGroups = (reports.get('lr-groups') as LrGroupsPassReport).lr_groups;
+  setMetadata(model, supArMetadata(plan, lrGroups, seed, options.maskStorage ?? DEFAULT_MASK_STORAGE));
+  const result: TransformResult = {
+    model, lrGroups, report: undefined as unknown as TransformReport, summaryText: '', plan, analysis, sourceBaseDir: input.baseDir, sourcePath: input.path,
+    refreshReport: () => {},
+  };
+  if (deferred.size > 0) result.deferred = deferred;
+  const cuda = [cudaReadiness('forward', checkCudaKernels(model))];
+  const webgpu = [cudaReadiness('forward', checkWebGpuKernels(model))];
+  let trainOpsetUpgrade: TransformReport['train_opset_upgrade'];
   if (options.emitTrain) {
     const train = await buildTrain(result, typeof options.emitTrain === 'object' ? options.emitTrain : {});
     result.train = train;
-    report.cuda.push(cudaReadiness('train', train.kernels.train));
-    if (train.kernels.eval) report.cuda.push(cudaReadiness('eval', train.kernels.eval));
-    report.webgpu.push(cudaReadiness('train', checkWebGpuKernels(train.train)));
-    if (train.eval) report.webgpu.push(cudaReadiness('eval', checkWebGpuKernels(train.eval)));
-    if (train.opsetUpgrade.changes.length > 0) report.train_opset_upgrade = { from: train.opsetUpgrade.from, to: TRAIN_OPSET, changes: train.opsetUpgrade.changes };
+    cuda.push(cudaReadiness('train', train.kernels.train));
+    if (train.kernels.eval) cuda.push(cudaReadiness('eval', train.kernels.eval));
+    webgpu.push(cudaReadiness('train', checkWebGpuKernels(train.train)));
+    if (train.eval) webgpu.push(cudaReadiness('eval', checkWebGpuKernels(train.eval)));
+    if (train.opsetUpgrade.changes.length > 0) trainOpsetUpgrade = { from: train.opsetUpgrade.from, to: TRAIN_OPSET, changes: train.opsetUpgrade.changes };
   }
-  result.summaryText = summaryText(report);
+  // The report reads the jobs' numbers (non-zeros, init std): built now, and again once deferred values are written.
+  result.refreshReport = () => {
+    fillMaskReport(reports.get('masks') as MaskPassReport, deferred);
+    fillInitReport(reports.get('init') as InitPassReport, deferred);
+    const report = buildReport({
+      sourceFile: input.path, input: input.model, plan, seed, widthSource, depthFactor: depthFactor ?? null, maskStorage: options.maskStorage, analysis,
+      passes: PASSES.map((p) => ({ id: p.id, doc: p.doc })), reports,
+    });
+    if (normalized.defused.length > 0) report.defused = normalized.defused.map((d) => ({ node: d.node, op: d.op, rule: d.rule, into: d.into }));
+    report.cuda = cuda;
+    report.webgpu = webgpu;
+    if (trainOpsetUpgrade) report.train_opset_upgrade = trainOpsetUpgrade;
+    result.report = report;
+    result.summaryText = summaryText(report);
+  };
+  result.refreshReport();
   return result;
 }
 
@@ -235,6 +274,13 @@ async function buildTrain(result: TransformResult, opts: Record<string, unknown>
 
 export interface WriteOutputsOptions {
   externalData?: ExternalDataMode;
+  /** Worker threads computing deferred values (default: os.availableParallelism(); 1 = none). */
+  threads?: number;
+  /**
+   * Free bytes assumed in the output folder instead of asking the file system (fs.statfsSync): a test hook,
+   * also read by the CLI from SUPAR_FREE_BYTES.
+   */
+  freeBytes?: number;
   /** Also write the report as a page, `<stem>.report.html` (default true). */
   html?: boolean;
 }
@@ -263,6 +309,40 @@ export function defaultOutputPath(inputPath: string): string {
   return path.join(dir, `${base}.supar.onnx`);
 }
 
+/** Bytes of the report, LR groups and page written beside the model (they are small; a generous bound). */
+const SIDE_FILES_BYTES = 16 << 20;
+
+/**
+ * Refuses, before anything is computed or written, an output folder without room for the outputs (temp files
+ * are written beside their targets, so the folder needs all of them at once).
+ */
+export function checkFreeSpace(writes: { bytes: number }[], dir: string, freeBytes?: number): void {
+  const need = writes.reduce((s, w) => s + w.bytes, 0) + SIDE_FILES_BYTES;
+  const free = freeBytes ?? freeBytesIn(dir);
+  if (free === undefined || need <= free) return;
+  throw new UserInputError(
+    `${dir}: not enough disk space for the outputs: they need ${formatBytes(need)} (${need} bytes) and the folder's file system has ${formatBytes(free)} (${free} bytes) free; free some space or write elsewhere with -o`,
+    ExitCode.io,
+  );
+}
+
+function freeBytesIn(dir: string): number | undefined {
+  try {
+    const s = fs.statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return undefined; // a file system that cannot say: the write itself reports a full disk
+  }
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
 /** Refuses output paths that would overwrite the input, and output folders that cannot be written. */
 export function checkOutputPath(outPath: string, inputPath: string): void {
   const out = outputPaths(outPath);
@@ -286,13 +366,25 @@ export function checkOutputPath(outPath: string, inputPath: string): void {
 export async function writeTransformOutputs(result: TransformResult, outPath: string, opts: WriteOutputsOptions = {}): Promise<WrittenOutputs> {
   checkOutputPath(outPath, result.sourcePath);
   const out = outputPaths(outPath);
-  const wopts = (graph: string) => ({ externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir, graph });
+  const wopts = (graph: string) => ({ externalData: opts.externalData ?? 'auto', sourceBaseDir: result.sourceBaseDir, graph, deferred: result.deferred });
   const models = [{ model: result.model, file: out.model, opts: wopts('transformed model') }];
   if (result.train) {
     models.push({ model: result.train.train, file: out.train, opts: wopts('train-step graph') });
     if (result.train.eval) models.push({ model: result.train.eval, file: out.eval, opts: wopts('eval graph') });
   }
-  const [written] = await writeModelsChecked(models);
+  checkFreeSpace(models.map((m) => ({ bytes: estimateWriteBytes(m.model, m.file, m.opts) })), path.dirname(out.model), opts.freeBytes);
+  const threads = opts.threads ?? defaultThreads();
+  const pool = result.deferred && threads > 1 ? new JobPool(threads) : undefined;
+  if (result.deferred) result.deferred.pool = pool;
+  let written: WrittenFiles | undefined;
+  try {
+    [written] = await writeModelsChecked(models);
+  } finally {
+    await pool?.close();
+    result.deferred?.forgetWritten();
+  }
+  // The report's non-zeros and init std come from the values just computed.
+  if (result.deferred) result.refreshReport();
   writeFileAtomic(out.lrGroups, new TextEncoder().encode(`${JSON.stringify(result.lrGroups, null, 2)}\n`));
   writeFileAtomic(out.report, new TextEncoder().encode(reportJson(result.report)));
   const files: WrittenOutputs = { model: written!.model, data: written!.data, lrGroups: out.lrGroups, report: out.report };

@@ -20,12 +20,13 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { analyzeModel } from '../src/analysis/index.js';
 import { readModel } from '../src/onnx/codec.js';
-import { tensorRawBytes, tensorToFloat32 } from '../src/onnx/tensor.js';
+import { tensorToFloat32 } from '../src/onnx/tensor.js';
 import { transform } from '../src/transform.js';
 import { openBatchSource } from '../src/train/data.js';
 import { findValueShape } from '../src/train/graph-util.js';
 import { createTrainer, feedsForBatch } from '../src/train/runner.js';
 import { buildTrainStep } from '../src/train/train-step.js';
+import { maskEntries } from '../src/passes/mask-storage.js';
 import { ROOT } from './helpers.js';
 import { floats, ids, runOrt } from './transform-helpers.js';
 
@@ -160,7 +161,7 @@ for (const fam of FAMILIES) {
       assert.equal(rep.summary.masked, fam.hidden, `${stem}: masked tensors`);
       for (const t of hidden) {
         assert.ok(t.mask, `${t.name}: no mask`);
-        const bits = tensorRawBytes(inits.get(t.mask)!, r.sourceBaseDir);
+        const bits = maskEntries(inits.get(t.mask)!, t.shape, r.sourceBaseDir);
         const w = tensorToFloat32(inits.get(t.name)!, r.sourceBaseDir);
         let ones = 0, stray = 0;
         for (let i = 0; i < bits.length; i++) {

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { encodeModel, readModel, writeModel, type LoadedModel } from '../src/onnx/codec.js';
 import { tensorToFloat32 } from '../src/onnx/tensor.js';
+import { maskEntries } from '../src/passes/mask-storage.js';
 import { transform } from '../src/transform.js';
 import { openBatchSource, type TokenBatch } from '../src/train/data.js';
 import { findValueShape } from '../src/train/graph-util.js';
@@ -59,7 +60,7 @@ async function checkEndToEnd(p: Prepared, lr: number, minMasked = 8): Promise<vo
   const masked = p.ts.io.params.filter((x) => x.mask);
   assert.ok(masked.length >= minMasked, `${masked.length} masked parameters`);
   for (const x of masked) {
-    const mask = tensorToFloat32(p.forward.model.graph!.initializer.find((t) => t.name === x.mask)!, p.forward.baseDir);
+    const mask = maskEntries(p.forward.model.graph!.initializer.find((t) => t.name === x.mask)!, x.shape, p.forward.baseDir); // bool or bit-packed
     const w = params.get(x.name)!;
     let pruned = 0; let movedKept = 0;
     mask.forEach((m, i) => { if (!m) { assert.ok(w[i] === 0, `${x.name}[${i}] = ${w[i]} under the mask`); pruned++; } else if (w[i] !== 0) movedKept++; });

@@ -87,6 +87,7 @@ const BAD: { args: string[]; code: number; says: RegExp }[] = [
   { args: ['--nm', '3:5'], code: ExitCode.usage, says: /--nm 3:5: tensor 'transformer\.h\.0\.attn\.c_attn\.weight' has fan-in 64/ },
   { args: ['--width-mult', '0'], code: ExitCode.usage, says: /--width-mult 0/ },
   { args: ['--mask', 'random'], code: ExitCode.usage, says: /--mask 'random'/ },
+  { args: ['--mask-storage', 'nibbles'], code: ExitCode.usage, says: /--mask-storage 'nibbles': unknown form; use one of bool, bits/ },
   { args: ['--init', 'zeros'], code: ExitCode.usage, says: /--init 'zeros'/ },
   { args: ['--role', 'lm_head*=head'], code: ExitCode.usage, says: /--role 'lm_head\*=head'/ },
   { args: ['-o', '/nonexistent-dir/x.onnx'], code: ExitCode.io, says: /-o \/nonexistent-dir\/x\.onnx: folder/ },

@@ -14,6 +14,7 @@ import { encodeModel, readModel, writeModel } from '../src/onnx/codec.js';
 import { makeScalarFloat, tensorToFloat32 } from '../src/onnx/tensor.js';
 import { nonZeroStats } from '../src/passes/init-sampling.js';
 import { transform, writeTransformOutputs } from '../src/transform.js';
+import { maskEntries } from '../src/passes/mask-storage.js';
 import { buildGpt } from '../fixtures/gpt-builder.js';
 import { tempDir } from './helpers.js';
 import { floats, GPT_TINY, initializerBytes, LMS, REAL, runOrt, sameBytes } from './transform-helpers.js';
@@ -163,7 +164,7 @@ test('N:M 2:4 and per-row masks hold exactly through the transform', async () =>
   const r = await transform(readModel(GPT_TINY), { mask: 'n:m', nm: { n: 2, m: 4 }, density: 0.5 });
   const inits = new Map(r.model.graph!.initializer.map((t) => [t.name, t]));
   for (const t of r.report.tensors.filter((x) => x.mask)) {
-    const bits = tensorToFloat32(inits.get(t.mask!)!, '.');
+    const bits = maskEntries(inits.get(t.mask!)!, t.shape, '.');
     const [rows, cols] = t.shape as [number, number];
     // MatMul weights are [in, out]: groups of 4 consecutive inputs for each output column.
     for (let c = 0; c < cols; c++) {
@@ -177,7 +178,7 @@ test('N:M 2:4 and per-row masks hold exactly through the transform', async () =>
   const pr = await transform(readModel(GPT_TINY), { mask: 'per-row', density: 0.25 });
   const pinits = new Map(pr.model.graph!.initializer.map((t) => [t.name, t]));
   for (const t of pr.report.tensors.filter((x) => x.mask)) {
-    const bits = tensorToFloat32(pinits.get(t.mask!)!, '.');
+    const bits = maskEntries(pinits.get(t.mask!)!, t.shape, '.');
     const [rows, cols] = t.shape as [number, number];
     for (let c = 0; c < cols; c++) {
       let k = 0;

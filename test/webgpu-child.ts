@@ -10,7 +10,8 @@
  */
 import * as path from 'node:path';
 import { readModel } from '../src/onnx/codec.js';
-import { tensorRawBytes, tensorToFloat32 } from '../src/onnx/tensor.js';
+import { tensorToFloat32 } from '../src/onnx/tensor.js';
+import { maskEntries } from '../src/passes/mask-storage.js';
 import { checkWebGpuKernels } from '../src/runtime/kernels.js';
 import * as ort from 'onnxruntime-node';
 import { sessionOptions } from '../src/runtime/session.js';
@@ -54,7 +55,7 @@ if (mode === 'place') {
       for (const p of ts.io.params) {
         if (!p.mask) continue;
         const w = await tr.readParam(p.name);
-        const bits = tensorRawBytes(inits.get(p.mask)!, r.sourceBaseDir);
+        const bits = maskEntries(inits.get(p.mask)!, p.shape, r.sourceBaseDir); // bool or bit-packed
         for (let i = 0; i < w.length; i++) if (!bits[i] && w[i] !== 0) maskViolations++;
       }
       return { losses, saved, maskViolations, stateOnDevice: tr.stateOnDevice, ep: tr.ep };

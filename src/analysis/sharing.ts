@@ -17,7 +17,7 @@
  * `tie` and `tiedWith` = the kept one, which lists them in `copies`.
  */
 import { DataType } from '../onnx/dtype.js';
-import { tensorToFloat32 } from '../onnx/tensor.js';
+import { forEachFloat32Chunk, tensorToFloat32 } from '../onnx/tensor.js';
 import type { AnalysisGraph } from './graph.js';
 import type { ParamInfo, Role } from './types.js';
 
@@ -35,15 +35,15 @@ export interface SharedGroup {
 
 /** Groups of copies among `params` (their tie fields are set); params already tied are left alone. */
 export function findSharedCopies(g: AnalysisGraph, params: ParamInfo[], warnings: string[]): SharedGroup[] {
-  // Bucket by role, type, count, min and max (order-free, exact); decode again only where a bucket has two.
+  // Bucket by role, type, count, min, max and a multiset hash (all order-free, equal for equal values; read
+  // chunk by chunk, so a model of any size costs a chunk); decode whole tensors only where a bucket has two.
   const buckets = new Map<string, ParamInfo[]>();
   for (const p of params) {
     if (!SHARED_ROLES.has(p.role) || p.tiedWith !== undefined || p.elements < 2) continue;
-    const values = valuesOf(g, p, warnings);
-    if (!values) continue;
-    const range = minMax(values);
+    const range = fingerprintOf(g, p, warnings);
+    if (!range) continue;
     if (!(range.min < range.max)) continue; // constant (or NaN): equal by chance, never a copy
-    const key = `${p.role}\0${p.dataType}\0${p.elements}\0${range.min}\0${range.max}`;
+    const key = `${p.role}\0${p.dataType}\0${p.elements}\0${range.min}\0${range.max}\0${range.hash}`;
     const list = buckets.get(key);
     if (list) list.push(p); else buckets.set(key, [p]);
   }
@@ -72,6 +72,33 @@ export function findSharedCopies(g: AnalysisGraph, params: ParamInfo[], warnings
     }
   }
   return groups;
+}
+
+/**
+ * Min, max and an order-free hash of the values as float32: Σ mix(bits(x)) mod 2^32 with a one-multiply mix
+ * (−0 counted as +0, as `===` compares), so a copy in any order or layout (transposed, reshaped) lands in the
+ * same bucket; a collision only costs a full comparison.
+ */
+function fingerprintOf(g: AnalysisGraph, p: ParamInfo, warnings: string[]): { min: number; max: number; hash: number } | undefined {
+  try {
+    let min = Infinity;
+    let max = -Infinity;
+    let hash = 0;
+    forEachFloat32Chunk(g.index.getInitializer(p.name), g.baseDir, (v) => {
+      const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i]!;
+        if (x < min) min = x;
+        if (x > max) max = x;
+        const b = x === 0 ? 0 : bits[i]!;
+        hash = (hash + Math.imul(b ^ (b >>> 16), 0x45d9f3b)) | 0;
+      }
+    });
+    return { min, max, hash: hash >>> 0 };
+  } catch (err) {
+    warnings.push(`shared-copy check of '${p.name}' skipped: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 /** The values as float32: a view of little-endian float32 raw data when aligned, else decoded. */
@@ -134,12 +161,3 @@ function twoValued(v: Float32Array): boolean {
   return true;
 }
 
-function minMax(v: Float32Array): { min: number; max: number } {
-  let min = Infinity;
-  let max = -Infinity;
-  for (const x of v) {
-    if (x < min) min = x;
-    if (x > max) max = x;
-  }
-  return { min, max };
-}

@@ -5,8 +5,7 @@
  * shape and equal to the transpose (within 1e-6, absolute or relative to the largest magnitude).
  */
 import type { TensorProto } from 'onnx-buf';
-import { dimsOf, tensorToFloat32 } from '../onnx/tensor.js';
-import { DataType } from '../onnx/dtype.js';
+import { dimsOf, float32At, tensorToFloat32 } from '../onnx/tensor.js';
 
 export type TieKind = 'value' | 'value-transposed';
 
@@ -23,7 +22,7 @@ export function tieByValue(a: TensorProto, b: TensorProto, baseDir: string): Tie
   const same = da[0] === db[0] && da[1] === db[1];
   const transposed = da[0] === db[1] && da[1] === db[0];
   if (!same && !transposed) return undefined;
-  if (!samplesAgree(a, b, same, transposed)) return undefined;
+  if (!samplesAgree(a, b, same, transposed, baseDir)) return undefined;
   const va = tensorToFloat32(a, baseDir);
   const vb = tensorToFloat32(b, baseDir);
   if (isConstant(va)) return undefined;
@@ -36,27 +35,23 @@ export function tieByValue(a: TensorProto, b: TensorProto, baseDir: string): Tie
 }
 
 /**
- * Cheap rejection before decoding whole tensors (an LM head is vocab × width): compare up to 64 entries
- * read straight from float32 raw data. Other storage forms skip the pre-check.
+ * Cheap rejection before decoding whole tensors (an LM head is vocab × width): compare up to 64 entries,
+ * read alone (from external data too, without reading the rest). Other types skip the pre-check.
  */
-function samplesAgree(a: TensorProto, b: TensorProto, same: boolean, transposed: boolean): boolean {
-  if (a.dataType !== DataType.FLOAT || b.dataType !== DataType.FLOAT || a.rawData.byteLength === 0 || b.rawData.byteLength === 0) return true;
+function samplesAgree(a: TensorProto, b: TensorProto, same: boolean, transposed: boolean, baseDir: string): boolean {
   const [rows, cols] = dimsOf(a) as [number, number];
   const n = rows * cols;
-  if (a.rawData.byteLength < n * 4 || b.rawData.byteLength < n * 4) return true;
-  const da = new DataView(a.rawData.buffer, a.rawData.byteOffset, a.rawData.byteLength);
-  const db = new DataView(b.rawData.buffer, b.rawData.byteOffset, b.rawData.byteLength);
   const step = Math.max(1, Math.floor(n / 64));
+  const ks: number[] = [];
+  for (let k = 0; k < n; k += step) ks.push(k);
+  const xa = float32At(a, baseDir, ks);
+  const xs = same ? float32At(b, baseDir, ks) : undefined;
+  const xt = transposed ? float32At(b, baseDir, ks.map((k) => (k % cols) * rows + Math.floor(k / cols))) : undefined;
+  if (!xa || (same && !xs) || (transposed && !xt)) return true;
   // Looser than the full check: this only rejects clear mismatches.
   const close = (x: number, y: number) => Math.abs(x - y) <= 1e-4 * Math.max(1, Math.abs(x), Math.abs(y));
-  let sameOk = same;
-  let transOk = transposed;
-  for (let k = 0; k < n && (sameOk || transOk); k += step) {
-    const x = da.getFloat32(k * 4, true);
-    if (sameOk && !close(x, db.getFloat32(k * 4, true))) sameOk = false;
-    if (transOk && !close(x, db.getFloat32(((k % cols) * rows + Math.floor(k / cols)) * 4, true))) transOk = false;
-  }
-  return sameOk || transOk;
+  const agree = (ys: Float32Array | undefined) => ys !== undefined && ks.every((_, i) => close(xa[i]!, ys[i]!));
+  return agree(xs) || agree(xt);
 }
 
 function allClose(va: Float32Array, vb: Float32Array, tol: number, mapIndex: (k: number) => number): boolean {

@@ -10,11 +10,14 @@ import { readModel } from '../onnx/codec.js';
 import { checkExternalData } from '../onnx/external.js';
 import { addTransformFlags } from './transform-options.js';
 import { planView, wantsPlanView } from './plan-view.js';
+import { findStoredMasks, type StoredMask } from '../passes/mask-storage.js';
 import { summarizeModel, type Dim, type ModelSummary, type ValueSummary } from '../onnx/summary.js';
 
 export interface InspectReport extends ModelSummary {
   file: string;
   fileBytes: number;
+  /** A transformed model's masks, densities read from the mask tensors (bool or bit-packed); absent otherwise. */
+  masks?: StoredMask[];
 }
 
 export function register(program: Command, _ctx: CliContext): void {
@@ -32,7 +35,8 @@ export function register(program: Command, _ctx: CliContext): void {
 export function inspectFile(file: string): InspectReport {
   const loaded = readModel(file);
   checkExternalData(loaded.model, loaded.baseDir);
-  return { file: path.basename(loaded.path), fileBytes: loaded.fileBytes, ...summarizeModel(loaded.model) };
+  const masks = findStoredMasks(loaded.model, loaded.baseDir);
+  return { file: path.basename(loaded.path), fileBytes: loaded.fileBytes, ...summarizeModel(loaded.model), ...(masks ? { masks } : {}) };
 }
 
 const int = (n: number) => n.toLocaleString('en-US');
@@ -93,9 +97,23 @@ export function formatInspect(r: InspectReport): string {
   out.push(`outputs (${r.outputs.length}):`, ...valueTable(r.outputs));
   if (r.metadataProps.length) out.push('metadata:', ...r.metadataProps.map((p) => `  ${p.key} = ${oneLine(p.value)}`));
   else out.push('metadata: none');
+  if (r.masks) out.push(...maskLines(r.masks));
   const ext = r.externalData;
   out.push(ext.used ? `external data: yes · ${ext.tensors} tensors · ${formatBytes(ext.bytes)} in ${ext.files.join(', ')}` : 'external data: no');
   return `${out.join('\n')}\n`;
+}
+
+/** `masks 12 (bits, 1.50 KiB): 4,096 of 16,384 entries kept`, then one line per mask with its density. */
+function maskLines(masks: StoredMask[]): string[] {
+  if (masks.length === 0) return ['masks: none'];
+  const kinds = [...new Set(masks.map((m) => m.storage))].join(' and ');
+  const kept = masks.reduce((s, m) => s + m.non_zeros, 0);
+  const total = masks.reduce((s, m) => s + m.elements, 0);
+  const w = Math.max(...masks.map((m) => m.tensor.length));
+  return [
+    `masks ${masks.length} (${kinds}, ${formatBytes(masks.reduce((s, m) => s + m.bytes, 0))}): ${int(kept)} of ${int(total)} entries kept`,
+    ...masks.map((m) => `  ${m.tensor.padEnd(w)}  [${m.shape.join(', ')}]  density ${m.density.toPrecision(4).replace(/\.?0+$/, '')}  ${int(m.non_zeros)} of ${int(m.elements)}`),
+  ];
 }
 
 /** Metadata values may hold JSON or prose: show one line, cut at 120 characters. */

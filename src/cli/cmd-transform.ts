@@ -21,6 +21,7 @@ interface CommandFlags extends TransformFlags {
   emitTrain?: boolean;
   objective?: string;
   html?: boolean;
+  threads?: string;
 }
 
 const EXTERNAL_MODES = ['auto', 'always', 'never'];
@@ -37,6 +38,7 @@ export function register(program: Command, _ctx: CliContext): void {
     .option('--emit-train', 'also write the train-step graph <model>.supar.train.onnx')
     .option('--objective <kind>', 'loss of the train-step graph: next-token, class, mse, mlm (default: from the model\'s outputs, as train)')
     .option('--no-html', 'do not write the report page <model>.supar.report.html')
+    .option('--threads <n>', 'worker threads drawing masks and initial values (default: the cores available; 1 = none)')
     .action(async (file: string, flags: CommandFlags) => {
       await runTransform(file, flags);
     });
@@ -46,6 +48,7 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
   if (flags.externalData !== undefined && !EXTERNAL_MODES.includes(flags.externalData)) {
     throw new UsageError(`--external-data '${flags.externalData}': use one of ${EXTERNAL_MODES.join(', ')}`);
   }
+  const threads = parseThreads(flags.threads);
   const objectiveKind = parseObjective(flags.objective);
   if (objectiveKind && !flags.emitTrain) throw new UsageError(`--objective ${objectiveKind}: only used with --emit-train`);
   const options = { ...toTransformOptions(flags), emitTrain: flags.emitTrain && objectiveKind ? { objectiveKind } : flags.emitTrain };
@@ -59,9 +62,16 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
     bar.tick(0, 'read');
     const input = readModel(file);
     // The CLI drops the input afterwards: rewrite weights inside its buffers (one copy of the model in memory).
-    result = await transform(input, { ...options, inPlace: true, onStage: (stage) => bar.tick(1, stage) });
+    // New values are computed while writing, tensor by tensor (the streaming path: bounded memory).
+    result = await transform(input, { ...options, inPlace: true, deferValues: true, onStage: (stage) => bar.tick(1, stage) });
     bar.tick(1, flags.dryRun ? 'done' : 'write');
-    files = flags.dryRun ? null : await writeTransformOutputs(result, outPath, { externalData: flags.externalData as ExternalDataMode, html: flags.html });
+    if (flags.dryRun) {
+      result.deferred?.measure();
+      result.refreshReport();
+    }
+    files = flags.dryRun ? null : await writeTransformOutputs(result, outPath, {
+      externalData: flags.externalData as ExternalDataMode, html: flags.html, threads, freeBytes: freeBytesHook(),
+    });
   } finally {
     bar.done(); // clear the line before the summary or an error message
   }
@@ -72,6 +82,22 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
   process.stdout.write(result.summaryText);
   if (files) process.stdout.write(`wrote ${files.model}\n      ${files.lrGroups}\n      ${files.report}\n${files.reportHtml ? `      ${files.reportHtml}\n` : ''}${files.train ? `      ${files.train}\n` : ''}${files.eval ? `      ${files.eval}\n` : ''}`);
   else process.stdout.write('dry run: nothing written\n');
+}
+
+function parseThreads(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n >= 1 && n <= 256)) throw new UsageError(`--threads '${v}': must be a whole number from 1 to 256`);
+  return n;
+}
+
+/** Test hook (docs/transform.md): SUPAR_FREE_BYTES=<n> stands in for the output folder's free space. */
+function freeBytesHook(): number | undefined {
+  const v = process.env.SUPAR_FREE_BYTES;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!(Number.isSafeInteger(n) && n >= 0)) throw new UsageError(`SUPAR_FREE_BYTES '${v}': must be a whole number of bytes`);
+  return n;
 }
 
 function relativeFiles(files: object): Record<string, string> {

@@ -15,7 +15,10 @@ export function wantsPlanView(flags: object): boolean {
 }
 
 export async function planView(file: string, flags: TransformFlags & { json?: boolean }): Promise<string> {
-  const result = await transform(readModel(file), toTransformOptions(flags));
+  // Values are computed for their numbers only, one tensor at a time (nothing kept: bounded memory).
+  const result = await transform(readModel(file), { ...toTransformOptions(flags), deferValues: true });
+  result.deferred?.measure();
+  result.refreshReport();
   if (flags.json) return `${JSON.stringify(result.report, null, 2)}\n`;
   const why = result.report.tensors.map((t) => `  ${t.name}: ${t.role} — ${t.reason}${t.trained ? `; ${t.density_reason}` : ''}`);
   return `${result.summaryText}roles:\n${why.join('\n')}\n(plan only: nothing written)\n`;

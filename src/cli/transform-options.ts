@@ -10,11 +10,12 @@ import { readModel } from '../onnx/codec.js';
 import { INIT_MODES, MASK_MODES, type DensityEntry, type InitMode, type MaskMode } from '../plan.js';
 import type { Hyperparameters } from '../rules/types.js';
 import type { TransformOptions } from '../transform.js';
+import { DEFAULT_MASK_STORAGE, MASK_STORAGES, type MaskStorage } from '../passes/mask-storage.js';
 
 export interface TransformFlags {
   density?: string; rules?: string; widthMult?: string; baseWidth?: string; baseModel?: string; baseDepth?: string;
   sigmaBase?: string; lr?: string; alphaInput?: string; alphaOutput?: string; hparams?: string;
-  seed?: string; mask?: string; nm?: string; sparsify?: string[]; dense?: string[]; densityMap?: string;
+  seed?: string; mask?: string; maskStorage?: string; nm?: string; sparsify?: string[]; dense?: string[]; densityMap?: string;
   role?: string[]; init?: string; truncated?: boolean; depthFactor?: string | boolean; strict?: boolean;
 }
 
@@ -36,6 +37,7 @@ export function addTransformFlags(cmd: Command): Command {
     .option('--hparams <file.json>', 'hyperparameters {sigma_base, eta_base, alpha_input, alpha_output}; flags win')
     .option('--seed <n>', 'seed of masks and initializers (default 0)')
     .option('--mask <mode>', `mask pattern: ${MASK_MODES.join(', ')} (default per-tensor: exactly round(ρ·n) non-zeros)`)
+    .option('--mask-storage <form>', `how masks are stored: ${MASK_STORAGES.join(', ')} (default ${DEFAULT_MASK_STORAGE}; bits: 8 entries per byte, unpacked in the graph)`)
     .option('--nm <N:M>', 'N:M pattern, e.g. 2:4 (implies --mask n:m and density N/M)')
     .option('--sparsify <globs>', 'also sparsify tensors matching these globs (comma-separated, repeatable)', collect)
     .option('--dense <globs>', 'keep tensors matching these globs dense (comma-separated, repeatable)', collect)
@@ -115,6 +117,8 @@ export function toTransformOptions(f: TransformFlags): TransformOptions {
   let mask = f.mask as MaskMode | undefined;
   if (mask !== undefined && !MASK_MODES.includes(mask)) throw new UsageError(`--mask '${f.mask}': unknown mode; use one of ${MASK_MODES.join(', ')}`);
   const nm = f.nm !== undefined ? parseNm(f.nm) : undefined;
+  const maskStorage = f.maskStorage as MaskStorage | undefined;
+  if (maskStorage !== undefined && !MASK_STORAGES.includes(maskStorage)) throw new UsageError(`--mask-storage '${f.maskStorage}': unknown form; use one of ${MASK_STORAGES.join(', ')}`);
   if (nm && mask === undefined) mask = 'n:m';
   if (mask === 'n:m' && !nm) throw new UsageError('--mask n:m: give the pattern with --nm N:M, e.g. --nm 2:4');
   if (nm && mask !== 'n:m') throw new UsageError(`--nm ${f.nm}: only with --mask n:m`);
@@ -146,7 +150,7 @@ export function toTransformOptions(f: TransformFlags): TransformOptions {
   if (hyperparameters.sigma_base !== undefined && !(hyperparameters.sigma_base >= 0)) throw new UsageError(`--sigma-base ${hyperparameters.sigma_base}: must be >= 0`);
   return {
     density, rules: f.rules, widthMult, baseWidth, baseDepth, baseModel: f.baseModel ? readModel(f.baseModel) : undefined,
-    hyperparameters, seed, mask, nm, sparsify: f.sparsify, dense: f.dense,
+    hyperparameters, seed, mask, maskStorage, nm, sparsify: f.sparsify, dense: f.dense,
     densityMap: f.densityMap ? readDensityMap(f.densityMap) : undefined, roles: parseRoles(f.role),
     init, truncated: f.truncated, depthFactor: f.depthFactor, strict: f.strict,
   };

@@ -6,11 +6,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
-import { ModelProtoSchema, type ModelProto } from 'onnx-buf';
+import { ModelProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
 import { ExitCode, UserInputError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { chunksByteLength, encodeModelChunks } from './encode-stream.js';
-import { externalizeForWrite, type ExternalDataMode } from './external.js';
+import { dataFileBytes, externalizeForWrite, externalLayout, type DeferredData, type ExternalDataMode, type PlanOptions } from './external.js';
+import { forEachTensor } from './walk.js';
 
 /** Highest IR version onnxruntime-node 1.30 loads (measured, docs/notes/deps.md). */
 export const MAX_IR_VERSION = 13;
@@ -139,6 +140,8 @@ export interface WriteOptions {
   dataFile?: string;
   /** Folder the model's existing external data resolves against (the source model's folder). */
   sourceBaseDir?: string;
+  /** Tensors whose values are computed while writing (the streaming path; src/passes/deferred.ts). */
+  deferred?: DeferredData;
 }
 
 export interface WrittenFiles {
@@ -151,14 +154,33 @@ export interface WrittenFiles {
 export function planWrite(model: ModelProto, file: string, opts: WriteOptions): { abs: string; dir: string; plan: ReturnType<typeof externalizeForWrite> } {
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
-  const plan = externalizeForWrite(model, {
+  const plan = externalizeForWrite(model, planOptions(file, opts));
+  return { abs, dir, plan };
+}
+
+/** The external-data plan's options for writing to `file` (the defaults applied). */
+export function planOptions(file: string, opts: WriteOptions): PlanOptions {
+  const abs = path.resolve(file);
+  const dir = path.dirname(abs);
+  return {
     mode: opts.externalData ?? 'auto',
     threshold: opts.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD,
     dataFile: opts.dataFile ?? `${path.basename(abs)}.data`,
     outDir: dir,
     sourceBaseDir: opts.sourceBaseDir ?? dir,
-  });
-  return { abs, dir, plan };
+    deferred: opts.deferred,
+  };
+}
+
+/**
+ * Bytes the write of `model` to `file` puts on disk: its data file (4096-aligned tensors) plus the model file
+ * (an upper bound: the tensors it keeps inline plus its structure).
+ */
+export function estimateWriteBytes(model: ModelProto, file: string, opts: WriteOptions): number {
+  const o = planOptions(file, opts);
+  const data = dataFileBytes(model, o);
+  const { total } = externalLayout(model, o);
+  return data + (data > 0 ? 0 : total) + (1 << 20);
 }
 
 /**
@@ -166,6 +188,12 @@ export function planWrite(model: ModelProto, file: string, opts: WriteOptions): 
  * re-homed: inlined, or copied into the new data file beside the output. The input object is not mutated.
  */
 export function writeModel(model: ModelProto, file: string, opts: WriteOptions = {}): WrittenFiles {
+  // This writer is synchronous: deferred values are computed into the tensors first (the in-memory path).
+  if (opts.deferred) {
+    const all: TensorProto[] = [];
+    forEachTensor(model, (t) => { if (opts.deferred!.sizeOf(t) !== undefined) all.push(t); });
+    opts.deferred.materialize(all);
+  }
   const { abs, dir, plan } = planWrite(model, file, opts);
   try {
     // Streamed in chunks (raw_data by reference): memory stays about the model itself.

@@ -59,6 +59,23 @@ export function halfBitsToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+let halfTable: Float32Array | undefined;
+
+/** halfBitsToFloat for all 65,536 half values (256 KiB, built once): decoding float16 by table look-up. */
+export function halfToFloatTable(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfBitsToFloat(h);
+  }
+  return halfTable;
+}
+
+/** Decodes n little-endian float16 values from `bytes` into `out` (by table; the same values as halfBitsToFloat). */
+export function decodeHalfInto(bytes: Uint8Array, out: Float32Array, n: number): void {
+  const table = halfToFloatTable();
+  for (let i = 0; i < n; i++) out[i] = table[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!;
+}
+
 /** float → IEEE half bits, round to nearest even. */
 export function floatToHalfBits(x: number): number {
   f32[0] = x;

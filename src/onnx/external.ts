@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { GraphProto, ModelProto, TensorProto } from 'onnx-buf';
 import { clearField, create, isFieldSet } from '@bufbuild/protobuf';
 import { StringStringEntryProtoSchema, TensorProtoSchema } from 'onnx-buf';
-import { ExitCode, UserInputError } from '../errors.js';
+import { ExitCode, InvariantError, UserInputError } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, writeAll } from './atomic.js';
 import { DataType } from './dtype.js';
 import { forEachGraph, forEachTensor } from './walk.js';
@@ -89,6 +89,33 @@ export function readExternalBytes(t: TensorProto, baseDir: string): Uint8Array {
   }
 }
 
+const COPY_BYTES = 8 << 20;
+
+/** Copies an external tensor's bytes into `fd` at `offset` in 8 MiB pieces (never the whole tensor in memory). */
+function copyExternalBytes(t: TensorProto, baseDir: string, fd: number, offset: number): number {
+  const file = resolveExternalPath(t, baseDir);
+  const { offset: from, length } = externalInfo(t);
+  const want = length ?? tensorDataBytes(t);
+  let src: number;
+  try {
+    src = fs.openSync(file, 'r');
+  } catch (e) {
+    throw unreadableDataError(t, file, baseDir, (e as NodeJS.ErrnoException).code);
+  }
+  try {
+    const buf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, want)));
+    for (let done = 0; done < want;) {
+      const n = fs.readSync(src, buf, 0, Math.min(buf.byteLength, want - done), from + done);
+      if (n === 0) throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(file)}' ends before offset ${from}+${want}; it is truncated`);
+      writeAll(fd, buf.subarray(0, n), offset + done);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(src);
+  }
+  return want;
+}
+
 function unreadableDataError(t: TensorProto, file: string, baseDir: string, code: string | undefined): UserInputError {
   const what = code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`;
   return new UserInputError(
@@ -151,8 +178,26 @@ export function clearExternal(t: TensorProto): void {
 
 const NO_TYPED = { floatData: [], int32Data: [], int64Data: [], doubleData: [], uint64Data: [] };
 
+/** A deferred tensor's place in the data file being written. */
+export interface DeferredPlacement {
+  tensor: TensorProto;
+  offset: number;
+}
+
+/**
+ * Tensors whose values are computed while writing (src/passes/deferred.ts): the writer leaves their byte
+ * ranges in the data file to `fill`, and asks for the values of those it writes inline (`materialize`).
+ */
+export interface DeferredData {
+  sizeOf(t: TensorProto): number | undefined;
+  materialize(tensors: Iterable<TensorProto>): void;
+  fill(fd: number, file: string, placements: DeferredPlacement[]): Promise<void>;
+}
+
 export interface WritePlan {
   model: ModelProto;
+  /** Deferred tensors' ranges in the data file, still to be filled (under `dataTemp`). */
+  deferredPlacements?: DeferredPlacement[];
   dataPath?: string;
   /** The data file's temp path until `commitData` moves it to `dataPath`. */
   dataTemp?: string;
@@ -163,18 +208,49 @@ export interface WritePlan {
   restoreTensors: () => void;
 }
 
-interface PlanOptions {
+export interface PlanOptions {
   mode: ExternalDataMode;
   threshold: number;
   dataFile: string;
   outDir: string;
   sourceBaseDir: string;
+  deferred?: DeferredData;
 }
 
-/** Bytes of values a tensor carries (raw, typed fields or external); strings count 0 (never external). */
-function storedBytes(t: TensorProto): number {
+/** Bytes of values a tensor carries (raw, typed fields, external or deferred); strings count 0 (never external). */
+function storedBytes(t: TensorProto, deferred?: DeferredData): number {
   if (t.dataType === DataType.STRING) return 0;
+  const later = deferred?.sizeOf(t);
+  if (later !== undefined) return later;
   return isExternal(t) ? tensorDataBytes(t) : Math.max(t.rawData.byteLength, hasTypedData(t) ? tensorDataBytes(t) : 0);
+}
+
+/** Which tensors go to the data file (none when the model is written inline): the rule of externalizeForWrite. */
+export function externalLayout(model: ModelProto, o: PlanOptions): { tensors: TensorProto[]; externalize: boolean; chosen: TensorProto[]; total: number } {
+  const tensors: TensorProto[] = [];
+  forEachTensor(model, (t) => tensors.push(t));
+  const anyExternal = tensors.some(isExternal);
+  const total = tensors.reduce((s, t) => s + storedBytes(t, o.deferred), 0);
+  const externalize = o.mode === 'always' || (o.mode === 'auto' && (total > o.threshold || anyExternal));
+  if (!externalize) return { tensors, externalize, chosen: [], total };
+  const inits = initializerSet(model);
+  const chosen = tensors.filter((t) => isExternal(t) || (inits.has(t) && storedBytes(t, o.deferred) >= MIN_EXTERNAL_BYTES));
+  return { tensors, externalize, chosen, total };
+}
+
+/** Deferred tensors the write keeps inline (their values are needed in memory before encoding). */
+export function deferredInline(model: ModelProto, o: PlanOptions): TensorProto[] {
+  if (!o.deferred) return [];
+  const { tensors, chosen } = externalLayout(model, o);
+  const external = new Set(chosen);
+  return tensors.filter((t) => !external.has(t) && o.deferred!.sizeOf(t) !== undefined);
+}
+
+/** Bytes the data file of this write will take (4096-aligned tensors), 0 when written inline. */
+export function dataFileBytes(model: ModelProto, o: PlanOptions): number {
+  let offset = 0;
+  for (const t of externalLayout(model, o).chosen) offset = Math.ceil(offset / ALIGN) * ALIGN + storedBytes(t, o.deferred);
+  return offset;
 }
 
 function hasTypedData(t: TensorProto): boolean {
@@ -201,11 +277,9 @@ function initializerSet(model: ModelProto): Set<TensorProto> {
  * external tensor is read back into raw_data.
  */
 export function externalizeForWrite(model: ModelProto, o: PlanOptions): WritePlan {
-  const tensors: TensorProto[] = [];
-  forEachTensor(model, (t) => tensors.push(t));
-  const anyExternal = tensors.some(isExternal);
-  const total = tensors.reduce((s, t) => s + storedBytes(t), 0);
-  const externalize = o.mode === 'always' || (o.mode === 'auto' && (total > o.threshold || anyExternal));
+  const { tensors, externalize, chosen, total } = externalLayout(model, o);
+  const stillDeferred = deferredInline(model, o);
+  if (stillDeferred.length > 0) throw new InvariantError(`tensor '${stillDeferred[0]!.name}' is written inline but its values were not computed`);
   if (!externalize && total >= INLINE_LIMIT) {
     throw new UserInputError(`${path.join(o.outDir, o.dataFile)}: the model holds ${total} bytes of tensor data, over the 2 GiB protobuf limit for one file; write it with external data`, ExitCode.unsupported);
   }
@@ -225,8 +299,6 @@ export function externalizeForWrite(model: ModelProto, o: PlanOptions): WritePla
       }
       return { model, cleanup: restore, restoreTensors: restore };
     }
-    const inits = initializerSet(model);
-    const chosen = tensors.filter((t) => isExternal(t) || (inits.has(t) && storedBytes(t) >= MIN_EXTERNAL_BYTES));
     return writeDataFile(model, chosen, o, replace, restore);
   } catch (e) {
     restore();
@@ -261,12 +333,23 @@ function writeDataFile(
     discardTemp(temp);
     throw new UserInputError(`${dataPath}: cannot write (${(e as NodeJS.ErrnoException).code}); check that the folder exists and is writable`, ExitCode.io);
   }
+  const placements: DeferredPlacement[] = [];
   try {
     let offset = 0;
     for (const t of tensors) {
-      const bytes = isExternal(t) ? readExternalBytes(t, o.sourceBaseDir) : t.rawData.byteLength > 0 ? t.rawData : tensorRawBytes(t, o.sourceBaseDir);
       offset = Math.ceil(offset / ALIGN) * ALIGN;
-      writeAll(fd, bytes, offset);
+      const later = o.deferred?.sizeOf(t);
+      let byteLength: number;
+      if (later !== undefined) {
+        placements.push({ tensor: t, offset });
+        byteLength = later;
+      } else if (isExternal(t)) {
+        byteLength = copyExternalBytes(t, o.sourceBaseDir, fd, offset);
+      } else {
+        const bytes = t.rawData.byteLength > 0 ? t.rawData : tensorRawBytes(t, o.sourceBaseDir);
+        writeAll(fd, bytes, offset);
+        byteLength = bytes.byteLength;
+      }
       replace(t, {
         ...NO_TYPED,
         rawData: new Uint8Array(0),
@@ -274,11 +357,13 @@ function writeDataFile(
         externalData: [
           create(StringStringEntryProtoSchema, { key: 'location', value: o.dataFile }),
           create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-          create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.byteLength) }),
+          create(StringStringEntryProtoSchema, { key: 'length', value: String(byteLength) }),
         ],
       });
-      offset += bytes.byteLength;
+      offset += byteLength;
     }
+    // Deferred ranges are filled later; the file has its full length now.
+    if (placements.length > 0) fs.ftruncateSync(fd, Math.max(offset, fs.fstatSync(fd).size));
     fs.fsyncSync(fd);
     fs.closeSync(fd);
   } catch (e) {
@@ -289,6 +374,7 @@ function writeDataFile(
   let committed = false;
   return {
     model,
+    deferredPlacements: placements,
     dataPath,
     dataTemp: temp,
     commitData: () => {

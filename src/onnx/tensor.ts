@@ -6,8 +6,11 @@
 import { create } from '@bufbuild/protobuf';
 import { TensorProtoSchema, type TensorProto } from 'onnx-buf';
 import { UserInputError } from '../errors.js';
-import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, floatToBf16Bits, floatToHalfBits, halfBitsToFloat } from './dtype.js';
-import { clearExternal, isExternal, readExternalBytes } from './external.js';
+import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, decodeHalfInto, floatToBf16Bits, floatToHalfBits } from './dtype.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ExitCode } from '../errors.js';
+import { clearExternal, externalInfo, isExternal, readExternalBytes, resolveExternalPath } from './external.js';
 
 export function dimsOf(t: TensorProto): number[] {
   return t.dims.map(Number);
@@ -67,7 +70,7 @@ export function tensorToFloat32(t: TensorProto, baseDir: string): Float32Array {
   switch (t.dataType) {
     case DataType.FLOAT: for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true); break;
     case DataType.DOUBLE: for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case DataType.FLOAT16: for (let i = 0; i < n; i++) out[i] = halfBitsToFloat(dv.getUint16(i * 2, true)); break;
+    case DataType.FLOAT16: decodeHalfInto(raw, out, n); break;
     case DataType.BFLOAT16: for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat(dv.getUint16(i * 2, true)); break;
     case DataType.INT8: for (let i = 0; i < n; i++) out[i] = dv.getInt8(i); break;
     case DataType.UINT8: case DataType.BOOL: for (let i = 0; i < n; i++) out[i] = dv.getUint8(i); break;
@@ -81,6 +84,104 @@ export function tensorToFloat32(t: TensorProto, baseDir: string): Float32Array {
       throw new UserInputError(`tensor '${t.name}': cannot read ${dataTypeName(t.dataType)} values as numbers`);
   }
   return out;
+}
+
+const FLOAT_WIDTH: Record<number, number> = { [DataType.FLOAT]: 4, [DataType.FLOAT16]: 2, [DataType.BFLOAT16]: 2, [DataType.DOUBLE]: 8 };
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Decodes `n` little-endian values of a float type at `dv` into `out` (tensorToFloat32's conversions). */
+function decodeFloatsInto(dv: DataView, dataType: number, out: Float32Array, n: number): void {
+  if (dataType === DataType.FLOAT && LITTLE_ENDIAN) {
+    new Uint8Array(out.buffer, out.byteOffset, n * 4).set(new Uint8Array(dv.buffer, dv.byteOffset, n * 4));
+    return;
+  }
+  if (dataType === DataType.FLOAT16) {
+    decodeHalfInto(new Uint8Array(dv.buffer, dv.byteOffset, n * 2), out, n);
+    return;
+  }
+  switch (dataType) {
+    case DataType.FLOAT: for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true); break;
+    case DataType.DOUBLE: for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true); break;
+    case DataType.BFLOAT16: for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat(dv.getUint16(i * 2, true)); break;
+  }
+}
+
+/**
+ * Calls `fn` with the tensor's values as float32, `chunk` entries at a time (the last one shorter), reading
+ * external data piece by piece: a tensor of any size costs one chunk of memory. The array passed is reused.
+ * Raw float types only; other storage forms (typed fields, integer types) come as one tensorToFloat32 chunk.
+ */
+export function forEachFloat32Chunk(t: TensorProto, baseDir: string, fn: (values: Float32Array, start: number) => void, chunk = 1 << 20): void {
+  const width = FLOAT_WIDTH[t.dataType];
+  const n = elementCount(dimsOf(t));
+  const raw = !isExternal(t) && t.rawData.byteLength >= n * (width ?? Infinity);
+  if (width === undefined || (!isExternal(t) && !raw)) {
+    fn(tensorToFloat32(t, baseDir), 0);
+    return;
+  }
+  const out = new Float32Array(Math.min(chunk, n));
+  const file = isExternal(t) ? openExternal(t, baseDir) : undefined;
+  try {
+    const scratch = file ? new Uint8Array(Math.min(chunk, n) * width) : undefined;
+    for (let start = 0; start < n; start += chunk) {
+      const count = Math.min(chunk, n - start);
+      let bytes: Uint8Array;
+      if (file) {
+        bytes = scratch!.subarray(0, count * width);
+        readFully(t, file, bytes, start * width);
+      } else {
+        bytes = t.rawData.subarray(start * width, (start + count) * width);
+      }
+      decodeFloatsInto(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), t.dataType, out, count);
+      fn(count === out.length ? out : out.subarray(0, count), start);
+    }
+  } finally {
+    if (file) fs.closeSync(file.fd);
+  }
+}
+
+/** The values at `indices` (float types only, any storage), without reading the rest of the tensor. */
+export function float32At(t: TensorProto, baseDir: string, indices: readonly number[]): Float32Array | undefined {
+  const width = FLOAT_WIDTH[t.dataType];
+  if (width === undefined) return undefined;
+  const n = elementCount(dimsOf(t));
+  const out = new Float32Array(indices.length);
+  if (!isExternal(t)) {
+    if (t.rawData.byteLength < n * width) return undefined;
+    const dv = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
+    indices.forEach((k, i) => decodeFloatsInto(new DataView(dv.buffer, dv.byteOffset + k * width, width), t.dataType, out.subarray(i, i + 1), 1));
+    return out;
+  }
+  const file = openExternal(t, baseDir);
+  try {
+    const bytes = new Uint8Array(width);
+    indices.forEach((k, i) => {
+      readFully(t, file, bytes, k * width);
+      decodeFloatsInto(new DataView(bytes.buffer), t.dataType, out.subarray(i, i + 1), 1);
+    });
+    return out;
+  } finally {
+    fs.closeSync(file.fd);
+  }
+}
+
+function openExternal(t: TensorProto, baseDir: string): { fd: number; offset: number; path: string } {
+  const file = resolveExternalPath(t, baseDir);
+  try {
+    return { fd: fs.openSync(file, 'r'), offset: externalInfo(t).offset, path: file };
+  } catch (e) {
+    throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(file)}' cannot be read (${(e as NodeJS.ErrnoException).code}); keep the data file beside the model`, ExitCode.io);
+  }
+}
+
+function readFully(t: TensorProto, file: { fd: number; offset: number; path: string }, into: Uint8Array, at: number): void {
+  let got = 0;
+  while (got < into.byteLength) {
+    const k = fs.readSync(file.fd, into, got, into.byteLength - got, file.offset + at + got);
+    if (k === 0) throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(file.path)}' ends before its data does; it is truncated`);
+    got += k;
+  }
 }
 
 /** Integer values (shape constants, indices) as JS numbers. */

@@ -137,11 +137,13 @@ function maskSection(r: TransformReport): Html {
   const masked = r.tensors.filter((t) => t.mask !== null);
   const sm = r.summary;
   if (masked.length === 0) return html`<section id="masks"><h2>Masks</h2><p>No tensor is masked.</p></section>`;
+  const bits = r.settings.mask_storage === 'bits';
+  const maskBytes = (shape: number[]) => { const n = shape.reduce((a, b) => a * b, 1); return bits ? Math.ceil(n / 8) : n; };
   const share = sm.masked_weight_bytes > 0 ? ` (${((100 * sm.mask_bytes) / sm.masked_weight_bytes).toFixed(1)} % of the masked weights' ${fmtBytes(sm.masked_weight_bytes)})` : '';
   return html`<section id="masks"><h2>Masks (${masked.length})</h2>
-<p>Storage: <b>${fmtBytes(sm.mask_bytes)}</b> of BOOL masks in the model${share}; ${sm.mask_non_zeros} of ${sm.masked_elements} entries kept.</p>
+<p>Storage: <b>${fmtBytes(sm.mask_bytes)}</b> of ${bits ? 'bit-packed masks (8 entries per byte)' : 'BOOL masks (1 byte per entry)'} in the model${share}; ${sm.mask_non_zeros} of ${sm.masked_elements} entries kept.</p>
 <table><thead><tr><th>weight</th><th>mask</th><th>shape</th><th>density</th><th>non-zeros</th><th>bytes</th></tr></thead><tbody>
-${masked.map((t) => html`<tr><td class="mono">${t.name}</td><td class="mono">${t.mask}</td><td>[${t.shape.join('×')}]</td><td class="num">${fmtNum(t.density)}</td><td class="num">${t.non_zeros}</td><td class="num">${fmtBytes(t.shape.reduce((a, b) => a * b, 1))}</td></tr>`)}
+${masked.map((t) => html`<tr><td class="mono">${t.name}</td><td class="mono">${t.mask}</td><td>[${t.shape.join('×')}]</td><td class="num">${fmtNum(t.density)}</td><td class="num">${t.non_zeros}</td><td class="num">${fmtBytes(maskBytes(t.shape))}</td></tr>`)}
 </tbody></table></section>`;
 }
 

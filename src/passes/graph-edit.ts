@@ -28,6 +28,13 @@ export function addInitializer(graph: GraphProto, t: TensorProto): void {
   graph.initializer.push(t);
 }
 
+/** Inserts `t` right after the initializer named `after` (at the end when there is none). */
+export function addInitializerAfter(graph: GraphProto, after: string, t: TensorProto): void {
+  const i = graph.initializer.findIndex((x) => x.name === after);
+  if (i < 0) graph.initializer.push(t);
+  else graph.initializer.splice(i + 1, 0, t);
+}
+
 /** Removes a Constant node or initializer named `name` when nothing reads it any more. */
 export function removeIfUnused(model: ModelProto, name: string): boolean {
   const g = model.graph!;

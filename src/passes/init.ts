@@ -6,18 +6,19 @@
  * - `rescale`: multiply the existing non-zeros so that their std is initStd.
  * - `keep`: leave the values.
  * In every mode a masked weight's pruned entries become exactly 0. Measures the non-zeros' std before and
- * after for the report. One decode and one encode per touched tensor; untouched tensors keep their bytes.
+ * after for the report. Untouched tensors keep their bytes. The values are computed by the weight's job
+ * (tensor-jobs.ts, chunk by chunk), when the writer reaches the tensor or all at once (deferred.ts).
  */
-import * as os from 'node:os';
 import type { ModelProto, TensorProto } from 'onnx-buf';
+import { UserInputError } from '../errors.js';
 import { DataType } from '../onnx/dtype.js';
-import { isExternal } from '../onnx/external.js';
+import { externalInfo, isExternal, resolveExternalPath } from '../onnx/external.js';
 import { GraphIndex } from '../onnx/ir.js';
-import { setTensorFloats, tensorToFloat32 } from '../onnx/tensor.js';
-import type { ParamPlan } from '../plan.js';
-import { applyMask, rescaleToStd, sampleInit } from './init-sampling.js';
+import { tensorDataBytes, tensorRawBytes } from '../onnx/tensor.js';
+import type { InitMode, ParamPlan } from '../plan.js';
+import type { DeferredValues } from './deferred.js';
 import type { Pass, PassContext, PassResult } from './manager.js';
-import { Rng } from './rng.js';
+import type { TensorJob, ValueSource } from './tensor-jobs.js';
 
 export interface InitReportEntry {
   tensor: string;
@@ -42,51 +43,49 @@ export const initPass: Pass<InitPassReport> = {
     const index = new GraphIndex(model);
     const report: InitPassReport = { tensors: [] };
     for (const p of ctx.plan.params) {
-      const mask = ctx.masks.get(p.name)?.bits;
+      const mask = ctx.masks.get(p.name);
       const wantsValues = p.initStd !== null && ctx.plan.init !== 'keep';
       if (!mask && !wantsValues) continue;
       const t = index.findInitializer(p.name);
       if (!t || !FLOAT_TYPES.has(t.dataType)) continue;
-      report.tensors.push(initTensor(t, p, mask, ctx));
+      const action = initAction(p, ctx.plan.init, mask !== undefined);
+      if (action === 'resampled') checkStd(p.initStd!);
+      // One job per weight: the mask pass's (one draw for the mask and the zeros) or a new one.
+      const job: TensorJob = mask?.job ?? { name: p.name, seed: ctx.seed, elements: p.elements };
+      job.init = { action, std: p.initStd, truncated: ctx.plan.truncated, dataType: t.dataType, source: valueSource(t, ctx.baseDir) };
+      ctx.deferred.add(t, job, 'weight');
+      // The numbers are the job's (fillInitReport), once its values are computed.
+      report.tensors.push({ tensor: p.name, action, target_std: p.initStd, std_before: NaN, std_after: NaN, non_zeros: NaN });
     }
     return { model, report };
   },
 };
 
-function initTensor(t: TensorProto, p: ParamPlan, mask: Uint8Array | undefined, ctx: PassContext): InitReportEntry {
-  const values = readFloats(t, ctx.baseDir);
-  const before = nonZeroMoments(values);
-  let action: InitReportEntry['action'] = mask ? 'masked' : 'kept';
-  if (p.initStd !== null && ctx.plan.init === 'resample') {
-    sampleInit(values, mask, p.initStd, Rng.forTensor(ctx.seed, p.name, 'init'), { truncated: ctx.plan.truncated });
-    action = 'resampled';
-  } else if (p.initStd !== null && ctx.plan.init === 'rescale') {
-    rescaleToStd(values, mask, p.initStd, `tensor '${p.name}'`);
-    action = 'rescaled';
-  } else if (mask) {
-    applyMask(values, mask);
+function initAction(p: ParamPlan, mode: InitMode, masked: boolean): InitReportEntry['action'] {
+  if (p.initStd !== null && mode === 'resample') return 'resampled';
+  if (p.initStd !== null && mode === 'rescale') return 'rescaled';
+  return masked ? 'masked' : 'kept';
+}
+
+function checkStd(std: number): void {
+  if (!(std >= 0) || !Number.isFinite(std)) throw new UserInputError(`init std ${std} is not a finite non-negative number; check the rule's initStd formula`);
+}
+
+/** Where the tensor's current values are: its external data file's byte range, or its bytes in memory. */
+export function valueSource(t: TensorProto, baseDir: string): ValueSource {
+  if (isExternal(t)) {
+    const { offset, length } = externalInfo(t);
+    return { kind: 'file', file: resolveExternalPath(t, baseDir), offset, length: length ?? tensorDataBytes(t) };
   }
-  if (ctx.inPlace && isInlineFloat32(t)) t.rawData.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
-  else setFloatsShared(t, values);
-  const after = nonZeroMoments(values);
-  return {
-    tensor: p.name, action, target_std: p.initStd, std_before: before.std, std_after: after.std, non_zeros: after.count,
-  };
+  return { kind: 'bytes', bytes: t.rawData.byteLength > 0 ? t.rawData : tensorRawBytes(t, baseDir) };
 }
 
-const LITTLE_ENDIAN = os.endianness() === 'LE';
-
-/** A float32 tensor whose raw_data holds exactly its values (so they can be copied in and out with memcpy). */
-function isInlineFloat32(t: TensorProto): boolean {
-  return LITTLE_ENDIAN && t.dataType === DataType.FLOAT && !isExternal(t) && t.rawData.byteLength === 4 * t.dims.reduce((a, b) => a * Number(b), 1);
-}
-
-/** The tensor's values as a fresh float32 array; raw float32 data is copied with one memcpy. */
-function readFloats(t: TensorProto, baseDir: string): Float32Array {
-  if (!isInlineFloat32(t)) return tensorToFloat32(t, baseDir);
-  const out = new Float32Array(t.rawData.byteLength / 4);
-  new Uint8Array(out.buffer).set(t.rawData);
-  return out;
+/** The init report's numbers, from the jobs' statistics (once their values are computed). */
+export function fillInitReport(report: InitPassReport, deferred: DeferredValues): void {
+  for (const e of report.tensors) {
+    const s = deferred.stats.get(e.tensor)?.init;
+    if (s) Object.assign(e, s);
+  }
 }
 
 /**
@@ -111,14 +110,4 @@ export function nonZeroMoments(values: Float32Array): { count: number; std: numb
   if (count === 0) return { count, std: 0 };
   const mean = (s0 + s1 + s2 + s3) / count;
   return { count, std: Math.sqrt(Math.max(0, (q0 + q1 + q2 + q3) / count - mean * mean)) };
-}
-
-/** Like setTensorFloats, but a float32 tensor takes the array's own bytes (no second copy of a big weight). */
-function setFloatsShared(t: TensorProto, values: Float32Array): void {
-  if (t.dataType !== DataType.FLOAT) {
-    setTensorFloats(t, values);
-    return;
-  }
-  setTensorFloats(t, new Float32Array(0));
-  t.rawData = new Uint8Array(values.buffer, values.byteOffset, values.byteLength) as Uint8Array<ArrayBuffer>;
 }

@@ -9,13 +9,19 @@ import { InvariantError } from '../errors.js';
 import type { Analysis } from '../analysis/types.js';
 import type { TransformPlan } from '../plan.js';
 import { subgraphsOf } from '../onnx/walk.js';
+import type { DeferredValues } from './deferred.js';
+import type { MaskSpec } from './mask-patterns.js';
+import type { TensorJob } from './tensor-jobs.js';
+import type { MaskStorage } from './mask-storage.js';
 
-/** A drawn mask, shared between the mask pass (which stores it) and the init pass (which zeroes). */
+/** A planned mask, shared between the mask pass (which stores it) and the init pass (which zeroes). */
 export interface DrawnMask {
   /** Initializer name of the stored mask. */
   name: string;
-  bits: Uint8Array;
-  nonZeros: number;
+  /** What to draw (mask-patterns.ts), from the weight's seeded "mask" stream. */
+  spec: MaskSpec;
+  /** The job that computes the mask's bytes (shared with the weight's init, one draw for both). */
+  job: TensorJob;
 }
 
 export interface PassContext {
@@ -31,6 +37,10 @@ export interface PassContext {
   readonly inPlace: boolean;
   /** Masks by weight name (filled by the mask pass). */
   readonly masks: Map<string, DrawnMask>;
+  /** Values the mask and init passes leave to be computed (by the writer, or all at once): deferred.ts. */
+  readonly deferred: DeferredValues;
+  /** How the mask pass stores masks (default: DEFAULT_MASK_STORAGE in ./mask-storage.ts). */
+  readonly maskStorage?: MaskStorage;
   /**
    * Main-graph nodes by the analysis's labels (name, or `Op#index` in the input's order), taken before any
    * pass inserts nodes, so that site references stay valid.

@@ -1,16 +1,18 @@
 /**
  * The rewritten model describes itself (DESIGN.md "What it writes"): metadata_props keys `supar.rules`,
  * `supar.hyperparameters` (JSON), `supar.m_d`, `supar.density`, `supar.seed`, `supar.mask_mode`,
- * `supar.m_L`, `supar.n_layers_base`, `supar.alpha_depth`, `supar.version` and `supar.lr_groups` (the LR-groups file, compact JSON). Existing keys of the same name
- * are replaced; all other entries are kept in their order.
+ * `supar.m_L`, `supar.n_layers_base`, `supar.alpha_depth`, `supar.mask_storage` (`bool` or `bits`,
+ * ./mask-storage.ts), `supar.version` and `supar.lr_groups` (the LR-groups file, compact JSON). Existing keys
+ * of the same name are replaced; all other entries are kept in their order.
  */
 import { create } from '@bufbuild/protobuf';
 import { StringStringEntryProtoSchema, type ModelProto } from 'onnx-buf';
 import type { LrGroupsFile } from '../train/types.js';
 import type { TransformPlan } from '../plan.js';
 import { VERSION } from '../version.js';
+import { DEFAULT_MASK_STORAGE, type MaskStorage } from './mask-storage.js';
 
-export function supArMetadata(plan: TransformPlan, lrGroups: LrGroupsFile, seed: number): [string, string][] {
+export function supArMetadata(plan: TransformPlan, lrGroups: LrGroupsFile, seed: number, maskStorage: MaskStorage = DEFAULT_MASK_STORAGE): [string, string][] {
   const hp = plan.hyperparameters;
   return [
     ['supar.rules', plan.rules],
@@ -22,6 +24,7 @@ export function supArMetadata(plan: TransformPlan, lrGroups: LrGroupsFile, seed:
     ['supar.n_layers_base', String(plan.depth.nLayersBase)],
     ['supar.alpha_depth', String(plan.depth.alphaDepth)],
     ['supar.mask_mode', plan.maskMode === 'n:m' && plan.nm ? `n:m ${plan.nm.n}:${plan.nm.m}` : plan.maskMode],
+    ['supar.mask_storage', maskStorage],
     ['supar.version', VERSION],
     ['supar.lr_groups', JSON.stringify(lrGroups)],
   ];

@@ -7,7 +7,8 @@
  *            `step` (int64 scalar t ≥ 1, AdamW only), `lr` (float scalar base LR)
  *   outputs: `loss`, `P.new` per parameter, `P.m.new`/`P.v.new` (or `P.momentum.new`), extra forward values
  *
- * Masks stay initializers. The eval graph is forward + loss (inputs: model inputs, targets, parameters).
+ * Masks stay initializers (bit-packed ones are unpacked again for the optimizer's Where, ../passes/mask-storage.ts;
+ * onnxruntime folds both unpacks into constants). The eval graph is forward + loss (inputs: model inputs, targets, parameters).
  */
 import { create } from '@bufbuild/protobuf';
 import {
@@ -25,6 +26,7 @@ import { copyWith, findValueShape, pruneToOutputs, valueInfoElemType, type Dim }
 import { inferElemTypes } from './infer-types.js';
 import { checkCudaKernels, type KernelReport } from '../runtime/kernels.js';
 import { emitLoss, type LossKind } from './loss.js';
+import { findBitTable, isPackedMask, MaskUseBuilder } from '../passes/mask-storage.js';
 import { chooseObjective, type Objective, type ObjectiveKind } from './objective.js';
 import { DEFAULT_OPTIMIZER, emitOptimizer, type OptimizerConfig, type ParamToUpdate, type StateSlot } from './optimizer.js';
 import type { LrGroup, LrGroupsFile } from './types.js';
@@ -121,9 +123,10 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
 
   const lr = names.fresh('lr');
   const step = optimizer.kind === 'adamw' ? names.fresh('step') : undefined;
+  const maskUses = new MaskUseBuilder(names, opset, findBitTable(graph.initializer));
   const toUpdate: ParamToUpdate[] = params.map((p) => ({
     name: p.group.name, grad: backward.grads.get(p.group.name) ?? zeroGrad(e, p.group.name), group: p.group,
-    maskBool: p.group.mask ? maskAsBool(e, graph, p.group.mask) : undefined,
+    maskBool: p.group.mask ? maskAsBool(e, graph, p.group.mask, p.group.name, p.shape, maskUses) : undefined,
   }));
   const upd = emitOptimizer(e, toUpdate, optimizer, lr, step);
   const io: TrainIO = {
@@ -135,7 +138,7 @@ export function buildTrainStep(model: ModelProto, baseDir: string, groups: LrGro
       grad: opts.exposeGradients ? toUpdate[i]!.grad : undefined,
     })),
   };
-  const inits = [...graph.initializer.filter((t) => !paramNames.includes(t.name)), ...backward.initializers, ...e.initializers];
+  const inits = [...graph.initializer.filter((t) => !paramNames.includes(t.name)), ...backward.initializers, ...e.initializers, ...maskUses.initializers];
   const sig = signatures(graph, io, modelInputs);
   const train = modelWithGraph(upgrade.model, assembleGraph(graph, [...graph.node, ...lossNodes, ...backward.nodes, ...e.nodes], inits, sig.trainInputs, sig.trainOutputs, 'train_step'));
   const evalModel = modelWithGraph(upgrade.model, assembleGraph(graph, [...graph.node, ...lossNodes], inits, sig.evalInputs, sig.evalOutputs, 'eval'));
@@ -228,9 +231,14 @@ function valueOrTyped(graph: GraphProto, name: string, types: Map<string, number
   return tensorValueInfo(name, types.get(name)!, findValueShape(graph, name));
 }
 
-function maskAsBool(e: Emitter, graph: GraphProto, mask: string): string {
+/** The mask as a BOOL value of the parameter's shape: the initializer itself, a Cast of 0/1 bytes, or the unpacked bits. */
+function maskAsBool(e: Emitter, graph: GraphProto, mask: string, param: string, shape: number[], maskUses: MaskUseBuilder): string {
   const t = graph.initializer.find((x) => x.name === mask)!;
-  return t.dataType === DataType.BOOL ? mask : e.op('Cast', [mask], `${mask}.bool`, { to: DataType.BOOL });
+  if (t.dataType === DataType.BOOL) return mask;
+  if (!isPackedMask(t, shape)) return e.op('Cast', [mask], `${mask}.bool`, { to: DataType.BOOL });
+  const entries = e.fresh(`${mask}.entries`);
+  e.nodes.push(...maskUses.nodes(t, param, shape, DataType.FLOAT, entries));
+  return e.op('Cast', [entries], `${mask}.bool`, { to: DataType.BOOL });
 }
 
 /** A parameter the loss does not depend on gets a zero gradient (its update is then decay only). */
