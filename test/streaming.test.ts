@@ -162,7 +162,7 @@ test('streaming and in-memory write the same files: external-data inputs, mask a
     ['float16 external', float16Gpt(src), { density: 0.125 }, {}],
     ['tied llama, inline input, --external-data always', LLAMA_TIED, { density: 0.25, seed: 1 }, { externalData: 'always' }],
     ['inline input, inline output', GPT_TINY, { density: 0.25, sparsify: ['*wte*'] }, { externalData: 'never' }],
-    ['external, --mask-storage bits', external, { density: 0.25, maskStorage: 'bits', mask: 'bernoulli' }, {}],
+    ['external, --mask-storage bool', external, { density: 0.25, maskStorage: 'bool', mask: 'bernoulli' }, {}],
   ];
   for (const [label, file, options, wopts] of cases) {
     const memory = await writeOutputs(file, options, false, wopts);

@@ -60,7 +60,7 @@ async function checkEndToEnd(p: Prepared, lr: number, minMasked = 8): Promise<vo
   const masked = p.ts.io.params.filter((x) => x.mask);
   assert.ok(masked.length >= minMasked, `${masked.length} masked parameters`);
   for (const x of masked) {
-    const mask = maskEntries(p.forward.model.graph!.initializer.find((t) => t.name === x.mask)!, x.shape, p.forward.baseDir);
+    const mask = maskEntries(p.forward.model.graph!.initializer.find((t) => t.name === x.mask)!, x.shape, p.forward.baseDir); // bool or bit-packed
     const w = params.get(x.name)!;
     let pruned = 0; let movedKept = 0;
     mask.forEach((m, i) => { if (!m) { assert.ok(w[i] === 0, `${x.name}[${i}] = ${w[i]} under the mask`); pruned++; } else if (w[i] !== 0) movedKept++; });

@@ -55,7 +55,7 @@ if (mode === 'place') {
       for (const p of ts.io.params) {
         if (!p.mask) continue;
         const w = await tr.readParam(p.name);
-        const bits = maskEntries(inits.get(p.mask)!, p.shape, r.sourceBaseDir);
+        const bits = maskEntries(inits.get(p.mask)!, p.shape, r.sourceBaseDir); // bool or bit-packed
         for (let i = 0; i < w.length; i++) if (!bits[i] && w[i] !== 0) maskViolations++;
       }
       return { losses, saved, maskViolations, stateOnDevice: tr.stateOnDevice, ep: tr.ep };
