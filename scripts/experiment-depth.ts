@@ -1,12 +1,13 @@
 /**
  * Depth transfer (CompleteP, Dey et al. 2025; issue 8) at CPU scale, through the CLI a user runs:
  *   npm run experiment:depth                 # depths 2, 4, 8; 100 steps per run; about 5–10 minutes on 2 cores
- *   npm run experiment:depth -- --steps 300 --depths 2,4,8,16
+ *   npm run experiment:depth -- --steps 300 --depths 2,4,8,16 --seed 1 --tag check-…
  * GPT-style models (fixtures/gpt-builder.ts, width 128, 4 heads) at each depth are built into a temp folder;
  * `sweep --models … --base-model <shallowest>` trains every (rule set, depth, base LR) on byte-level text read
  * at run time from installed packages (src/experiments/text-corpus.ts), and `coord-check --models` records the
  * stream after the last block. CompleteP (m_L^-1 on every branch) should keep the loss-optimal LR within one
- * grid step across depths; µP (no depth rules) should not. Writes docs/img/depth-<tag>.svg and
+ * grid step across depths; µP (no depth rules) should not. Writes docs/img/depth-<tag>.svg (loss vs LR),
+ * docs/img/depth-<tag>.optima.svg (optimal LR vs depth) and
  * docs/results/depth-<tag>.* (optima table, sweep and coord-check JSON). Progress on stderr.
  */
 import { spawnSync } from 'node:child_process';
@@ -24,7 +25,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: o } = parseArgs({ options: {
   depths: { type: 'string', default: '2,4,8' }, width: { type: 'string', default: '128' }, steps: { type: 'string', default: '100' },
   lrs: { type: 'string', default: '2^-14:2^-7' }, rules: { type: 'string', default: 'completep,mup' }, batch: { type: 'string', default: '8' },
-  seq: { type: 'string', default: '32' }, tag: { type: 'string', default: 'reduced' }, jobs: { type: 'string', default: String(os.availableParallelism()) },
+  seq: { type: 'string', default: '32' }, seed: { type: 'string', default: '0' }, tag: { type: 'string', default: 'reduced' }, jobs: { type: 'string', default: String(os.availableParallelism()) },
 } });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supar-depth-'));
 const depths = o.depths!.split(',').map(Number);
@@ -42,7 +43,7 @@ const cli = (args: string[]) => {
   if (r.status !== 0) throw new Error(`exit ${r.status}`);
   return r.stdout;
 };
-const common = ['--models', models.join(','), '--base-model', models[0]!, '--densities', '1', '--rules', o.rules!, '--batch', o.batch!, '--seq', o.seq!, '--data', text, '--jobs', o.jobs!];
+const common = ['--models', models.join(','), '--base-model', models[0]!, '--densities', '1', '--rules', o.rules!, '--batch', o.batch!, '--seq', o.seq!, '--seed', o.seed!, '--data', text, '--jobs', o.jobs!];
 const t0 = Date.now();
 const table = cli(['sweep', ...common, '--lrs', o.lrs!, '--steps', o.steps!, '--last-k', String(Math.max(1, Math.round(Number(o.steps) / 10))), '--out', path.join(dir, 'sweep')]);
 const verdicts = cli(['coord-check', ...common, '--lr', '2^-10', '--steps', '10', '--out', path.join(dir, 'cc')]);
@@ -50,8 +51,9 @@ const minutes = ((Date.now() - t0) / 60000).toFixed(1);
 const res = path.join(ROOT, 'docs', 'results');
 const img = path.join(ROOT, 'docs', 'img');
 fs.copyFileSync(path.join(dir, 'sweep', 'sweep.svg'), path.join(img, `depth-${o.tag}.svg`));
+fs.copyFileSync(path.join(dir, 'sweep', 'sweep.optima.svg'), path.join(img, `depth-${o.tag}.optima.svg`));
 fs.copyFileSync(path.join(dir, 'sweep', 'sweep.json'), path.join(res, `depth-${o.tag}.sweep.json`));
 fs.copyFileSync(path.join(dir, 'cc', 'coord-check.json'), path.join(res, `depth-${o.tag}.coord-check.json`));
 for (const r of o.rules!.split(',')) fs.copyFileSync(path.join(dir, 'cc', `coord-check.${r}.svg`), path.join(img, `depth-${o.tag}-coord.${r}.svg`));
-fs.writeFileSync(path.join(res, `depth-${o.tag}.md`), `Depth sweep (${o.tag}): width ${o.width}, depths ${o.depths} (base ${depths[0]}), ${o.steps} steps, batch ${o.batch}×${o.seq}, byte-level text, ${minutes} min on ${os.availableParallelism()} cores.\n\n${table}\nCoordinate check across depths (LR 2^-10, the sweep's optimum, 10 steps):\n\n\`\`\`\n${verdicts}\`\`\`\n`);
+fs.writeFileSync(path.join(res, `depth-${o.tag}.md`), `Depth sweep (${o.tag}): width ${o.width}, depths ${o.depths} (base ${depths[0]}), ${o.steps} steps, batch ${o.batch}×${o.seq}, seed ${o.seed}, byte-level text, ${minutes} min on ${os.availableParallelism()} cores.\n\n${table}\nCoordinate check across depths (LR 2^-10, the sweep's optimum, 10 steps):\n\n\`\`\`\n${verdicts}\`\`\`\n`);
 process.stderr.write(`wrote docs/results/depth-${o.tag}.md (${minutes} min)\n`);

@@ -16,7 +16,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildModels, cli, workDir, minutesSince, paperHpFlags, readSweep, ROOT, writeCorpus } from './experiment-cli.js';
-import { assembleSweep, fmtDensity, fmtLog2, optimaMarkdown, parseDensities, sweepFigure, type SweepPoint, type SweepResult } from '../src/experiments/sweep.js';
+import { assembleSweep, fmtDensity, fmtLog2, optimaMarkdown, parseDensities, type SweepPoint, type SweepResult } from '../src/experiments/sweep.js';
+import { sweepFigure } from '../src/experiments/sweep-figures.js';
 import { figureSvg } from '../src/experiments/plot.js';
 import { resultJson } from '../src/experiments/outputs.js';
 

@@ -1,5 +1,5 @@
 /**
- * Depth rules (issue 8; shared/notes/depth-unit-rules.md): the rule files completep, depth-mup,
+ * Depth rules (issue 8; docs/notes/depth-unit-rules.md): the rule files completep, depth-mup,
  * supar-completep, supar-init-only, supar-lr-only and umup against a hand computation of their formulas
  * for 2- and 4-layer GPTs at m_L = 2; residual-branch multiplier sites (exactly two per block, the Mul
  * right before the residual Add, measured in onnxruntime) on the fixture GPT and on sequential, parallel and

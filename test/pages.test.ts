@@ -107,7 +107,7 @@ test('study index: every SVG in the folder shown and linked, optima and runs tab
   const files = writeSweepOutputs(res, dir);
   assert.equal(path.basename(files.at(-1)!), 'index.html');
   const page = fs.readFileSync(path.join(dir, 'index.html'), 'utf8');
-  assert.deepEqual([...page.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]), ['extra%20plot.svg', 'sweep.svg']);
+  assert.deepEqual([...page.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]), ['extra%20plot.svg', 'sweep.optima.svg', 'sweep.svg']);
   for (const f of ['sweep.csv', 'sweep.json', 'sweep.optima.md']) assert.ok(page.includes(`<a href="${f}">${f}</a>`), f);
   assert.equal((page.match(/<table class="runs">[\s\S]*?<\/table>/)![0].match(/<tr><td>/g) ?? []).length, res.points.length);
   // sp at density 1: 2^-5 diverged, so the optimum is 2^-7 (loss 3.25); the diverged run is marked.
@@ -121,7 +121,7 @@ test('study index of a coord check beside a sweep: both results tabled, all thei
   writeSweepOutputs(syntheticSweep(), dir);
   writeCoordCheckOutputs(syntheticCoordCheck(), dir);
   const page = fs.readFileSync(path.join(dir, 'index.html'), 'utf8');
-  assert.deepEqual([...page.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]), ['coord-check.sp.svg', 'coord-check.supar.svg', 'sweep.svg']);
+  assert.deepEqual([...page.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]), ['coord-check.sp.svg', 'coord-check.supar.svg', 'sweep.optima.svg', 'sweep.svg']);
   const verdicts = page.match(/<table class="verdicts">[\s\S]*?<\/table>/)![0];
   assert.match(verdicts, /<tr><td>sp<\/td><td class="mono">\/h\.0\/attn\/out<\/td><td>attention<\/td><td class="num">0<\/td><td class="num">2<\/td><td class="num">0<\/td><td class="bad">drifts<\/td><\/tr>/);
   assert.match(verdicts, /<td class="num">1<\/td><td class="num">0<\/td><td class="ok">flat<\/td>/);

@@ -86,3 +86,10 @@ test('tick positions follow the scale: 2^-8 is half way along the 2^-10 … 2^-6
   for (let i = 1; i < xs.length; i++) assert.ok(Math.abs(xs[i] - xs[i - 1] - step) < 0.02, `uneven ticks ${xs}`);
   assert.ok(Math.abs(xs[2] - (xs[0] + xs[4]) / 2) < 0.02);
 });
+
+test('the legend widens for long series names so they are not cut off; short names keep the 150 px legend', () => {
+  const fig = (name: string): FigureSpec => ({ title: 't', panelWidth: 400, panels: [{ title: 'p', x: { label: 'x', scale: 'linear' }, y: { label: 'y', scale: 'linear' }, series: [{ name, points: [{ x: 0, y: 1 }, { x: 1, y: 2 }] }] }] });
+  assert.equal(parseXml(figureSvg(fig('density 1/16'))).attrs.width, '550');
+  // 31 characters: 36 + 6.2 × 31 = 228.2 → 229 px of legend.
+  assert.equal(parseXml(figureSvg(fig('supar-init-only (moves 3 steps)'))).attrs.width, '629');
+});

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { findOptima, optimaMarkdown, parseDensities, parseLrGrid, runSweep, summarizeLosses, sweepCsv, sweepFigure } from '../src/experiments/sweep.js';
+import { findOptima, optimaMarkdown, parseDensities, parseLrGrid, runSweep, summarizeLosses, sweepCsv } from '../src/experiments/sweep.js';
+import { sweepFigure } from '../src/experiments/sweep-figures.js';
 import { figureSvg } from '../src/experiments/plot.js';
 import { lrAt, type RunConfig, type RunResult } from '../src/experiments/run-types.js';
 import { makeOnnxTrainRun } from '../src/experiments/train-run.js';
@@ -117,7 +118,7 @@ test('a tiny real sweep on the fixture GPT: writes JSON/CSV/SVG/markdown, marks 
   }
   const dir = tempDir();
   const files = writeSweepOutputs(res, dir);
-  assert.deepEqual(files.map((f) => path.basename(f)), ['sweep.json', 'sweep.csv', 'sweep.svg', 'sweep.optima.md', 'index.html']);
+  assert.deepEqual(files.map((f) => path.basename(f)), ['sweep.json', 'sweep.csv', 'sweep.svg', 'sweep.optima.svg', 'sweep.optima.md', 'index.html']);
   const json = JSON.parse(fs.readFileSync(files[0], 'utf8'));
   assert.equal(json.points.filter((p: { status: string }) => p.status === 'diverged').length, 4);
   const root = parseXml(fs.readFileSync(files[2], 'utf8'));
@@ -133,7 +134,7 @@ test('CLI: sweep and coord-check write their files, print the table / verdicts, 
   assert.equal(sweep.code, 0, sweep.stderr);
   assert.match(sweep.stdout, /^\| density \| supar: optimal LR \|$/m);
   assert.match(sweep.stderr, /\[4\/4\] supar density 1\/4 lr 2\^-8: final loss \d/);
-  assert.deepEqual(fs.readdirSync(path.join(dir, 's')).sort(), ['index.html', 'study', 'sweep.csv', 'sweep.json', 'sweep.optima.md', 'sweep.svg']);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 's')).sort(), ['index.html', 'study', 'sweep.csv', 'sweep.json', 'sweep.optima.md', 'sweep.optima.svg', 'sweep.svg']);
   const index = fs.readFileSync(path.join(dir, 's', 'index.html'), 'utf8');
   assert.ok(index.includes('<a href="study/study.json">study/study.json</a>') && index.includes('4 run result file(s)'), 'the index links the plan and its 4 runs');
   assert.equal((index.match(/<a href="study\/results\/\d+\.json">/g) ?? []).length, 4);

@@ -94,7 +94,7 @@ export interface BlockOutput {
 /**
  * A residual branch: the value a block's attention or MLP branch adds into the residual stream (its output
  * projection plus bias), read only on the way to the residual Add. CompleteP / depth-µP multiply it by
- * m_L^(−α) there (shared/notes/depth-unit-rules.md §1a, §5.1). A parallel block (x + attn + mlp) has two.
+ * m_L^(−α) there (docs/notes/depth-unit-rules.md §1a, §5.1). A parallel block (x + attn + mlp) has two.
  */
 export interface ResidualBranch {
   value: string;

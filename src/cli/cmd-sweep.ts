@@ -1,6 +1,7 @@
 /**
  * `supar-transform sweep model.onnx --densities 1,0.5,0.25 --lrs 2^-12:2^-4 --steps 100 --rules sp,supar`:
- * trains every (rule set, density, base LR) and writes sweep.json/.csv/.svg and the optimal-LR table
+ * trains every (rule set, density, base LR) and writes sweep.json/.csv/.svg, sweep.optima.svg (optimal LR vs the
+ * swept dimension) and the optimal-LR table
  * (paper Fig. 1). Progress on stderr, the table on stdout. A study: `--plan DIR` for a scheduler, else local
  * runs (`--jobs N`) merged (src/cli/study-driver.ts).
  */

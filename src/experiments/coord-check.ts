@@ -189,7 +189,7 @@ function coordModelsFigure(res: CoordCheckResult, rules: string, models: StudyMo
   const steps = [...new Set(recs.map((r) => r.step))].sort((a, b) => a - b);
   const panels = kinds.map((kind) => ({
     title: KIND_TITLE[kind] ?? kind,
-    x: { label: dim.name, scale: 'log2' as const },
+    x: { label: dim.name, scale: 'log2' as const, ticks: 'plain' as const },
     y: { label: 'mean |activation|', scale: 'log10' as const, ...minimumLogSpan(recs.filter((r) => r.kind === kind).map((r) => r.meanAbs), 8) },
     series: steps.map((t): Series => ({
       name: `step ${t}`,
@@ -228,10 +228,11 @@ function stepColor(t: number, n: number): string {
 export function verdictLines(res: CoordCheckResult): string[] {
   const lines: string[] = [];
   const across = res.options.models ? `${sweptDimension(res.options.models).name}s` : 'densities';
+  const width = Math.max(6, ...res.verdicts.map((v) => v.rules.length));
   for (const v of res.verdicts) {
     const ratio = Number.isFinite(v.maxRatio) ? v.maxRatio.toFixed(3) : 'inf';
     const layer = v.layer === null || v.kind === 'residual_stream' ? '' : `layer ${v.layer} `;
-    lines.push(`${v.rules.padEnd(6)} ${(layer + v.kind).padEnd(28)} max/min across ${across} ${ratio.padStart(7)} (worst at step ${v.worstStep})  ${v.pass ? 'flat' : 'DRIFTS'}  [${v.block}]`);
+    lines.push(`${v.rules.padEnd(width)} ${(layer + v.kind).padEnd(28)} max/min across ${across} ${ratio.padStart(7)} (worst at step ${v.worstStep})  ${v.pass ? 'flat' : 'DRIFTS'}  [${v.block}]`);
   }
   return lines;
 }

@@ -9,7 +9,8 @@ import { UserInputError, ExitCode } from '../errors.js';
 import { figureSvg } from './plot.js';
 import { writeStudyIndex } from '../pages/study-index.js';
 import { coordCsv, coordFigure, type CoordCheckResult } from './coord-check.js';
-import { optimaMarkdown, sweepCsv, sweepFigure, type SweepResult } from './sweep.js';
+import { optimaMarkdown, sweepCsv, type SweepResult } from './sweep.js';
+import { optimaFigure, sweepFigure } from './sweep-figures.js';
 
 /** JSON with NaN / ±Infinity written as the strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers). */
 export function resultJson(value: unknown): string {
@@ -40,13 +41,14 @@ export function writeCoordCheckOutputs(res: CoordCheckResult, dir: string, stem 
   return written;
 }
 
-/** sweep.json, sweep.csv, sweep.svg and sweep.optima.md; returns the paths written. */
+/** sweep.json, sweep.csv, sweep.svg (loss vs LR), sweep.optima.svg (optimal LR vs the swept dimension) and sweep.optima.md; returns the paths written. */
 export function writeSweepOutputs(res: SweepResult, dir: string, stem = 'sweep', title?: string): string[] {
   ensureOutDir(dir);
   const written: string[] = [];
   write(path.join(dir, `${stem}.json`), resultJson(res), written);
   write(path.join(dir, `${stem}.csv`), sweepCsv(res), written);
   write(path.join(dir, `${stem}.svg`), figureSvg(sweepFigure(res, title)), written);
+  write(path.join(dir, `${stem}.optima.svg`), figureSvg(optimaFigure(res)), written);
   write(path.join(dir, `${stem}.optima.md`), optimaMarkdown(res), written);
   written.push(writeStudyIndex(dir));
   return written;

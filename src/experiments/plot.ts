@@ -16,6 +16,8 @@ export interface AxisSpec {
   /** Force the axis range (data units); default: the data's range with a margin. */
   min?: number;
   max?: number;
+  /** Log-axis tick labels: 'power' (2^-3, the default) or 'plain' (1/8, 128: for density, width and depth). */
+  ticks?: 'power' | 'plain';
 }
 
 export interface Point { x: number; y: number }
@@ -125,8 +127,15 @@ function decadeTicks(min: number, max: number): Tick[] {
   return linearTicks(min, max, 4).filter((t) => t.value > 0);
 }
 
-export function ticksFor(kind: ScaleKind, min: number, max: number): Tick[] {
-  return kind === 'linear' ? linearTicks(min, max) : logTicks(kind === 'log2' ? 2 : 10, min, max);
+export function ticksFor(kind: ScaleKind, min: number, max: number, labels: 'power' | 'plain' = 'power'): Tick[] {
+  const ticks = kind === 'linear' ? linearTicks(min, max) : logTicks(kind === 'log2' ? 2 : 10, min, max);
+  return labels === 'plain' ? ticks.map((t) => ({ value: t.value, label: plainLabel(t.value) })) : ticks;
+}
+
+/** A tick value as a plain number, or as 1/k where it is the reciprocal of an integer (densities). */
+export function plainLabel(v: number): string {
+  const inv = 1 / v;
+  return v < 1 && v > 0 && Math.abs(inv - Math.round(inv)) < 1e-9 ? `1/${Math.round(inv)}` : formatNumber(v);
 }
 
 /** Escapes text for XML content and attribute values. */
@@ -172,12 +181,12 @@ export function panelSvg(p: PanelSpec, w: number, h: number, colorOf: (name: str
   const py = (v: number): number => MARGIN.top + (1 - sy(v)) * ih;
   const out: string[] = [`<text class="panel-title" x="${fmt(MARGIN.left + iw / 2)}" y="18" text-anchor="middle" font-weight="bold">${xmlEscape(p.title)}</text>`];
   out.push(`<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${fmt(iw)}" height="${fmt(ih)}" fill="none" stroke="#333"/>`);
-  for (const t of ticksFor(p.x.scale, x0, x1)) {
+  for (const t of ticksFor(p.x.scale, x0, x1, p.x.ticks)) {
     const x = px(t.value);
     out.push(`<g class="tick x-tick" data-value="${t.value}"><line x1="${fmt(x)}" y1="${MARGIN.top}" x2="${fmt(x)}" y2="${fmt(MARGIN.top + ih)}" stroke="#e5e5e5"/>` +
       `<line x1="${fmt(x)}" y1="${fmt(MARGIN.top + ih)}" x2="${fmt(x)}" y2="${fmt(MARGIN.top + ih + 5)}" stroke="#333"/>${tickLabelSvg(t, x, MARGIN.top + ih + 18, 'middle')}</g>`);
   }
-  for (const t of ticksFor(p.y.scale, y0, y1)) {
+  for (const t of ticksFor(p.y.scale, y0, y1, p.y.ticks)) {
     const y = py(t.value);
     out.push(`<g class="tick y-tick" data-value="${t.value}"><line x1="${MARGIN.left}" y1="${fmt(y)}" x2="${fmt(MARGIN.left + iw)}" y2="${fmt(y)}" stroke="#e5e5e5"/>` +
       `<line x1="${MARGIN.left - 5}" y1="${fmt(y)}" x2="${MARGIN.left}" y2="${fmt(y)}" stroke="#333"/>${tickLabelSvg(t, MARGIN.left - 8, y + 4, 'end')}</g>`);
@@ -221,6 +230,12 @@ export function seriesNames(fig: FigureSpec): string[] {
   return names;
 }
 
+/** Room for the legend: at least LEGEND_WIDTH, wider for long entries (about 6.2 px per character at 11 px). */
+export function legendWidth(names: string[], notes: string[]): number {
+  const chars = (xs: string[]): number => Math.max(0, ...xs.map((x) => [...x].length));
+  return Math.max(LEGEND_WIDTH, Math.ceil(Math.max(36 + 6.2 * chars(names), 14 + 6.2 * chars(notes))));
+}
+
 /** The whole figure: a title, a grid of panels, a legend on the right (one entry per series name). */
 export function figureSvg(fig: FigureSpec): string {
   const pw = fig.panelWidth ?? 420;
@@ -231,7 +246,7 @@ export function figureSvg(fig: FigureSpec): string {
   const explicit = new Map<string, string>();
   for (const p of fig.panels) for (const s of p.series) if (s.color && !explicit.has(s.name)) explicit.set(s.name, s.color);
   const colorOf = (n: string): string => explicit.get(n) ?? PALETTE[names.indexOf(n) % PALETTE.length];
-  const width = cols * pw + LEGEND_WIDTH;
+  const width = cols * pw + legendWidth(names, fig.notes ?? []);
   const legendHeight = 40 + (names.length + (fig.notes?.length ?? 0)) * 18;
   const height = Math.max(32 + rows * ph, legendHeight);
   const out = [

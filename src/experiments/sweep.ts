@@ -5,8 +5,6 @@
  * under SP it drifts. Diverged runs (a non-finite or blown-up loss) are recorded as such, never dropped.
  */
 import { UsageError } from '../errors.js';
-import type { FigureSpec, Series } from './plot.js';
-import { PALETTE } from './plot.js';
 import { isDivergedLoss, sweptDimension, type Progress, type RunConfig, type StudyModel, type TrainRun } from './run-types.js';
 
 export interface SweepOptions {
@@ -209,7 +207,8 @@ export function optimaMarkdown(res: SweepResult): string {
   const head = models ? `| model | ${dim!.name} | density |` : '| density |';
   const lines = [`${head} ${rules.map((r) => `${r}: optimal LR`).join(' | ')} |`, `|---|${models ? '---|---|' : ''}${rules.map(() => '---|').join('')}`];
   for (const m of models ?? [undefined]) {
-    for (const d of densities) {
+    // A merged study may pair each model with one density (iso-parameter): rows without runs are left out.
+    for (const d of densities.filter((x) => !m || res.points.some((p) => p.model === m.label && p.density === x))) {
       const lead = m ? `| ${m.label} | ${dim!.value(m)} | ${fmtDensity(d)} |` : `| ${fmtDensity(d)} |`;
       lines.push(`${lead} ${rules.map((r) => cell(res.optima.find((o) => o.rules === r && o.density === d && o.model === m?.label))).join(' | ')} |`);
     }
@@ -217,41 +216,4 @@ export function optimaMarkdown(res: SweepResult): string {
   const spread = rules.map((r) => { const s = res.optimumSpreadLog2[r]; return s === null ? 'n/a' : `${fmtLog2(s)} step${s === 1 ? '' : 's'} (×${fmtLog2(2 ** s)})`; });
   lines.push(`| optimum moves by${models ? ' | |' : ''} | ${spread.join(' | ')} |`);
   return lines.join('\n') + '\n';
-}
-
-/** One curve per density, or per (model, density) in a several-model sweep (named by its width or depth). */
-function seriesKeys(res: SweepResult): { model?: string; density: number; name: string }[] {
-  const { densities, models } = res.options;
-  if (!models) return densities.map((density) => ({ density, name: `density ${fmtDensity(density)}` }));
-  const dim = sweptDimension(models);
-  return models.flatMap((m) => densities.map((density) => ({
-    model: m.label, density, name: `${dim.name} ${dim.value(m)}${densities.length > 1 ? `, density ${fmtDensity(density)}` : ''}`,
-  })));
-}
-
-/** Plot of final loss against log2 LR: a panel per rule set, a curve per density, optima ringed, diverged runs as crosses. */
-export function sweepFigure(res: SweepResult, title = 'Final training loss vs learning rate'): FigureSpec {
-  const { rules, densities } = res.options;
-  const finals = res.points.filter((p) => p.finalLoss !== null).map((p) => p.finalLoss as number);
-  const firsts = res.points.map((p) => p.losses[0]).filter(Number.isFinite).sort((a, b) => a - b);
-  // Runs that blow up without a NaN would squash the interesting range: cap the axis at 1.25× the initial loss.
-  const cap = firsts.length ? firsts[Math.floor(firsts.length / 2)] * 1.25 : undefined;
-  const yMax = cap !== undefined && finals.some((f) => f > cap) ? cap : undefined;
-  const panels = rules.map((r) => ({
-    title: `${r}`,
-    x: { label: 'base learning rate (log2)', scale: 'log2' as const },
-    y: { label: `final train loss (mean of last ${res.options.lastK} steps)`, scale: 'linear' as const, max: yMax },
-    series: seriesKeys(res).map(({ model, density: d, name }, i): Series => {
-      const pts = res.points.filter((p) => p.rules === r && p.density === d && p.model === model);
-      const opt = res.optima.find((o) => o.rules === r && o.density === d && o.model === model);
-      return {
-        name,
-        color: PALETTE[i % PALETTE.length],
-        points: pts.map((p) => ({ x: p.lr, y: p.finalLoss ?? NaN })),
-        marks: opt && opt.lr !== null ? [{ x: opt.lr, y: opt.finalLoss as number }] : [],
-        diverged: pts.filter((p) => p.status === 'diverged').map((p) => p.lr),
-      };
-    }),
-  }));
-  return { title, panels, notes: ['ringed dot: optimum', '× at top: diverged'] };
 }

@@ -48,7 +48,7 @@ export interface TensorJob {
   elements: number;
   mask?: MaskSpec;
   /**
-   * How the mask part is written (mask-storage.ts): `bool` (default), 1 byte per entry; `bits`, ceil(n/8)
+   * How the mask part is written (mask-storage.ts): `bool`, 1 byte per entry; `bits` (default), ceil(n/8)
    * bytes, entry i in byte i >> 3, bit i & 7 (the bitset's own bytes on a little-endian machine).
    */
   maskStorage?: 'bool' | 'bits';

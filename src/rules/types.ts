@@ -4,7 +4,7 @@ import type { Role } from '../analysis/types.js';
 /** Variables a formula may use. */
 export const EXPR_VARIABLES = [
   'm_d', 'm_rho', 'rho', 'sigma_base', 'alpha_input', 'alpha_output', 'd_head', 'n_layers', 'fan_in', 'fan_out',
-  // Depth (CompleteP, depth-µP; shared/notes/depth-unit-rules.md §5): m_L = n_layers / n_layers_base (blocks, not
+  // Depth (CompleteP, depth-µP; docs/notes/depth-unit-rules.md §5): m_L = n_layers / n_layers_base (blocks, not
   // branches), alpha_depth the rule set's exponent, in_block 1 for a parameter inside a transformer block (its layer
   // is known: branch linears, their biases, pre-LN gains) and 0 for embeddings, final norm and readout.
   'm_L', 'n_layers_base', 'alpha_depth', 'in_block',
