@@ -62,30 +62,43 @@ export function resolveExternalPath(t: TensorProto, baseDir: string): string {
   return full;
 }
 
-export function readExternalBytes(t: TensorProto, baseDir: string): Uint8Array {
+/** An external tensor's data file opened for reading, with where the tensor starts in it. */
+export interface ExternalFile {
+  fd: number;
+  path: string;
+  offset: number;
+}
+
+/** Opens the data file of external tensor `t`; a missing or unreadable file is a one-line error (exit 5). */
+export function openExternal(t: TensorProto, baseDir: string): ExternalFile {
   const file = resolveExternalPath(t, baseDir);
-  const { offset, length } = externalInfo(t);
-  const want = length ?? tensorDataBytes(t);
-  let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    return { fd: fs.openSync(file, 'r'), path: file, offset: externalInfo(t).offset };
   } catch (e) {
     throw unreadableDataError(t, file, baseDir, (e as NodeJS.ErrnoException).code);
   }
+}
+
+/** Fills `into` with the bytes `at` bytes past the tensor's start; a file that ends first is a one-line error. */
+export function readExternalInto(t: TensorProto, f: ExternalFile, into: Uint8Array, at: number): void {
+  for (let got = 0; got < into.byteLength;) {
+    const n = fs.readSync(f.fd, into, got, into.byteLength - got, f.offset + at + got);
+    if (n === 0) {
+      throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(f.path)}' ends before offset ${f.offset}+${at + into.byteLength}; it is truncated`);
+    }
+    got += n;
+  }
+}
+
+export function readExternalBytes(t: TensorProto, baseDir: string): Uint8Array {
+  const want = externalInfo(t).length ?? tensorDataBytes(t);
+  const f = openExternal(t, baseDir);
   try {
     const out = new Uint8Array(want);
-    let got = 0;
-    while (got < want) {
-      const n = fs.readSync(fd, out, got, want - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    if (got < want) {
-      throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(file)}' ends before offset ${offset}+${want}; it is truncated`);
-    }
+    readExternalInto(t, f, out, 0);
     return out;
   } finally {
-    fs.closeSync(fd);
+    fs.closeSync(f.fd);
   }
 }
 
@@ -93,25 +106,18 @@ const COPY_BYTES = 8 << 20;
 
 /** Copies an external tensor's bytes into `fd` at `offset` in 8 MiB pieces (never the whole tensor in memory). */
 function copyExternalBytes(t: TensorProto, baseDir: string, fd: number, offset: number): number {
-  const file = resolveExternalPath(t, baseDir);
-  const { offset: from, length } = externalInfo(t);
-  const want = length ?? tensorDataBytes(t);
-  let src: number;
-  try {
-    src = fs.openSync(file, 'r');
-  } catch (e) {
-    throw unreadableDataError(t, file, baseDir, (e as NodeJS.ErrnoException).code);
-  }
+  const want = externalInfo(t).length ?? tensorDataBytes(t);
+  const src = openExternal(t, baseDir);
   try {
     const buf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, want)));
     for (let done = 0; done < want;) {
-      const n = fs.readSync(src, buf, 0, Math.min(buf.byteLength, want - done), from + done);
-      if (n === 0) throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(file)}' ends before offset ${from}+${want}; it is truncated`);
-      writeAll(fd, buf.subarray(0, n), offset + done);
-      done += n;
+      const piece = buf.subarray(0, Math.min(buf.byteLength, want - done));
+      readExternalInto(t, src, piece, done);
+      writeAll(fd, piece, offset + done);
+      done += piece.byteLength;
     }
   } finally {
-    fs.closeSync(src);
+    fs.closeSync(src.fd);
   }
   return want;
 }

@@ -8,9 +8,7 @@ import { TensorProtoSchema, type TensorProto } from 'onnx-buf';
 import { UserInputError } from '../errors.js';
 import { bf16BitsToFloat, bitsPerElement, DataType, dataTypeName, decodeHalfInto, floatToBf16Bits, floatToHalfBits } from './dtype.js';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { ExitCode } from '../errors.js';
-import { clearExternal, externalInfo, isExternal, readExternalBytes, resolveExternalPath } from './external.js';
+import { clearExternal, isExternal, openExternal, readExternalBytes, readExternalInto } from './external.js';
 
 export function dimsOf(t: TensorProto): number[] {
   return t.dims.map(Number);
@@ -130,10 +128,10 @@ export function forEachFloat32Chunk(t: TensorProto, baseDir: string, fn: (values
       let bytes: Uint8Array | undefined;
       if (file && direct) {
         // Little-endian float32 from a file: read straight into the values, nothing to decode.
-        readFully(t, file, new Uint8Array(out.buffer, out.byteOffset, count * 4), start * width);
+        readExternalInto(t, file, new Uint8Array(out.buffer, out.byteOffset, count * 4), start * width);
       } else if (file) {
         bytes = scratch!.subarray(0, count * width);
-        readFully(t, file, bytes, start * width);
+        readExternalInto(t, file, bytes, start * width);
       } else {
         bytes = t.rawData.subarray(start * width, (start + count) * width);
       }
@@ -161,30 +159,12 @@ export function float32At(t: TensorProto, baseDir: string, indices: readonly num
   try {
     const bytes = new Uint8Array(width);
     indices.forEach((k, i) => {
-      readFully(t, file, bytes, k * width);
+      readExternalInto(t, file, bytes, k * width);
       decodeFloatsInto(new DataView(bytes.buffer), t.dataType, out.subarray(i, i + 1), 1);
     });
     return out;
   } finally {
     fs.closeSync(file.fd);
-  }
-}
-
-function openExternal(t: TensorProto, baseDir: string): { fd: number; offset: number; path: string } {
-  const file = resolveExternalPath(t, baseDir);
-  try {
-    return { fd: fs.openSync(file, 'r'), offset: externalInfo(t).offset, path: file };
-  } catch (e) {
-    throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(file)}' cannot be read (${(e as NodeJS.ErrnoException).code}); keep the data file beside the model`, ExitCode.io);
-  }
-}
-
-function readFully(t: TensorProto, file: { fd: number; offset: number; path: string }, into: Uint8Array, at: number): void {
-  let got = 0;
-  while (got < into.byteLength) {
-    const k = fs.readSync(file.fd, into, got, into.byteLength - got, file.offset + at + got);
-    if (k === 0) throw new UserInputError(`tensor '${t.name}': external data file '${path.basename(file.path)}' ends before its data does; it is truncated`);
-    got += k;
   }
 }
 
