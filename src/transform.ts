@@ -25,7 +25,7 @@ import { tiePass } from './passes/ties.js';
 import { fillMaskReport, maskPass, type MaskPassReport } from './passes/masks.js';
 import { fillInitReport, initPass, type InitPassReport } from './passes/init.js';
 import { DeferredValues } from './passes/deferred.js';
-import { SourceStds } from './analysis/source-stds.js';
+import { SourceStds, surveyExternalWeights } from './analysis/source-stds.js';
 import { DEFAULT_MASK_STORAGE, MASK_STORAGES, type MaskStorage } from './passes/mask-storage.js';
 import { multiplierPass } from './passes/multipliers.js';
 import { residualBranchPass } from './passes/residual-branches.js';
@@ -86,6 +86,12 @@ export interface TransformOptions {
    * (non-zeros, init std) are null. Default false: every value is computed now (the same bytes either way).
    */
   deferValues?: boolean;
+  /**
+   * Worker threads (passes/job-pool.ts) that read the weights in external data for the analysis, each weight
+   * once, spread over the threads (`surveyExternalWeights`); pass the same pool to `writeTransformOutputs`.
+   * Default none: the analysis reads them on this thread (the same numbers either way).
+   */
+  pool?: JobPool;
 }
 
 export interface TransformResult {
@@ -119,6 +125,7 @@ export async function transform(input: LoadedModel, options: TransformOptions = 
   const source: LoadedModel = normalized.model === input.model ? input : { ...input, model: normalized.model };
   options.onStage?.('analyze');
   const sourceStds = new SourceStds();
+  if (options.pool) await surveyExternalWeights(source.model, input.baseDir, options.pool, sourceStds);
   const analysis = analyze(source, [...loaded.overrides, ...(options.roles ?? [])], sourceStds);
   analysis.warnings.unshift(...normalized.warnings);
   const done = input.model.metadataProps.find((p) => p.key === 'supar.rules');
@@ -278,6 +285,8 @@ export interface WriteOutputsOptions {
   externalData?: ExternalDataMode;
   /** Worker threads computing deferred values (default: os.availableParallelism(); 1 = none). */
   threads?: number;
+  /** Those threads, already started (e.g. the pool given to `transform`); left open. */
+  pool?: JobPool;
   /**
    * Free bytes assumed in the output folder instead of asking the file system (fs.statfsSync): a test hook,
    * also read by the CLI from SUPAR_FREE_BYTES.
@@ -376,13 +385,13 @@ export async function writeTransformOutputs(result: TransformResult, outPath: st
   }
   checkFreeSpace(models.map((m) => ({ bytes: estimateWriteBytes(m.model, m.file, m.opts) })), path.dirname(out.model), opts.freeBytes);
   const threads = opts.threads ?? defaultThreads();
-  const pool = result.deferred && threads > 1 ? new JobPool(threads) : undefined;
-  if (result.deferred) result.deferred.pool = pool;
+  const ownPool = !opts.pool && result.deferred && threads > 1 ? new JobPool(threads) : undefined;
+  if (result.deferred) result.deferred.pool = opts.pool ?? ownPool;
   let written: WrittenFiles | undefined;
   try {
     [written] = await writeModelsChecked(models);
   } finally {
-    await pool?.close();
+    await ownPool?.close();
     result.deferred?.forgetWritten();
   }
   // The report's non-zeros and init std come from the values just computed.

@@ -1,19 +1,23 @@
 /**
  * The std before that the analysis measures while reading external weights (src/analysis/source-stds.ts) and
  * hands to the resample jobs (which then never read the source) equals nonZeroMoments of the source values,
- * bit for bit: float32 and float16 external data.
+ * bit for bit: float32 and float16 external data. The survey behind it (tensor-jobs.ts `ValueSurvey`: the
+ * shared-copy fingerprint and the moments in one loop) equals per-element reference code; worker threads
+ * (`surveyExternalWeights`) record the same numbers as this thread and leave a damaged file to the analysis.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyzeModel } from '../src/analysis/index.js';
-import { SourceStds } from '../src/analysis/source-stds.js';
+import { SourceStds, surveyExternalWeights } from '../src/analysis/source-stds.js';
 import { readModel, writeModel } from '../src/onnx/codec.js';
-import { DataType } from '../src/onnx/dtype.js';
+import { DataType, decodeHalfInto, halfBitsToFloat } from '../src/onnx/dtype.js';
 import { externalInfo, isExternal, resolveExternalPath } from '../src/onnx/external.js';
 import { makeFloatTensor, tensorToFloat32 } from '../src/onnx/tensor.js';
 import { nonZeroMoments } from '../src/passes/init.js';
+import { JobPool } from '../src/passes/job-pool.js';
+import { ValueSurvey } from '../src/passes/tensor-jobs.js';
 import { transform } from '../src/transform.js';
 import { ROOT, tempDir } from './helpers.js';
 
@@ -60,6 +64,93 @@ test('the analysis records nonZeroMoments std of external weights, and resample 
       }
     }
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The fingerprint as first written (sharing.ts before the survey): one element at a time. */
+function referencePrint(v: Float32Array): { min: number; max: number; hash: number } {
+  const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  let min = Infinity, max = -Infinity, hash = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (x < min) min = x;
+    if (x > max) max = x;
+    const b = x === 0 ? 0 : bits[i]!;
+    hash = (hash + Math.imul(b ^ (b >>> 16), 0x45d9f3b)) | 0;
+  }
+  return { min, max, hash: hash >>> 0 };
+}
+
+test('ValueSurvey: min, max and hash of the one-at-a-time fingerprint, std of nonZeroMoments, over any chunking', () => {
+  let seed = 7;
+  const next = () => { seed = (Math.imul(seed, 1664525) + 1013904223) | 0; return (seed >>> 0) / 2 ** 32; };
+  for (const n of [0, 1, 3, 4, 5, 8, 1027, 4099]) {
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = next() < 0.3 ? 0 : (next() - 0.5) * 4;
+    if (n > 5) { v[1] = -0; v[2] = NaN; v[3] = Infinity; v[5] = -Infinity; }
+    const want = { ...referencePrint(v), std: nonZeroMoments(v).std };
+    for (const chunk of [4, 16, 1024, Math.max(4, n)]) {
+      const s = new ValueSurvey();
+      for (let at = 0; at < n; at += chunk) s.add(v.subarray(at, Math.min(n, at + chunk)));
+      const got = s.result();
+      for (const k of ['min', 'max', 'hash', 'std'] as const) assert.ok(Object.is(got[k], want[k]), `n ${n}, chunk ${chunk}: ${k} ${got[k]} = ${want[k]}`);
+    }
+  }
+  // The hash is order-free (a transposed copy lands in the same bucket) and tells −0 from nothing but +0.
+  const a = new ValueSurvey(); a.add(new Float32Array([1.5, -0, 2, 3, 7]));
+  const b = new ValueSurvey(); b.add(new Float32Array([7, 3, 0, 2, 1.5]));
+  assert.equal(a.result().hash, b.result().hash);
+});
+
+test('decodeHalfInto: every float16 value, from aligned and unaligned bytes, is halfBitsToFloat', () => {
+  const bytes = new Uint8Array(2 * 65536 + 1);
+  for (let h = 0; h < 65536; h++) { bytes[2 * h] = h & 0xff; bytes[2 * h + 1] = h >>> 8; }
+  for (const at of [0, 1]) {
+    const src = at === 0 ? bytes.subarray(0, 2 * 65536) : new Uint8Array(bytes.buffer.slice(0)).subarray(1);
+    if (at === 1) src.set(bytes.subarray(0, 2 * 65536));
+    const out = new Float32Array(65536);
+    decodeHalfInto(src, out, 65536);
+    for (let h = 0; h < 65536; h++) assert.ok(Object.is(out[h], Math.fround(halfBitsToFloat(h))), `offset ${at}: half 0x${h.toString(16)}: ${out[h]}`);
+  }
+});
+
+test('surveys on worker threads record what this thread measures, and the transform is the same with or without them', async () => {
+  const dir = tempDir();
+  const pool = new JobPool(2);
+  try {
+    for (const { label, file } of externalCopies(dir)) {
+      const input = readModel(file);
+      const here = new SourceStds();
+      analyzeModel(input.model, input.baseDir, { sourceStds: here });
+      const threads = new SourceStds();
+      await surveyExternalWeights(input.model, input.baseDir, pool, threads);
+      let compared = 0;
+      for (const t of input.model.graph!.initializer.filter(isExternal)) {
+        const where = [resolveExternalPath(t, input.baseDir), externalInfo(t).offset, t.dataType, tensorToFloat32(t, input.baseDir).length] as const;
+        const want = here.survey(...where);
+        if (!want) continue;
+        assert.deepEqual(threads.survey(...where), want, `${label}: ${t.name}`);
+        compared++;
+      }
+      assert.ok(compared >= 4, `${label}: ${compared} weights compared`);
+      const plain = await transform(readModel(file), { density: 0.25, seed: 3 });
+      const pooled = await transform(readModel(file), { density: 0.25, seed: 3, pool });
+      assert.deepEqual(pooled.report, plain.report, `${label}: same report`);
+      for (const [i, t] of plain.model.graph!.initializer.entries()) {
+        assert.deepEqual(pooled.model.graph!.initializer[i]!.rawData, t.rawData, `${label}: ${t.name}: same bytes`);
+      }
+    }
+    // A damaged data file: the survey leaves it to the analysis, which says what is wrong as without threads.
+    const [{ file }] = externalCopies(dir);
+    const data = `${file}.data`;
+    fs.truncateSync(data, Math.floor(fs.statSync(data).size / 2));
+    const message = async (opts: object) => transform(readModel(file), { density: 0.25, ...opts }).then(() => 'no error', (e: Error) => e.message);
+    const without = await message({});
+    assert.notEqual(without, 'no error');
+    assert.equal(await message({ pool }), without);
+  } finally {
+    await pool.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

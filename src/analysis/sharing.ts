@@ -19,7 +19,7 @@
 import { DataType } from '../onnx/dtype.js';
 import { externalInfo, isExternal, resolveExternalPath } from '../onnx/external.js';
 import { forEachFloat32Chunk, tensorToFloat32 } from '../onnx/tensor.js';
-import { Moments } from '../passes/tensor-jobs.js';
+import { ValueSurvey } from '../passes/tensor-jobs.js';
 import type { SourceStds } from './source-stds.js';
 import type { AnalysisGraph } from './graph.js';
 import type { ParamInfo, Role } from './types.js';
@@ -78,47 +78,26 @@ export function findSharedCopies(g: AnalysisGraph, params: ParamInfo[], warnings
 }
 
 /**
- * Min, max and an order-free hash of the values as float32: Σ mix(bits(x)) mod 2^32 with a one-multiply mix
- * (−0 counted as +0, as `===` compares), so a copy in any order or layout (transposed, reshaped) lands in the
- * same bucket; a collision only costs a full comparison. For external data, the same read gives the std
- * before of the init report (recorded in `stds`, so the weight's job does not read it again).
+ * Min, max and an order-free hash of the values as float32 (tensor-jobs.ts `ValueSurvey`: Σ mix(bits(x)) mod
+ * 2^32, −0 counted as +0, as `===` compares), so a copy in any order or layout (transposed, reshaped) lands in
+ * the same bucket; a collision only costs a full comparison. External weights surveyed beforehand by worker
+ * threads (`surveyExternalWeights`) are not read again; for the others of external data, the same read gives
+ * the std before of the init report (recorded in `stds`, so the weight's job does not read it again).
  */
 function fingerprintOf(g: AnalysisGraph, p: ParamInfo, warnings: string[], stds?: SourceStds): { min: number; max: number; hash: number } | undefined {
   try {
     const t = g.index.getInitializer(p.name);
-    const moments = stds && isExternal(t) ? new Moments() : undefined;
-    const print = new Fingerprint();
-    forEachFloat32Chunk(t, g.baseDir, (v) => {
-      moments?.add(v);
-      print.add(v);
-    });
-    if (moments) stds!.record(resolveExternalPath(t, g.baseDir), externalInfo(t).offset, t.dataType, p.elements, moments.std());
-    return { min: print.min, max: print.max, hash: print.hash >>> 0 };
+    const where = stds && isExternal(t) ? { file: resolveExternalPath(t, g.baseDir), offset: externalInfo(t).offset } : undefined;
+    const known = where && stds!.survey(where.file, where.offset, t.dataType, p.elements);
+    if (known) return known;
+    const survey = new ValueSurvey();
+    forEachFloat32Chunk(t, g.baseDir, (v) => survey.add(v));
+    const result = survey.result();
+    if (where) stds!.record(where.file, where.offset, t.dataType, p.elements, result);
+    return result;
   } catch (err) {
     warnings.push(`shared-copy check of '${p.name}' skipped: ${(err as Error).message}`);
     return undefined;
-  }
-}
-
-/** fingerprintOf's running min, max and hash over chunks (a method with locals: the hot loop writes no closure slots). */
-class Fingerprint {
-  min = Infinity;
-  max = -Infinity;
-  hash = 0;
-
-  add(v: Float32Array): void {
-    const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
-    let { min, max, hash } = this;
-    for (let i = 0; i < v.length; i++) {
-      const x = v[i]!;
-      if (x < min) min = x;
-      if (x > max) max = x;
-      const b = x === 0 ? 0 : bits[i]!;
-      hash = (hash + Math.imul(b ^ (b >>> 16), 0x45d9f3b)) | 0;
-    }
-    this.min = min;
-    this.max = max;
-    this.hash = hash;
   }
 }
 

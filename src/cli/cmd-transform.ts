@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './main.js';
 import { UsageError } from '../errors.js';
 import { readModel } from '../onnx/codec.js';
+import { defaultThreads, JobPool } from '../passes/job-pool.js';
 import type { ExternalDataMode } from '../onnx/external.js';
 import { checkOutputPath, defaultOutputPath, PASSES, transform, writeTransformOutputs } from '../transform.js';
 import { addTransformFlags, toTransformOptions, type TransformFlags } from './transform-options.js';
@@ -58,22 +59,26 @@ export async function runTransform(file: string, flags: CommandFlags): Promise<v
   const bar = progress('transform', PASSES.length + 3);
   let result: Awaited<ReturnType<typeof transform>>;
   let files: Awaited<ReturnType<typeof writeTransformOutputs>> | null;
+  // One set of worker threads (started on first use) reads external weights for the analysis, then writes.
+  const nThreads = threads ?? defaultThreads();
+  const pool = nThreads > 1 ? new JobPool(nThreads) : undefined;
   try {
     bar.tick(0, 'read');
     const input = readModel(file);
     // The CLI drops the input afterwards: rewrite weights inside its buffers (one copy of the model in memory).
     // New values are computed while writing, tensor by tensor (the streaming path: bounded memory).
-    result = await transform(input, { ...options, inPlace: true, deferValues: true, onStage: (stage) => bar.tick(1, stage) });
+    result = await transform(input, { ...options, inPlace: true, deferValues: true, pool, onStage: (stage) => bar.tick(1, stage) });
     bar.tick(1, flags.dryRun ? 'done' : 'write');
     if (flags.dryRun) {
       result.deferred?.measure();
       result.refreshReport();
     }
     files = flags.dryRun ? null : await writeTransformOutputs(result, outPath, {
-      externalData: flags.externalData as ExternalDataMode, html: flags.html, threads, freeBytes: freeBytesHook(),
+      externalData: flags.externalData as ExternalDataMode, html: flags.html, threads: nThreads, pool, freeBytes: freeBytesHook(),
     });
   } finally {
     bar.done(); // clear the line before the summary or an error message
+    await pool?.close();
   }
   if (flags.json) {
     process.stdout.write(`${JSON.stringify({ files: files && relativeFiles(files), report: result.report }, null, 2)}\n`);
