@@ -113,16 +113,37 @@ export async function prepareCheckedWrite(model: ModelProto, file: string, opts:
   };
 }
 
-/** Computes the deferred tensors' bytes into their ranges of the (temp) data file, then syncs it. */
+/**
+ * Computes the deferred tensors' bytes into their ranges of the (temp) data file, then syncs it. While worker
+ * threads fill it, this thread asks the kernel every half second to write back what is already there
+ * (fdatasync on libuv's thread pool), so the final fsync waits for the last bytes only.
+ */
 async function fillDeferred(deferred: DeferredData, dataTemp: string, placements: DeferredPlacement[]): Promise<void> {
   const fd = fs.openSync(dataTemp, 'r+');
+  let filling = true;
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = () => {
+    if (!filling) return;
+    flushing = new Promise<void>((resolve) => fs.fdatasync(fd, () => resolve())).then(() => {
+      if (filling) timer = setTimeout(flush, FLUSH_EVERY_MS);
+    });
+  };
+  let timer: NodeJS.Timeout | undefined = setTimeout(flush, FLUSH_EVERY_MS);
   try {
-    await deferred.fill(fd, dataTemp, placements);
+    try {
+      await deferred.fill(fd, dataTemp, placements);
+    } finally {
+      filling = false;
+      clearTimeout(timer);
+      await flushing;
+    }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
 }
+
+const FLUSH_EVERY_MS = 500;
 
 /** `writeModel` with the load check before the rename: onnxruntime opens the model first, or nothing is written. */
 export async function writeModelChecked(model: ModelProto, file: string, opts: CheckedWriteOptions): Promise<WrittenFiles> {
