@@ -80,6 +80,27 @@ test('uniform53 and normal: moments', () => {
   assert.ok(Math.abs(v / n - 1) < 4 * Math.sqrt(2 / n), `var ${v / n}`);
 });
 
+test('fillNormals: the same values, bit for bit, as one normal() per entry, dense or at indices, across an odd split', () => {
+  const std = 0.0173;
+  for (const counts of [[1], [2], [7, 8, 1], [1000, 3, 999]]) {
+    for (const scattered of [false, true]) {
+      const one = Rng.forTensor(3, 'w', 'init');
+      const many = Rng.forTensor(3, 'w', 'init');
+      one.normal(); many.fillNormals(new Float32Array(1), 1, 1); // both start with a cached second value
+      for (const count of counts) {
+        const size = scattered ? 3 * count + 2 : count;
+        const indices = Int32Array.from({ length: count }, (_, j) => 3 * j + (j % 3));
+        const want = new Float32Array(size);
+        for (let j = 0; j < count; j++) want[scattered ? indices[j]! : j] = 0 + std * one.normal();
+        const got = new Float32Array(size);
+        many.fillNormals(got, std, count, scattered ? indices : undefined);
+        assert.deepEqual(got, want, `counts ${counts}, ${scattered ? 'scattered' : 'dense'}, count ${count}`);
+      }
+      assert.equal(many.nextU32(), one.nextU32(), 'the streams end in the same state');
+    }
+  }
+});
+
 test('streams: same key same bytes, independent of other draws; seed and name change them', () => {
   const spec: MaskSpec = { shape: [64, 48], density: 0.25, mode: 'exact', inputAxis: 0, outputAxis: 1 };
   const first = drawMask(spec, Rng.forTensor(0, 'a', 'mask'));

@@ -135,6 +135,45 @@ export class Rng {
     return Math.floor(this.uniform53() * n);
   }
 
+  /**
+   * `out[p] = 0 + std · normal()` for p = 0 … count−1, or for p = indices[0 … count) (in that order): the
+   * same draws, bit for bit, as calling `normal()` once per entry (a cached second value is used first, and
+   * an odd count leaves one cached), with the generator's steps inlined: a quarter faster.
+   */
+  fillNormals(out: Float32Array, std: number, count: number, indices?: Int32Array): void {
+    let j = 0;
+    if (this.hasCachedNormal && count > 0) {
+      this.hasCachedNormal = false;
+      out[indices ? indices[j]! : j] = 0 + std * this.cachedNormal;
+      j++;
+    }
+    let a = this.a, b = this.b, c = this.c, d = this.d;
+    while (j < count) {
+      // Three sfc32 steps (nextU32): u1's high and low words, then the angle's.
+      let t = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0; a = b ^ (b >>> 9); b = (c + (c << 3)) | 0; c = (((c << 21) | (c >>> 11)) + t) | 0;
+      const hi = t >>> 5;
+      t = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0; a = b ^ (b >>> 9); b = (c + (c << 3)) | 0; c = (((c << 21) | (c >>> 11)) + t) | 0;
+      const lo = t >>> 6;
+      t = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0; a = b ^ (b >>> 9); b = (c + (c << 3)) | 0; c = (((c << 21) | (c >>> 11)) + t) | 0;
+      const r = Math.sqrt(-2 * Math.log(1 - (hi * TWO_POW_26 + lo) * TWO_POW_MINUS_53));
+      const theta = TWO_PI_OVER_2_POW_32 * (t >>> 0);
+      out[indices ? indices[j]! : j] = 0 + std * (r * Math.cos(theta));
+      j++;
+      const z1 = r * Math.sin(theta);
+      if (j < count) {
+        out[indices ? indices[j]! : j] = 0 + std * z1;
+        j++;
+      } else {
+        this.cachedNormal = z1;
+        this.hasCachedNormal = true;
+      }
+    }
+    this.a = a; this.b = b; this.c = c; this.d = d;
+  }
+
   /** A standard normal draw (Box–Muller; the pair's second value is returned by the next call). */
   normal(): number {
     if (this.hasCachedNormal) {

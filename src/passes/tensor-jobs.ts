@@ -199,7 +199,8 @@ function runResample(job: TensorJob, init: InitJob, bits: MaskBits | undefined, 
     for (let start = 0; start < n; start += chunk) before.add(reader.read(start, Math.min(chunk, n - start), values));
     stdBefore = before.std();
   }
-  const draw = normalDraw(Rng.forTensor(job.seed, job.name, 'init'), init.std!, init.truncated);
+  const rng = Rng.forTensor(job.seed, job.name, 'init');
+  const draw = normalDraw(rng, init.std!, init.truncated);
   const after = new Moments();
   const width = bitsPerElement(init.dataType) / 8;
   const encoded = new Uint8Array(Math.min(chunk, n) * width);
@@ -210,12 +211,14 @@ function runResample(job: TensorJob, init: InitJob, bits: MaskBits | undefined, 
     if (bits) {
       v.fill(0);
       const k = keptIndices(bits, start, count, kept!);
-      for (let j = 0; j < k; j++) v[kept![j]!] = 0 + draw();
+      if (init.truncated) for (let j = 0; j < k; j++) v[kept![j]!] = 0 + draw();
+      else rng.fillNormals(v, init.std!, k, kept);
       after.addAt(v, kept!, k);
       // The other entries are +0, whose encoding in every float type is all zero bits: only the kept are converted.
       sink('weight', start * width, encodeChunk(v, init.dataType, encoded, kept, k));
     } else {
-      for (let i = 0; i < count; i++) v[i] = 0 + draw();
+      if (init.truncated) for (let i = 0; i < count; i++) v[i] = 0 + draw();
+      else rng.fillNormals(v, init.std!, count);
       after.add(v);
       sink('weight', start * width, encodeChunk(v, init.dataType, encoded));
     }
