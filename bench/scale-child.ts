@@ -4,7 +4,8 @@
  *     generate <gb> <model.onnx> <seed>   write the synthetic model (fixtures/llm-builder.ts), progress on stderr
  *     ort-load <model.onnx>               onnxruntime-node InferenceSession.create (CPU EP, default options)
  *     cli <rusage.json> <args...>         the CLI's main() with <args>, as bin/supar-transform.js runs it
- *                                         (mainSeconds: main() alone, without importing the CLI)
+ *                                         (mainSeconds: main() alone, without importing the CLI), from the
+ *                                         module in SUPAR_SCALE_CLI (dist/ or src/, bench/scale.ts --cli)
  *
  * In `cli`, onnxruntime's InferenceSession.create is wrapped to record each session the CLI opens (the
  * load check of every written graph): when it started, how long it took, and the peak RSS before it, which
@@ -14,6 +15,7 @@
  * is the CLI's own) and exits with the CLI's exit code. Peak RSS = process.resourceUsage().maxRSS.
  */
 import * as fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
 
 export interface ChildUsage {
   /** Seconds inside the process (after Node and tsx start-up). */
@@ -77,7 +79,8 @@ if (step === 'generate') {
   process.stdout.write(`${JSON.stringify({ createSeconds, ...u })}\n`);
 } else if (step === 'cli') {
   const sessions = await recordSessions(t0);
-  const { main } = await import('../src/cli/main.js');
+  const cli = process.env.SUPAR_SCALE_CLI;
+  const { main } = (await (cli ? import(pathToFileURL(cli).href) : import('../src/cli/main.js'))) as { main: (argv: string[]) => Promise<number> };
   const t1 = performance.now();
   const code = await main(args.slice(1));
   const mainSeconds = (performance.now() - t1) / 1000;

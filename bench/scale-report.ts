@@ -42,6 +42,8 @@ export interface ScaleResults {
   seed: number;
   /** The transform's flags after the model path (absent in results before --flags existed: `--density <density>`). */
   flags?: string;
+  /** The CLI measured: `dist (…)` or `source (…)` and why (absent in results before --cli: source). */
+  cli?: string;
   machine: {
     cpu: string; cores: number; memoryBytes: number; availableMemoryBytes: number; node: string; platform: string;
     loadAverageStart: number[]; loadAverageEnd: number[];
@@ -117,7 +119,7 @@ export function renderScaleMarkdown(res: ScaleResults, baseline?: ScaleResults, 
       `Load average (1/5/15 min) ${m.loadAverageStart.map((x) => x.toFixed(1)).join('/')} at the start, ${m.loadAverageEnd.map((x) => x.toFixed(1)).join('/')} at the end: the machine is shared, times are noisy; ratios are taken within one run.`,
     '',
     `Models: fixtures/llm-builder.ts, weights in external data (\`model.onnx.data\`), batch 1 × 8 static graph, seed ${res.seed}. ` +
-      `Transform: \`supar-transform model.onnx ${res.flags ?? `--density ${res.density}`}\` (the CLI's defaults otherwise: rules supar, hidden projections masked, resampled init, report page, load check of the written graph) through the CLI's main() in a child process (bench/scale-child.ts, from source with tsx).`,
+      `Transform: \`supar-transform model.onnx ${res.flags ?? `--density ${res.density}`}\` (the CLI's defaults otherwise: rules supar, hidden projections masked, resampled init, report page, load check of the written graph) through the CLI's main() in a child process (bench/scale-child.ts; CLI code: ${res.cli ?? 'source (src/ through tsx)'}).`,
     '',
     '| size | shape | params | weights | copy | ORT load | ORT peak RSS | transform | transform wall | transform CPU | transform peak RSS | … before the load check | RSS / weights | output (model + data) | transform / ORT load |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',

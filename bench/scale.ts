@@ -8,9 +8,13 @@
  *     npm run bench:scale -- [--sizes 0.5,3,13.5] [--dir /big/tmp] [--keep] [--threads 2]
  *                            [--flags='--mask-storage bits'] [--mem-budget 12] [--no-ort-load] [--seed 1]
  *                            [--baseline bench/results/scale-today.json] [--out bench/results/scale]
+ *                            [--cli auto|dist|source]
  *
  * --threads N is passed to the CLI (refused when the CLI has no such flag); --flags adds any other
- * transform flags (split on spaces), recorded in the results.
+ * transform flags (split on spaces), recorded in the results. --cli picks the code measured: `dist`, the
+ * built package that bin/supar-transform.js runs (what a user waits for); `source`, src/ through tsx (which
+ * also compiles in each worker thread); `auto` (default), dist when it is at least as new as every file in
+ * src/, else source. The choice is in the results.
  *
  * Before generating it checks the disk (input + output of the largest case, ~34 GB at 13.5 GB) and refuses
  * with one line. Before each size it predicts the peak RSS of the transform and of the ORT load from the
@@ -55,6 +59,7 @@ function parseFlags() {
         'no-ort-load': { type: 'boolean' },
         baseline: { type: 'string' },
         out: { type: 'string', default: path.join(HERE, 'results', 'scale') },
+        cli: { type: 'string', default: 'auto' },
       },
     }).values;
   } catch (e) {
@@ -99,12 +104,42 @@ function availableMemoryBytes(): number {
   return os.freemem();
 }
 
+// ---------- which CLI ----------
+
+const ROOT = path.join(HERE, '..');
+const DIST_MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** The CLI module the children import, and how it was chosen. */
+function chooseCli(v: string): { kind: 'dist' | 'source'; module: string; why: string } {
+  const source = { kind: 'source' as const, module: path.join(ROOT, 'src', 'cli', 'main.ts') };
+  if (v === 'source') return { ...source, why: '--cli source' };
+  const built = fs.existsSync(DIST_MAIN);
+  if (v === 'dist') {
+    if (!built) fail(`--cli dist: ${path.relative(process.cwd(), DIST_MAIN)} is missing; run npm run build`);
+    return { kind: 'dist', module: DIST_MAIN, why: '--cli dist' };
+  }
+  if (v !== 'auto') fail(`--cli '${v}': use auto, dist or source`);
+  if (!built) return { ...source, why: 'auto: no dist/ build' };
+  if (newestMtime(path.join(ROOT, 'src')) > fs.statSync(DIST_MAIN).mtimeMs) return { ...source, why: 'auto: dist/ is older than src/' };
+  return { kind: 'dist', module: DIST_MAIN, why: 'auto: dist/ is up to date' };
+}
+const CLI = chooseCli(values.cli!);
+
 // ---------- children ----------
 
 function runChild(args: string[], stdio: 'pipe' | 'inherit' = 'pipe'): { wall: number; stdout: string; stderr: string; status: number | string } {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, ['--import', TSX, CHILD, ...args], {
-    encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', stdio],
+    encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', stdio], env: { ...process.env, SUPAR_SCALE_CLI: CLI.module },
   });
   if (r.error) throw r.error;
   return { wall: (performance.now() - t0) / 1000, stdout: r.stdout ?? '', stderr: r.stderr ?? '', status: r.status ?? String(r.signal) };
@@ -251,7 +286,7 @@ try {
 const baseline = values.baseline ? JSON.parse(fs.readFileSync(values.baseline, 'utf8')) as ScaleResults : undefined;
 const git = spawnSync('git', ['log', '-1', '--format=%h %s', '--', 'src'], { cwd: path.join(HERE, '..'), encoding: 'utf8' });
 const report: ScaleResults = {
-  date: new Date().toISOString().slice(0, 10), commit: git.status === 0 ? git.stdout.trim().slice(0, 100) : undefined, density: Number(DENSITY), seed: Number(values.seed), flags: transformFlags.join(' '),
+  date: new Date().toISOString().slice(0, 10), commit: git.status === 0 ? git.stdout.trim().slice(0, 100) : undefined, density: Number(DENSITY), seed: Number(values.seed), flags: transformFlags.join(' '), cli: `${CLI.kind} (${CLI.why})`,
   machine: { ...machine, loadAverageEnd: os.loadavg() }, sizes: results,
 };
 const md = renderScaleMarkdown(report, baseline, values.baseline && path.relative(path.dirname(values.out!), values.baseline));
