@@ -72,7 +72,8 @@ export class DeferredValues implements DeferredData {
 
   /**
    * Writes the deferred tensors' bytes into the open data file `fd` (named `file`) at their offsets: each job
-   * once, in file order; bytes already written to an earlier graph's data file are copied from there.
+   * once (in file order on this thread; largest first on worker threads); bytes already written to an earlier
+   * graph's data file are copied from there.
    */
   async fill(fd: number, file: string, placements: DeferredPlacement[]): Promise<void> {
     const at = new Map(placements.map((p) => [p.tensor, p.offset]));
