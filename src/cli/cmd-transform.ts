@@ -39,7 +39,7 @@ export function register(program: Command, _ctx: CliContext): void {
     .option('--emit-train', 'also write the train-step graph <model>.supar.train.onnx')
     .option('--objective <kind>', 'loss of the train-step graph: next-token, class, mse, mlm (default: from the model\'s outputs, as train)')
     .option('--no-html', 'do not write the report page <model>.supar.report.html')
-    .option('--threads <n>', 'worker threads drawing masks and initial values (default: the cores available; 1 = none)')
+    .option('--threads <n>', 'worker threads reading the weights for the analysis and drawing masks and initial values (default: the cores available, at most 8; 1 = none)')
     .action(async (file: string, flags: CommandFlags) => {
       await runTransform(file, flags);
     });
