@@ -80,7 +80,7 @@ const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /**
  * Decodes n little-endian float16 values from `bytes` into `out` (by table; the same values as
  * halfBitsToFloat). The table is read and written as float32 bit patterns (integer copies, no float
- * conversion), from 16-bit loads when `bytes` is 2-aligned: 0.6 ns instead of 2.6 ns an element.
+ * conversion), from 16-bit loads when `bytes` is 2-aligned: 0.9 ns instead of 2.6 ns an element (profiled).
  */
 export function decodeHalfInto(bytes: Uint8Array, out: Float32Array, n: number): void {
   const table = (halfBitsTable ??= new Uint32Array(halfToFloatTable().buffer));
