@@ -19,6 +19,7 @@ import { nonZeroMoments } from '../src/passes/init.js';
 import { JobPool } from '../src/passes/job-pool.js';
 import { ValueSurvey } from '../src/passes/tensor-jobs.js';
 import { transform } from '../src/transform.js';
+import { writeLlmModel } from '../fixtures/llm-builder.js';
 import { ROOT, tempDir } from './helpers.js';
 
 const GPT_TINY = path.join(ROOT, 'fixtures', 'gpt-tiny.onnx');
@@ -124,7 +125,10 @@ test('surveys on worker threads record what this thread measures, and the transf
       const here = new SourceStds();
       analyzeModel(input.model, input.baseDir, { sourceStds: here });
       const threads = new SourceStds();
-      await surveyExternalWeights(input.model, input.baseDir, pool, threads);
+      await surveyExternalWeights(input.model, input.baseDir, pool, threads, 2); // the fixture's weights are small
+      const large = new SourceStds();
+      await surveyExternalWeights(input.model, input.baseDir, pool, large);
+      assert.equal(large.size, 0, `${label}: weights under SURVEY_MIN_ELEMENTS are left to the analysis`);
       let compared = 0;
       for (const t of input.model.graph!.initializer.filter(isExternal)) {
         const where = [resolveExternalPath(t, input.baseDir), externalInfo(t).offset, t.dataType, tensorToFloat32(t, input.baseDir).length] as const;
@@ -134,15 +138,25 @@ test('surveys on worker threads record what this thread measures, and the transf
         compared++;
       }
       assert.ok(compared >= 4, `${label}: ${compared} weights compared`);
+    }
+    // Weights large enough to be surveyed on the threads (fixtures/llm-builder.ts: 256 × 1024 MLP matrices).
+    const models = [
+      writeLlmModel({ family: 'gpt2', vocab: 300, dModel: 256, layers: 2, heads: 4, dFf: 1024, maxPos: 16, dtype: 'float32' }, path.join(dir, 'gpt2.onnx')).model,
+      writeLlmModel({ family: 'llama', vocab: 300, dModel: 256, layers: 2, heads: 4, dFf: 704, dtype: 'float16' }, path.join(dir, 'llama.onnx')).model,
+    ];
+    for (const file of models) {
+      const surveyed = new SourceStds();
+      await surveyExternalWeights(readModel(file).model, path.dirname(file), pool, surveyed);
+      assert.ok(surveyed.size >= 8, `${path.basename(file)}: ${surveyed.size} weights surveyed on the threads`);
       const plain = await transform(readModel(file), { density: 0.25, seed: 3 });
       const pooled = await transform(readModel(file), { density: 0.25, seed: 3, pool });
-      assert.deepEqual(pooled.report, plain.report, `${label}: same report`);
+      assert.deepEqual(pooled.report, plain.report, `${path.basename(file)}: same report`);
       for (const [i, t] of plain.model.graph!.initializer.entries()) {
-        assert.deepEqual(pooled.model.graph!.initializer[i]!.rawData, t.rawData, `${label}: ${t.name}: same bytes`);
+        assert.deepEqual(pooled.model.graph!.initializer[i]!.rawData, t.rawData, `${path.basename(file)}: ${t.name}: same bytes`);
       }
     }
     // A damaged data file: the survey leaves it to the analysis, which says what is wrong as without threads.
-    const [{ file }] = externalCopies(dir);
+    const file = models[0]!;
     const data = `${file}.data`;
     fs.truncateSync(data, Math.floor(fs.statSync(data).size / 2));
     const message = async (opts: object) => transform(readModel(file), { density: 0.25, ...opts }).then(() => 'no error', (e: Error) => e.message);

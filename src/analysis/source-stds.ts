@@ -42,18 +42,24 @@ export class SourceStds {
 const SURVEYED_TYPES: ReadonlySet<number> = new Set([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 
 /**
- * Surveys, on `pool`'s worker threads, every float initializer of the main graph held in external data (2
- * entries or more: what the shared-copy check may read), and records the results in `stds`. A weight whose
- * survey fails (a missing or short data file) is left out: the analysis then reads it itself and says what is
- * wrong, as without threads.
+ * Below this many entries a weight is left to the analysis' own read: a round trip to a worker costs more
+ * than reading it (a model may hold thousands of small external tensors).
  */
-export async function surveyExternalWeights(model: ModelProto, baseDir: string, pool: { survey(tasks: SurveyTask[]): Promise<(ValueSurveyResult | undefined)[]> }, stds: SourceStds): Promise<void> {
+export const SURVEY_MIN_ELEMENTS = 1 << 16;
+
+/**
+ * Surveys, on `pool`'s worker threads, every float initializer of the main graph held in external data with
+ * at least `minElements` entries (what the shared-copy check would read), and records the results in `stds`.
+ * A weight whose survey fails (a missing or short data file) is left out: the analysis then reads it itself
+ * and says what is wrong, as without threads.
+ */
+export async function surveyExternalWeights(model: ModelProto, baseDir: string, pool: { survey(tasks: SurveyTask[]): Promise<(ValueSurveyResult | undefined)[]> }, stds: SourceStds, minElements = SURVEY_MIN_ELEMENTS): Promise<void> {
   const tasks: SurveyTask[] = [];
   const seen = new Set<string>();
   for (const t of model.graph?.initializer ?? []) {
     if (!isExternal(t) || !SURVEYED_TYPES.has(t.dataType)) continue;
     const elements = elementCount(dimsOf(t));
-    if (elements < 2) continue;
+    if (elements < Math.max(2, minElements)) continue;
     let file: string, offset: number, length: number | undefined;
     try {
       ({ offset, length } = externalInfo(t));
